@@ -1,0 +1,201 @@
+package spec
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+)
+
+// Defaults applied to fields left empty.
+const (
+	DefaultInstances      = 1
+	DefaultReadinessPath  = "/healthz"
+	DefaultReadyTimeout   = 30 * time.Second
+	MaxInstances          = 256
+	maxRevisionNameLength = 63
+)
+
+var revisionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// Validate checks a spec's values. It does not know which clusters exist;
+// see CheckClusters.
+func Validate(s *cutoverv1.RolloutSpec) error {
+	var c errs
+	validateRevision(&c, "spec.revision", s.GetRevision())
+	clusters := validateTargets(&c, s.GetTargets())
+	validateEndpoint(&c, s.GetEndpoint(), clusters)
+	validateStrategy(&c, s.GetStrategy())
+	return c.err()
+}
+
+func validateRevision(c *errs, path string, r *cutoverv1.Revision) {
+	if r == nil {
+		c.add(path, "is required")
+		return
+	}
+	switch {
+	case r.GetName() == "":
+		c.add(path+".name", "is required")
+	case len(r.GetName()) > maxRevisionNameLength || !revisionRE.MatchString(r.GetName()):
+		c.add(path+".name", "must be 1-%d letters, digits, '.', '_' or '-', got %q", maxRevisionNameLength, r.GetName())
+	}
+	if r.GetCommand() == "" {
+		c.add(path+".command", "is required")
+	}
+	if n := r.GetInstances(); n < 0 || n > MaxInstances {
+		c.add(path+".instances", "must be between 1 and %d, got %d", MaxInstances, n)
+	}
+	if p := r.GetReadinessPath(); p != "" && !strings.HasPrefix(p, "/") {
+		c.add(path+".readinessPath", "must start with '/', got %q", p)
+	}
+	if d := r.GetReadyTimeout(); d != "" {
+		checkDuration(c, path+".readyTimeout", d)
+	}
+	for k := range r.GetEnv() {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			c.add(path+".env", "invalid variable name %q", k)
+		}
+	}
+}
+
+// validateTargets returns the set of clusters named, for the endpoint check.
+func validateTargets(c *errs, t *cutoverv1.Targets) map[string]bool {
+	seen := map[string]string{}
+	clusters := map[string]bool{}
+	if len(t.GetWaves()) == 0 {
+		c.add("spec.targets.waves", "must list at least one wave")
+		return clusters
+	}
+	for i, w := range t.GetWaves() {
+		wp := fmt.Sprintf("spec.targets.waves[%d]", i)
+		if len(w.GetClusters()) == 0 {
+			c.add(wp+".clusters", "must list at least one cluster")
+		}
+		for j, name := range w.GetClusters() {
+			cp := fmt.Sprintf("%s.clusters[%d]", wp, j)
+			switch {
+			case name == "":
+				c.add(cp, "must not be empty")
+			case seen[name] != "":
+				c.add(cp, "cluster %q is already listed at %s", name, seen[name])
+			default:
+				seen[name] = cp
+				clusters[name] = true
+			}
+		}
+	}
+	return clusters
+}
+
+func validateEndpoint(c *errs, e *cutoverv1.Endpoint, clusters map[string]bool) {
+	if e.GetListen() == "" {
+		c.add("spec.endpoint.listen", "is required")
+	} else {
+		checkListen(c, "spec.endpoint.listen", e.GetListen())
+	}
+	for cluster, addr := range e.GetListenOverrides() {
+		p := "spec.endpoint.listenOverrides." + cluster
+		if !clusters[cluster] {
+			c.add(p, "cluster %q is not a target of this rollout", cluster)
+		}
+		checkListen(c, p, addr)
+	}
+}
+
+func checkListen(c *errs, path, addr string) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		c.add(path, "must be host:port, got %q", addr)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		c.add(path, "port must be between 1 and 65535, got %q", port)
+	}
+}
+
+func validateStrategy(c *errs, s *cutoverv1.Strategy) {
+	canary := s.GetCanary()
+	if canary == nil {
+		c.add("spec.strategy", "must set canary")
+		return
+	}
+	if len(canary.GetSteps()) == 0 {
+		c.add("spec.strategy.canary.steps", "must not be empty")
+	}
+	for i, st := range canary.GetSteps() {
+		p := fmt.Sprintf("spec.strategy.canary.steps[%d]", i)
+		switch x := st.GetStep().(type) {
+		case *cutoverv1.CanaryStep_SetWeight:
+			if x.SetWeight < 0 || x.SetWeight > 100 {
+				c.add(p+".setWeight", "must be between 0 and 100, got %d", x.SetWeight)
+			}
+		case *cutoverv1.CanaryStep_Pause:
+			if d := x.Pause.GetDuration(); d != "" {
+				checkDuration(c, p+".pause.duration", d)
+			}
+		default:
+			c.add(p, "must set setWeight or pause")
+		}
+	}
+}
+
+func checkDuration(c *errs, path, s string) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		c.add(path, "must be a positive duration such as 30s or 500ms, got %q", s)
+	}
+}
+
+// Default fills the fields a manifest may leave empty. It is idempotent.
+func Default(s *cutoverv1.RolloutSpec) {
+	r := s.GetRevision()
+	if r.GetInstances() == 0 {
+		r.Instances = DefaultInstances
+	}
+	if r.GetReadinessPath() == "" {
+		r.ReadinessPath = DefaultReadinessPath
+	}
+	if r.GetReadyTimeout() == "" {
+		r.ReadyTimeout = DefaultReadyTimeout.String()
+	}
+	for i, w := range s.GetTargets().GetWaves() {
+		if w.GetName() == "" {
+			w.Name = fmt.Sprintf("wave-%d", i+1)
+		}
+	}
+}
+
+// CheckClusters reports every target cluster that known says does not exist.
+func CheckClusters(s *cutoverv1.RolloutSpec, known func(string) bool) error {
+	var c errs
+	for i, w := range s.GetTargets().GetWaves() {
+		for j, name := range w.GetClusters() {
+			if !known(name) {
+				c.add(fmt.Sprintf("spec.targets.waves[%d].clusters[%d]", i, j),
+					"unknown cluster %q (no agent has connected with that name)", name)
+			}
+		}
+	}
+	return c.err()
+}
+
+// PauseDuration returns a pause step's duration; zero means until promoted.
+// The spec was validated, so a parse error cannot happen.
+func PauseDuration(p *cutoverv1.PauseStep) time.Duration {
+	d, _ := time.ParseDuration(p.GetDuration())
+	return d
+}
+
+// ReadyTimeout returns the revision's ready timeout, defaulted.
+func ReadyTimeout(r *cutoverv1.Revision) time.Duration {
+	d, err := time.ParseDuration(r.GetReadyTimeout())
+	if err != nil || d <= 0 {
+		return DefaultReadyTimeout
+	}
+	return d
+}
