@@ -1,0 +1,158 @@
+package api
+
+import (
+	"context"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cutover-dev/cutover/controlplane/controller"
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/rollout"
+	"github.com/cutover-dev/cutover/internal/spec"
+)
+
+// ClusterRegistry tells which clusters exist.
+type ClusterRegistry interface {
+	// Known reports whether an agent has ever connected as cluster. Safe for
+	// concurrent use.
+	Known(cluster string) bool
+	// Clusters returns every known cluster. Safe for concurrent use.
+	Clusters() []*cutoverv1.Cluster
+}
+
+// Rollouts implements RolloutService.
+type Rollouts struct {
+	cutoverv1.UnimplementedRolloutServiceServer
+	ctrl     *controller.Controller
+	clusters ClusterRegistry
+}
+
+// NewRollouts returns the RolloutService handlers.
+func NewRollouts(ctrl *controller.Controller, clusters ClusterRegistry) *Rollouts {
+	return &Rollouts{ctrl: ctrl, clusters: clusters}
+}
+
+// ApplyRollout parses and validates a manifest and hands it to the engine.
+// Nothing is stored unless the whole manifest is valid.
+func (s *Rollouts) ApplyRollout(ctx context.Context, req *cutoverv1.ApplyRolloutRequest) (*cutoverv1.ApplyRolloutResponse, error) {
+	m, err := spec.Parse([]byte(req.GetManifest()))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := spec.CheckClusters(m.Spec, s.clusters.Known); err != nil {
+		return nil, toStatus(err)
+	}
+	r, changed, err := s.ctrl.Do(ctx, m.Name, rollout.Apply{Name: m.Name, Spec: m.Spec})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &cutoverv1.ApplyRolloutResponse{Rollout: r, Changed: changed}, nil
+}
+
+// GetRollout returns one rollout.
+func (s *Rollouts) GetRollout(_ context.Context, req *cutoverv1.GetRolloutRequest) (*cutoverv1.GetRolloutResponse, error) {
+	if err := requireName(req.GetName()); err != nil {
+		return nil, err
+	}
+	r, err := s.ctrl.Get(req.GetName())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &cutoverv1.GetRolloutResponse{Rollout: r}, nil
+}
+
+// ListRollouts returns every rollout.
+func (s *Rollouts) ListRollouts(context.Context, *cutoverv1.ListRolloutsRequest) (*cutoverv1.ListRolloutsResponse, error) {
+	return &cutoverv1.ListRolloutsResponse{Rollouts: s.ctrl.List()}, nil
+}
+
+// WatchRollout streams the rollout's states until the client goes away.
+func (s *Rollouts) WatchRollout(req *cutoverv1.WatchRolloutRequest, stream cutoverv1.RolloutService_WatchRolloutServer) error {
+	if err := requireName(req.GetName()); err != nil {
+		return err
+	}
+	ch, stop, err := s.ctrl.Watch(req.GetName())
+	if err != nil {
+		return toStatus(err)
+	}
+	defer stop()
+	for {
+		select {
+		case <-stream.Context().Done():
+			return nil
+		case r := <-ch:
+			if err := stream.Send(&cutoverv1.WatchRolloutResponse{Rollout: r}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// PromoteRollout completes the current step, or every step with full.
+func (s *Rollouts) PromoteRollout(ctx context.Context, req *cutoverv1.PromoteRolloutRequest) (*cutoverv1.PromoteRolloutResponse, error) {
+	r, err := s.act(ctx, req.GetName(), rollout.Promote{Full: req.GetFull()})
+	if err != nil {
+		return nil, err
+	}
+	return &cutoverv1.PromoteRolloutResponse{Rollout: r}, nil
+}
+
+// AbortRollout returns every touched cluster to stable.
+func (s *Rollouts) AbortRollout(ctx context.Context, req *cutoverv1.AbortRolloutRequest) (*cutoverv1.AbortRolloutResponse, error) {
+	r, err := s.act(ctx, req.GetName(), rollout.Abort{Reason: req.GetReason()})
+	if err != nil {
+		return nil, err
+	}
+	return &cutoverv1.AbortRolloutResponse{Rollout: r}, nil
+}
+
+// PauseRollout holds the rollout where it is.
+func (s *Rollouts) PauseRollout(ctx context.Context, req *cutoverv1.PauseRolloutRequest) (*cutoverv1.PauseRolloutResponse, error) {
+	r, err := s.act(ctx, req.GetName(), rollout.Pause{})
+	if err != nil {
+		return nil, err
+	}
+	return &cutoverv1.PauseRolloutResponse{Rollout: r}, nil
+}
+
+// ResumeRollout lifts an operator pause.
+func (s *Rollouts) ResumeRollout(ctx context.Context, req *cutoverv1.ResumeRolloutRequest) (*cutoverv1.ResumeRolloutResponse, error) {
+	r, err := s.act(ctx, req.GetName(), rollout.Resume{})
+	if err != nil {
+		return nil, err
+	}
+	return &cutoverv1.ResumeRolloutResponse{Rollout: r}, nil
+}
+
+func (s *Rollouts) act(ctx context.Context, name string, ev rollout.Event) (*cutoverv1.Rollout, error) {
+	if err := requireName(name); err != nil {
+		return nil, err
+	}
+	r, _, err := s.ctrl.Do(ctx, name, ev)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return r, nil
+}
+
+func requireName(name string) error {
+	if name == "" {
+		return status.Error(codes.InvalidArgument, "name: is required")
+	}
+	return nil
+}
+
+// Clusters implements ClusterService.
+type Clusters struct {
+	cutoverv1.UnimplementedClusterServiceServer
+	registry ClusterRegistry
+}
+
+// NewClusters returns the ClusterService handlers.
+func NewClusters(registry ClusterRegistry) *Clusters { return &Clusters{registry: registry} }
+
+// ListClusters returns every known cluster.
+func (s *Clusters) ListClusters(context.Context, *cutoverv1.ListClustersRequest) (*cutoverv1.ListClustersResponse, error) {
+	return &cutoverv1.ListClustersResponse{Clusters: s.registry.Clusters()}, nil
+}

@@ -1,0 +1,58 @@
+// Command cutover-server runs the Cutover control plane.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/cutover-dev/cutover/controlplane/server"
+	"github.com/cutover-dev/cutover/internal/version"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "cutover-server:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	fs := flag.NewFlagSet("cutover-server", flag.ContinueOnError)
+	dataDir := fs.String("data-dir", "./data", "directory holding the bbolt state file")
+	grpcAddr := fs.String("grpc-listen", "127.0.0.1:7070", "gRPC listen address (API and agent streams)")
+	httpAddr := fs.String("http-listen", "127.0.0.1:7080", "HTTP listen address (REST, /metrics, /healthz, /readyz, /openapi.json)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return err
+	}
+	if *showVersion {
+		fmt.Println(version.String())
+		return nil
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	grpcLn, err := net.Listen("tcp", *grpcAddr)
+	if err != nil {
+		return fmt.Errorf("--grpc-listen: %w", err)
+	}
+	httpLn, err := net.Listen("tcp", *httpAddr)
+	if err != nil {
+		_ = grpcLn.Close()
+		return fmt.Errorf("--http-listen: %w", err)
+	}
+	return server.Run(ctx, server.Config{DataDir: *dataDir, Logger: log}, grpcLn, httpLn)
+}

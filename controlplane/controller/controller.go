@@ -1,0 +1,296 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/rollout"
+)
+
+// Store is the durable state the controller needs.
+type Store interface {
+	// PutRollout stores a rollout atomically. Idempotent; safe for concurrent use.
+	PutRollout(ctx context.Context, r *cutoverv1.Rollout) error
+	// ListRollouts returns every stored rollout. Safe for concurrent use.
+	ListRollouts(ctx context.Context) ([]*cutoverv1.Rollout, error)
+}
+
+// Publisher delivers desired states to agents.
+type Publisher interface {
+	// SetDesired records the latest desired state of an app in a cluster and
+	// wakes that cluster's sender. It never blocks on an agent. Idempotent;
+	// safe for concurrent use.
+	SetDesired(cluster string, d *cutoverv1.DesiredApp)
+}
+
+// ErrNotFound: no rollout has that name.
+var ErrNotFound = errors.New("rollout not found")
+
+// Controller owns every rollout's state.
+type Controller struct {
+	store Store
+	pub   Publisher
+	now   func() time.Time
+	log   *slog.Logger
+
+	events chan request
+
+	mu       sync.RWMutex
+	rollouts map[string]*cutoverv1.Rollout // immutable values, replaced on change
+	watchers map[string]map[chan *cutoverv1.Rollout]struct{}
+	loaded   chan struct{}
+}
+
+type request struct {
+	name  string
+	ev    rollout.Event
+	reply chan reply // nil for fire-and-forget events
+}
+
+type reply struct {
+	r       *cutoverv1.Rollout
+	changed bool
+	wake    time.Time // when the rollout wants a Tick; zero for never
+	err     error
+}
+
+// New returns a controller; Run must be called for it to act.
+func New(store Store, pub Publisher, now func() time.Time, log *slog.Logger) *Controller {
+	return &Controller{
+		store:    store,
+		pub:      pub,
+		now:      now,
+		log:      log,
+		events:   make(chan request, 256),
+		rollouts: map[string]*cutoverv1.Rollout{},
+		watchers: map[string]map[chan *cutoverv1.Rollout]struct{}{},
+		loaded:   make(chan struct{}),
+	}
+}
+
+// Loaded is closed once stored rollouts are loaded and their desired states
+// published.
+func (c *Controller) Loaded() <-chan struct{} { return c.loaded }
+
+// Run loads the stored rollouts, republishes their desired states and
+// processes events until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	stored, err := c.store.ListRollouts(ctx)
+	if err != nil {
+		return fmt.Errorf("load rollouts: %w", err)
+	}
+	wake := map[string]time.Time{}
+	for _, r := range stored {
+		c.setSnapshot(r)
+		for _, cp := range r.GetStatus().GetClusters() {
+			if cp.GetDesiredGeneration() > 0 {
+				c.pub.SetDesired(cp.GetCluster(), rollout.Desired(r, cp))
+			}
+		}
+		// A restarted control plane re-evaluates at once: pauses that ran
+		// out while it was down complete now.
+		if !rollout.Terminal(r.GetStatus().GetPhase()) {
+			wake[r.GetName()] = c.now()
+		}
+	}
+	close(c.loaded)
+	c.log.Info("rollouts loaded", "count", len(stored))
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		next, due := c.due(wake)
+		for _, name := range due {
+			delete(wake, name)
+			c.handle(ctx, request{name: name, ev: rollout.Tick{}}, wake)
+		}
+		resetTimer(timer, next, c.now())
+		select {
+		case <-ctx.Done():
+			return nil
+		case req := <-c.events:
+			c.handle(ctx, req, wake)
+		case <-timer.C:
+		}
+	}
+}
+
+func (c *Controller) due(wake map[string]time.Time) (time.Time, []string) {
+	now := c.now()
+	var next time.Time
+	var due []string
+	for name, t := range wake {
+		if !t.After(now) {
+			due = append(due, name)
+			continue
+		}
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	sort.Strings(due)
+	return next, due
+}
+
+func resetTimer(t *time.Timer, next, now time.Time) {
+	d := time.Hour
+	if !next.IsZero() {
+		d = next.Sub(now)
+	}
+	t.Reset(d)
+}
+
+func (c *Controller) handle(ctx context.Context, req request, wake map[string]time.Time) {
+	rep := c.step(ctx, req)
+	if rep.err == nil {
+		if !rep.wake.IsZero() {
+			wake[req.name] = rep.wake
+		} else {
+			delete(wake, req.name)
+		}
+	}
+	if req.reply != nil {
+		req.reply <- rep
+	}
+}
+
+func (c *Controller) step(ctx context.Context, req request) reply {
+	cur := c.snapshot(req.name)
+	if cur == nil {
+		if _, ok := req.ev.(rollout.Apply); !ok {
+			return reply{err: fmt.Errorf("%w: %q", ErrNotFound, req.name)}
+		}
+	}
+	res, err := rollout.Step(cur, req.ev, c.now())
+	if err != nil {
+		return reply{r: cur, err: err}
+	}
+	if !res.Changed {
+		return reply{r: cur, wake: res.WakeAt}
+	}
+	// Durable before any effect: a crash after this line resends the same
+	// desired states on restart; a crash before it loses only the event.
+	if err := c.store.PutRollout(ctx, res.Rollout); err != nil {
+		c.log.Error("store rollout", "rollout", req.name, "err", err)
+		return reply{r: cur, err: fmt.Errorf("store rollout %q: %w", req.name, err)}
+	}
+	for cluster, d := range res.Desired {
+		c.pub.SetDesired(cluster, d)
+	}
+	c.setSnapshot(res.Rollout)
+	c.notify(res.Rollout)
+	if cur == nil || cur.GetStatus().GetPhase() != res.Rollout.GetStatus().GetPhase() ||
+		cur.GetStatus().GetCurrentStep() != res.Rollout.GetStatus().GetCurrentStep() ||
+		cur.GetStatus().GetCurrentWave() != res.Rollout.GetStatus().GetCurrentWave() {
+		st := res.Rollout.GetStatus()
+		c.log.Info("rollout progressed", "rollout", req.name, "phase", rollout.PhaseName(st.GetPhase()),
+			"wave", st.GetCurrentWave(), "step", st.GetCurrentStep(), "message", st.GetMessage())
+	}
+	return reply{r: res.Rollout, changed: true, wake: res.WakeAt}
+}
+
+// Do applies an event and waits for the result. It returns the rollout after
+// the event and whether it changed.
+func (c *Controller) Do(ctx context.Context, name string, ev rollout.Event) (*cutoverv1.Rollout, bool, error) {
+	req := request{name: name, ev: ev, reply: make(chan reply, 1)}
+	select {
+	case c.events <- req:
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
+	select {
+	case rep := <-req.reply:
+		return rep.r, rep.changed, rep.err
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
+}
+
+// Observe queues an agent's report about an app. It blocks only while the
+// event queue is full, and never past ctx.
+func (c *Controller) Observe(ctx context.Context, cluster string, app *cutoverv1.ObservedApp) {
+	if c.snapshot(app.GetApp()) == nil {
+		return
+	}
+	select {
+	case c.events <- request{name: app.GetApp(), ev: rollout.Observe{Cluster: cluster, App: app}}:
+	case <-ctx.Done():
+	}
+}
+
+// Get returns a rollout.
+func (c *Controller) Get(name string) (*cutoverv1.Rollout, error) {
+	if r := c.snapshot(name); r != nil {
+		return r, nil
+	}
+	return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
+}
+
+// List returns every rollout ordered by name.
+func (c *Controller) List() []*cutoverv1.Rollout {
+	c.mu.RLock()
+	out := make([]*cutoverv1.Rollout, 0, len(c.rollouts))
+	for _, r := range c.rollouts {
+		out = append(out, r)
+	}
+	c.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
+	return out
+}
+
+// Watch returns a channel that receives the rollout now and after every
+// change, keeping only the latest when the reader falls behind, and a
+// function that stops the watch.
+func (c *Controller) Watch(name string) (<-chan *cutoverv1.Rollout, func(), error) {
+	ch := make(chan *cutoverv1.Rollout, 1)
+	c.mu.Lock()
+	r, ok := c.rollouts[name]
+	if !ok {
+		c.mu.Unlock()
+		return nil, nil, fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	if c.watchers[name] == nil {
+		c.watchers[name] = map[chan *cutoverv1.Rollout]struct{}{}
+	}
+	c.watchers[name][ch] = struct{}{}
+	ch <- r
+	c.mu.Unlock()
+	stop := func() {
+		c.mu.Lock()
+		delete(c.watchers[name], ch)
+		c.mu.Unlock()
+	}
+	return ch, stop, nil
+}
+
+func (c *Controller) notify(r *cutoverv1.Rollout) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for ch := range c.watchers[r.GetName()] {
+		select { // drop the stale value, keep the latest
+		case <-ch:
+		default:
+		}
+		ch <- r
+	}
+}
+
+func (c *Controller) snapshot(name string) *cutoverv1.Rollout {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.rollouts[name]
+}
+
+func (c *Controller) setSnapshot(r *cutoverv1.Rollout) {
+	c.mu.Lock()
+	c.rollouts[r.GetName()] = proto.Clone(r).(*cutoverv1.Rollout)
+	c.mu.Unlock()
+}

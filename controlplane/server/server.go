@@ -1,0 +1,182 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/cutover-dev/cutover/controlplane/api"
+	"github.com/cutover-dev/cutover/controlplane/controller"
+	"github.com/cutover-dev/cutover/controlplane/hub"
+	"github.com/cutover-dev/cutover/internal/apidoc"
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/store"
+)
+
+// DBFile is the name of the bbolt file inside the data directory.
+const DBFile = "cutover.db"
+
+// Config configures a control plane.
+type Config struct {
+	// DataDir holds the bbolt file; created if missing.
+	DataDir string
+	// Logger receives structured logs.
+	Logger *slog.Logger
+	// Hub tunes agent streams.
+	Hub hub.Options
+	// ShutdownTimeout bounds the graceful stop (default 10s).
+	ShutdownTimeout time.Duration
+}
+
+// Run serves the control plane on the two listeners until ctx ends, then
+// stops gracefully. It closes both listeners.
+func Run(ctx context.Context, cfg Config, grpcLn, httpLn net.Listener) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	db, err := store.Open(filepath.Join(cfg.DataDir, DBFile))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	fwd := &observerRef{}
+	agents, err := hub.New(ctx, db, fwd, cfg.Hub, reg, log.With("component", "hub"))
+	if err != nil {
+		return err
+	}
+	ctrl := controller.New(db, agents, time.Now, log.With("component", "controller"))
+	fwd.set(ctrl)
+	reg.MustRegister(newRolloutCollector(ctrl))
+
+	gs := grpc.NewServer(
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	)
+	cutoverv1.RegisterRolloutServiceServer(gs, api.NewRollouts(ctrl, agents))
+	cutoverv1.RegisterClusterServiceServer(gs, api.NewClusters(agents))
+	cutoverv1.RegisterAgentServiceServer(gs, agents)
+
+	var ready atomic.Bool
+	handler, err := httpHandler(ctx, grpcLn.Addr().String(), reg, &ready)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+
+	errc := make(chan error, 3)
+	go func() { errc <- ctrl.Run(ctx) }()
+	go func() { errc <- serveGRPC(gs, grpcLn) }()
+	go func() { errc <- serveHTTP(hs, httpLn) }()
+	go func() {
+		select {
+		case <-ctrl.Loaded():
+			ready.Store(true)
+		case <-ctx.Done():
+		}
+	}()
+	log.Info("control plane serving", "grpc", grpcLn.Addr().String(), "http", httpLn.Addr().String(), "data_dir", cfg.DataDir)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	ready.Store(false)
+	cancel()
+	shutdown(gs, hs, cfg.ShutdownTimeout, log)
+	return runErr
+}
+
+func serveGRPC(gs *grpc.Server, ln net.Listener) error {
+	if err := gs.Serve(ln); err != nil {
+		return fmt.Errorf("grpc server: %w", err)
+	}
+	return errors.New("grpc server stopped")
+}
+
+func serveHTTP(hs *http.Server, ln net.Listener) error {
+	if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	return errors.New("http server stopped")
+}
+
+// shutdown drains both servers, forcing them after the timeout. Agent
+// streams never end on their own, so GracefulStop is bounded.
+func shutdown(gs *grpc.Server, hs *http.Server, timeout time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := hs.Shutdown(ctx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	done := make(chan struct{})
+	go func() { gs.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		gs.Stop()
+	}
+	log.Info("control plane stopped")
+}
+
+func httpHandler(ctx context.Context, grpcAddr string, reg *prometheus.Registry, ready *atomic.Bool) (http.Handler, error) {
+	gw := runtime.NewServeMux()
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if err := cutoverv1.RegisterRolloutServiceHandlerFromEndpoint(ctx, gw, grpcAddr, opts); err != nil {
+		return nil, fmt.Errorf("rest gateway: %w", err)
+	}
+	if err := cutoverv1.RegisterClusterServiceHandlerFromEndpoint(ctx, gw, grpcAddr, opts); err != nil {
+		return nil, fmt.Errorf("rest gateway: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", gw)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(apidoc.OpenAPI())
+	})
+	return mux, nil
+}

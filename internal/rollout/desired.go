@@ -1,0 +1,81 @@
+package rollout
+
+import (
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+)
+
+// Desired is the whole desired state of the rollout's app in one cluster,
+// derived from the stored rollout alone. A nil result (or one without
+// revisions) means the cluster should run nothing for the app.
+func Desired(r *cutoverv1.Rollout, cp *cutoverv1.ClusterProgress) *cutoverv1.DesiredApp {
+	s := r.GetSpec()
+	d := &cutoverv1.DesiredApp{
+		App:        r.GetName(),
+		Generation: cp.GetDesiredGeneration(),
+		Listen:     Listen(s, cp.GetCluster()),
+	}
+	stable, next := cp.GetStableRevision(), s.GetRevision()
+	switch cp.GetPhase() {
+	case cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING:
+		if stable == nil {
+			d.Revisions = []*cutoverv1.DesiredRevision{track(cutoverv1.Track_TRACK_STABLE, next, 100)}
+			break
+		}
+		w := cp.GetCanaryWeight()
+		d.Revisions = []*cutoverv1.DesiredRevision{
+			track(cutoverv1.Track_TRACK_STABLE, stable, 100-w),
+			track(cutoverv1.Track_TRACK_CANARY, next, w),
+		}
+	case cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED:
+		d.Revisions = []*cutoverv1.DesiredRevision{track(cutoverv1.Track_TRACK_STABLE, next, 100)}
+	default: // pending or aborted: the revision served before
+		if stable != nil {
+			d.Revisions = []*cutoverv1.DesiredRevision{track(cutoverv1.Track_TRACK_STABLE, stable, 100)}
+		}
+	}
+	return d
+}
+
+// Listen is the app's listen address in a cluster.
+func Listen(s *cutoverv1.RolloutSpec, cluster string) string {
+	if l, ok := s.GetEndpoint().GetListenOverrides()[cluster]; ok {
+		return l
+	}
+	return s.GetEndpoint().GetListen()
+}
+
+func track(t cutoverv1.Track, rev *cutoverv1.Revision, w int32) *cutoverv1.DesiredRevision {
+	return &cutoverv1.DesiredRevision{Track: t, Revision: rev, Weight: w}
+}
+
+// sameDesired compares two desired states, ignoring their generations.
+func sameDesired(a, b *cutoverv1.DesiredApp) bool {
+	if len(a.GetRevisions()) == 0 && len(b.GetRevisions()) == 0 {
+		return true // nothing to run either way, wherever it would listen
+	}
+	if a == nil || b == nil {
+		return false
+	}
+	x := proto.Clone(a).(*cutoverv1.DesiredApp)
+	y := proto.Clone(b).(*cutoverv1.DesiredApp)
+	x.Generation, y.Generation = 0, 0
+	return proto.Equal(x, y)
+}
+
+// Terminal reports whether a phase accepts no further steps.
+func Terminal(p cutoverv1.RolloutPhase) bool {
+	return p == cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY || p == cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED
+}
+
+// PhaseName is the short display name of a phase, e.g. "Healthy".
+func PhaseName(p cutoverv1.RolloutPhase) string {
+	n := strings.TrimPrefix(p.String(), "ROLLOUT_PHASE_")
+	if n == "" {
+		return ""
+	}
+	return n[:1] + strings.ToLower(n[1:])
+}

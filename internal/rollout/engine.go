@@ -1,0 +1,442 @@
+package rollout
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/spec"
+)
+
+// Sentinel errors; the API edge maps them to status codes.
+var (
+	// ErrTerminal: the action needs a rollout that is still in progress.
+	ErrTerminal = errors.New("rollout has finished")
+	// ErrNoRollout: the event needs an existing rollout.
+	ErrNoRollout = errors.New("rollout does not exist")
+	// ErrUnknownCluster: an observation came from a cluster the rollout does not target.
+	ErrUnknownCluster = errors.New("cluster is not a target of this rollout")
+)
+
+// Event is something that happens to a rollout.
+type Event interface{ isEvent() }
+
+// Apply starts a rollout of Spec, superseding any rollout in progress.
+type Apply struct {
+	Name string
+	Spec *cutoverv1.RolloutSpec
+}
+
+// Promote completes the current step, or with Full every remaining step and wave.
+type Promote struct{ Full bool }
+
+// Abort returns every touched cluster to its stable revision.
+type Abort struct{ Reason string }
+
+// Pause holds the rollout at its current step.
+type Pause struct{}
+
+// Resume lifts an operator pause.
+type Resume struct{}
+
+// Observe records what a cluster's agent reports for the app.
+type Observe struct {
+	Cluster string
+	App     *cutoverv1.ObservedApp
+}
+
+// Tick lets time-based steps move on.
+type Tick struct{}
+
+func (Apply) isEvent()   {}
+func (Promote) isEvent() {}
+func (Abort) isEvent()   {}
+func (Pause) isEvent()   {}
+func (Resume) isEvent()  {}
+func (Observe) isEvent() {}
+func (Tick) isEvent()    {}
+
+// Result is what Step decided.
+type Result struct {
+	// Rollout is the new state; the input is never modified.
+	Rollout *cutoverv1.Rollout
+	// Changed is false when the event changed nothing worth storing.
+	Changed bool
+	// Desired holds the desired state of every cluster whose desired state
+	// changed, keyed by cluster.
+	Desired map[string]*cutoverv1.DesiredApp
+	// WakeAt is when the rollout wants a Tick; zero for never.
+	WakeAt time.Time
+}
+
+// Step applies one event. r may be nil only for Apply.
+func Step(r *cutoverv1.Rollout, ev Event, now time.Time) (Result, error) {
+	if a, ok := ev.(Apply); ok {
+		return apply(r, a, now), nil
+	}
+	if r == nil {
+		return Result{}, ErrNoRollout
+	}
+	m := &machine{r: proto.Clone(r).(*cutoverv1.Rollout), now: now}
+	if err := m.handle(ev); err != nil {
+		return Result{}, err
+	}
+	m.advance()
+	return m.result(r), nil
+}
+
+func apply(old *cutoverv1.Rollout, a Apply, now time.Time) Result {
+	if old != nil && proto.Equal(old.GetSpec(), a.Spec) {
+		m := &machine{r: old, now: now}
+		return Result{Rollout: old, WakeAt: m.wakeAt()}
+	}
+	r := &cutoverv1.Rollout{
+		Name:       a.Name,
+		Spec:       proto.Clone(a.Spec).(*cutoverv1.RolloutSpec),
+		CreateTime: timestamppb.New(now),
+		UpdateTime: timestamppb.New(now),
+	}
+	prev := map[string]*cutoverv1.ClusterProgress{}
+	if old != nil {
+		r.CreateTime = old.GetCreateTime()
+		for _, cp := range old.GetStatus().GetClusters() {
+			prev[cp.GetCluster()] = cp
+		}
+	}
+	st := &cutoverv1.RolloutStatus{
+		Phase:         cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING,
+		StartTime:     timestamppb.New(now),
+		StepStartTime: timestamppb.New(now),
+		RolloutNumber: old.GetStatus().GetRolloutNumber() + 1,
+		Message:       fmt.Sprintf("rolling out revision %s", a.Spec.GetRevision().GetName()),
+	}
+	for i, w := range a.Spec.GetTargets().GetWaves() {
+		for _, c := range w.GetClusters() {
+			cp := &cutoverv1.ClusterProgress{Cluster: c, Wave: int32(i), Phase: cutoverv1.ClusterPhase_CLUSTER_PHASE_PENDING}
+			if p := prev[c]; p != nil {
+				cp.StableRevision = serving(p, old.GetSpec())
+				cp.DesiredGeneration = p.GetDesiredGeneration()
+				cp.ObservedGeneration = p.GetObservedGeneration()
+				cp.Converged = p.GetConverged()
+				cp.ObservedRevisions = p.GetObservedRevisions()
+			}
+			st.Clusters = append(st.Clusters, cp)
+		}
+	}
+	r.Status = st
+	m := &machine{r: r, now: now}
+	// Compare every cluster against what the previous rollout asked of it,
+	// so one whose desired state does not change keeps its generation and a
+	// superseded canary is withdrawn even in waves that have not started.
+	for _, cp := range st.GetClusters() {
+		var before *cutoverv1.DesiredApp
+		if p := prev[cp.GetCluster()]; p != nil {
+			before = Desired(old, p)
+		}
+		m.refresh(cp, before)
+	}
+	m.startWave(0)
+	m.advance()
+	res := m.result(nil)
+	res.Changed = true
+	return res
+}
+
+// serving is the revision a cluster serves at full weight under a rollout.
+func serving(cp *cutoverv1.ClusterProgress, s *cutoverv1.RolloutSpec) *cutoverv1.Revision {
+	switch cp.GetPhase() {
+	case cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED:
+		return s.GetRevision()
+	case cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING:
+		if cp.GetStableRevision() == nil && cp.GetDesiredGeneration() > 0 {
+			return s.GetRevision() // a first deploy in progress already serves it
+		}
+	}
+	return cp.GetStableRevision()
+}
+
+// machine carries one Step's working copy.
+type machine struct {
+	r   *cutoverv1.Rollout
+	now time.Time
+	// desired holds the clusters whose desired state this step changed.
+	desired map[string]*cutoverv1.DesiredApp
+}
+
+func (m *machine) st() *cutoverv1.RolloutStatus { return m.r.GetStatus() }
+
+func (m *machine) handle(ev Event) error {
+	st := m.st()
+	terminal := Terminal(st.GetPhase())
+	switch e := ev.(type) {
+	case Promote:
+		if terminal {
+			return fmt.Errorf("promote: %w (%s)", ErrTerminal, PhaseName(st.GetPhase()))
+		}
+		m.promote(e.Full)
+	case Abort:
+		if st.GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED {
+			return nil
+		}
+		if terminal {
+			return fmt.Errorf("abort: %w (%s)", ErrTerminal, PhaseName(st.GetPhase()))
+		}
+		m.abort(e.Reason)
+	case Pause:
+		if terminal {
+			return fmt.Errorf("pause: %w (%s)", ErrTerminal, PhaseName(st.GetPhase()))
+		}
+		st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_PAUSED
+		st.PauseReason = cutoverv1.PauseReason_PAUSE_REASON_OPERATOR
+		st.Message = "paused by an operator"
+	case Resume:
+		if terminal {
+			return fmt.Errorf("resume: %w (%s)", ErrTerminal, PhaseName(st.GetPhase()))
+		}
+		if st.GetPauseReason() == cutoverv1.PauseReason_PAUSE_REASON_OPERATOR {
+			m.setProgressing("resumed by an operator")
+		}
+	case Observe:
+		return m.observe(e)
+	case Tick:
+	default:
+		return fmt.Errorf("unknown event %T", ev)
+	}
+	return nil
+}
+
+func (m *machine) observe(e Observe) error {
+	cp := m.cluster(e.Cluster)
+	if cp == nil {
+		return fmt.Errorf("observe %s: %w", e.Cluster, ErrUnknownCluster)
+	}
+	cp.ObservedGeneration = e.App.GetObservedGeneration()
+	cp.Converged = e.App.GetConverged() && e.App.GetObservedGeneration() == cp.GetDesiredGeneration()
+	cp.ObservedRevisions = e.App.GetRevisions()
+	return nil
+}
+
+func (m *machine) promote(full bool) {
+	st := m.st()
+	if full {
+		st.PromoteFull = true
+		st.CurrentStep = int32(len(m.steps()))
+		m.setProgressing("fully promoted by an operator")
+		return
+	}
+	if int(st.GetCurrentStep()) < len(m.steps()) {
+		m.nextStep()
+	}
+	m.setProgressing("promoted by an operator")
+}
+
+func (m *machine) abort(reason string) {
+	st := m.st()
+	for _, cp := range st.GetClusters() {
+		switch cp.GetPhase() {
+		case cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING, cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED:
+			m.setCluster(cp, cutoverv1.ClusterPhase_CLUSTER_PHASE_ABORTED, 0)
+		}
+	}
+	st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED
+	st.PauseReason = cutoverv1.PauseReason_PAUSE_REASON_UNSPECIFIED
+	st.EndTime = timestamppb.New(m.now)
+	st.Message = "aborted"
+	if reason != "" {
+		st.Message = "aborted: " + reason
+	}
+}
+
+func (m *machine) setProgressing(msg string) {
+	st := m.st()
+	st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING
+	st.PauseReason = cutoverv1.PauseReason_PAUSE_REASON_UNSPECIFIED
+	st.Message = msg
+}
+
+// advance moves through every step that can complete now.
+func (m *machine) advance() {
+	st := m.st()
+	for st.GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING {
+		if !m.stepOnce() {
+			return
+		}
+	}
+}
+
+// stepOnce runs the current step; it reports whether the rollout moved on.
+func (m *machine) stepOnce() bool {
+	st := m.st()
+	steps := m.steps()
+	wave := m.waveClusters(st.GetCurrentWave())
+	if int(st.GetCurrentStep()) < len(steps) && (st.GetPromoteFull() || firstDeploy(wave)) {
+		st.CurrentStep = int32(len(steps))
+	}
+	if int(st.GetCurrentStep()) >= len(steps) {
+		return m.promoteWave(wave)
+	}
+	switch s := steps[st.GetCurrentStep()].GetStep().(type) {
+	case *cutoverv1.CanaryStep_SetWeight:
+		for _, cp := range wave {
+			m.setCluster(cp, cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING, s.SetWeight)
+		}
+		if !converged(wave) {
+			st.Message = fmt.Sprintf("waiting for %d%% to be in force in wave %s", s.SetWeight, m.waveName())
+			return false
+		}
+	case *cutoverv1.CanaryStep_Pause:
+		d := spec.PauseDuration(s.Pause)
+		if d == 0 {
+			st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_PAUSED
+			st.PauseReason = cutoverv1.PauseReason_PAUSE_REASON_STEP
+			st.Message = "waiting for promote"
+			return false
+		}
+		if m.now.Before(st.GetStepStartTime().AsTime().Add(d)) {
+			st.Message = fmt.Sprintf("pausing %s", d)
+			return false
+		}
+	}
+	m.nextStep()
+	return true
+}
+
+func (m *machine) promoteWave(wave []*cutoverv1.ClusterProgress) bool {
+	st := m.st()
+	for _, cp := range wave {
+		m.setCluster(cp, cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED, 100)
+	}
+	if !converged(wave) {
+		st.Message = fmt.Sprintf("promoting wave %s", m.waveName())
+		return false
+	}
+	if int(st.GetCurrentWave())+1 < len(m.r.GetSpec().GetTargets().GetWaves()) {
+		m.startWave(st.GetCurrentWave() + 1)
+		return true
+	}
+	st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY
+	st.EndTime = timestamppb.New(m.now)
+	st.Message = fmt.Sprintf("revision %s is stable in every cluster", m.r.GetSpec().GetRevision().GetName())
+	return false
+}
+
+func (m *machine) startWave(i int32) {
+	st := m.st()
+	st.CurrentWave = i
+	st.CurrentStep = 0
+	st.StepStartTime = timestamppb.New(m.now)
+	for _, cp := range m.waveClusters(i) {
+		m.setCluster(cp, cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING, 0)
+	}
+}
+
+func (m *machine) nextStep() {
+	st := m.st()
+	st.CurrentStep++
+	st.StepStartTime = timestamppb.New(m.now)
+}
+
+// setCluster changes a cluster's phase and weight, bumping its desired
+// generation when that changes what the agent must do.
+func (m *machine) setCluster(cp *cutoverv1.ClusterProgress, phase cutoverv1.ClusterPhase, weight int32) {
+	if cp.GetPhase() == phase && cp.GetCanaryWeight() == weight {
+		return
+	}
+	before := Desired(m.r, cp)
+	cp.Phase = phase
+	cp.CanaryWeight = weight
+	m.refresh(cp, before)
+}
+
+// refresh bumps the cluster's generation if its desired state differs from
+// before; a cluster changed twice in one step is bumped once.
+func (m *machine) refresh(cp *cutoverv1.ClusterProgress, before *cutoverv1.DesiredApp) {
+	after := Desired(m.r, cp)
+	if sameDesired(before, after) {
+		return
+	}
+	if _, bumped := m.desired[cp.GetCluster()]; !bumped {
+		cp.DesiredGeneration++
+	}
+	cp.Converged = false
+	after.Generation = cp.GetDesiredGeneration()
+	if m.desired == nil {
+		m.desired = map[string]*cutoverv1.DesiredApp{}
+	}
+	m.desired[cp.GetCluster()] = after
+}
+
+func (m *machine) result(old *cutoverv1.Rollout) Result {
+	return Result{
+		Rollout: m.r,
+		Changed: old == nil || !proto.Equal(old, m.r),
+		Desired: m.desired,
+		WakeAt:  m.wakeAt(),
+	}
+}
+
+func (m *machine) wakeAt() time.Time {
+	st := m.st()
+	if st.GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING {
+		return time.Time{}
+	}
+	steps := m.steps()
+	if int(st.GetCurrentStep()) >= len(steps) {
+		return time.Time{}
+	}
+	if p := steps[st.GetCurrentStep()].GetPause(); p != nil {
+		if d := spec.PauseDuration(p); d > 0 {
+			return st.GetStepStartTime().AsTime().Add(d)
+		}
+	}
+	return time.Time{}
+}
+
+func (m *machine) steps() []*cutoverv1.CanaryStep {
+	return m.r.GetSpec().GetStrategy().GetCanary().GetSteps()
+}
+
+func (m *machine) waveName() string {
+	return m.r.GetSpec().GetTargets().GetWaves()[m.st().GetCurrentWave()].GetName()
+}
+
+func (m *machine) waveClusters(i int32) []*cutoverv1.ClusterProgress {
+	var out []*cutoverv1.ClusterProgress
+	for _, cp := range m.st().GetClusters() {
+		if cp.GetWave() == i {
+			out = append(out, cp)
+		}
+	}
+	return out
+}
+
+func (m *machine) cluster(name string) *cutoverv1.ClusterProgress {
+	for _, cp := range m.st().GetClusters() {
+		if cp.GetCluster() == name {
+			return cp
+		}
+	}
+	return nil
+}
+
+func firstDeploy(wave []*cutoverv1.ClusterProgress) bool {
+	for _, cp := range wave {
+		if cp.GetStableRevision() != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func converged(wave []*cutoverv1.ClusterProgress) bool {
+	for _, cp := range wave {
+		if !cp.GetConverged() || cp.GetObservedGeneration() != cp.GetDesiredGeneration() {
+			return false
+		}
+	}
+	return true
+}

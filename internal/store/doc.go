@@ -1,0 +1,13 @@
+// Package store keeps the control plane's durable state in one bbolt file.
+//
+// Schema (version 1); every value is a binary protobuf message:
+//
+//	meta      "schema"  -> decimal schema version, e.g. "1"
+//	rollouts  <name>    -> cutover.v1.Rollout (spec and engine state)
+//	clusters  <name>    -> cutover.v1.Cluster (as its agent last described it)
+//
+// Hot data (metric samples, heartbeats between connects) is never written
+// here. Open creates the buckets of a new file and upgrades an older schema
+// in one transaction; a file from a newer version is refused rather than
+// misread.
+package store
