@@ -20,7 +20,7 @@ const SchemaVersion = 1
 var (
 	// ErrNotFound: no record has that key.
 	ErrNotFound = errors.New("not found")
-	// ErrNewerSchema: the file was written by a newer Cutover.
+	// ErrNewerSchema: the file was written by a newer build of Cutover.
 	ErrNewerSchema = errors.New("database schema is newer than this build")
 )
 
@@ -53,26 +53,33 @@ func Open(path string) (*Bolt, error) {
 
 // upgrade brings a file of any older schema to SchemaVersion.
 func upgrade(tx *bolt.Tx) error {
+	// Version 0 -> 1: create the buckets. Later versions add their steps here.
+	return EnsureSchema(tx, SchemaVersion, bucketRollouts, bucketClusters)
+}
+
+// EnsureSchema creates the meta bucket and the given buckets and records
+// version as the file's schema, refusing a file whose recorded schema is
+// newer (ErrNewerSchema). Both bbolt files of Cutover use it.
+func EnsureSchema(tx *bolt.Tx, version int, buckets ...[]byte) error {
 	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 	if err != nil {
 		return err
 	}
-	version := 0
+	have := 0
 	if v := meta.Get(keySchema); v != nil {
-		if version, err = strconv.Atoi(string(v)); err != nil {
+		if have, err = strconv.Atoi(string(v)); err != nil {
 			return fmt.Errorf("schema version %q: %w", v, err)
 		}
 	}
-	if version > SchemaVersion {
-		return fmt.Errorf("%w: file has %d, build has %d", ErrNewerSchema, version, SchemaVersion)
+	if have > version {
+		return fmt.Errorf("%w: file has %d, build has %d", ErrNewerSchema, have, version)
 	}
-	// Version 0 -> 1: create the buckets. Later versions add their steps here.
-	for _, name := range [][]byte{bucketRollouts, bucketClusters} {
+	for _, name := range buckets {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
 	}
-	return meta.Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
+	return meta.Put(keySchema, []byte(strconv.Itoa(version)))
 }
 
 // Close closes the file.

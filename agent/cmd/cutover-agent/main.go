@@ -1,0 +1,81 @@
+// Command cutover-agent runs the Cutover agent for one cluster.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cutover-dev/cutover/agent"
+	"github.com/cutover-dev/cutover/internal/version"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "cutover-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	fs := flag.NewFlagSet("cutover-agent", flag.ContinueOnError)
+	server := fs.String("server", "127.0.0.1:7070", "control plane gRPC address")
+	cluster := fs.String("cluster", "", "name of the cluster this agent serves (required)")
+	region := fs.String("region", "", "region of the cluster")
+	labels := fs.String("labels", "", "labels as k=v,k=v")
+	rt := fs.String("runtime", "local", "where apps run: local")
+	dataDir := fs.String("data-dir", "./agent-data", "directory for the agent's state file and app logs")
+	heartbeat := fs.Duration("heartbeat", time.Second, "interval between heartbeats")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return err
+	}
+	if *showVersion {
+		fmt.Println(version.String())
+		return nil
+	}
+	lbls, err := parseLabels(*labels)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("cluster", *cluster)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	return agent.Run(ctx, agent.Config{
+		Server:    *server,
+		Cluster:   *cluster,
+		Region:    *region,
+		Labels:    lbls,
+		Runtime:   *rt,
+		DataDir:   *dataDir,
+		Heartbeat: *heartbeat,
+		Logger:    log,
+	})
+}
+
+func parseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if s == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("--labels: %q is not key=value", kv)
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return out, nil
+}

@@ -1,0 +1,180 @@
+package link
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/cutover-dev/cutover/agent/reconcile"
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+)
+
+// Backoff bounds between reconnect attempts.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 5 * time.Second
+	// A session that lasted this long resets the backoff.
+	stableSession = 10 * time.Second
+)
+
+// Applier takes desired states.
+type Applier interface {
+	// Apply stores and acts on a desired state; older generations are
+	// ignored. Idempotent; safe for concurrent use.
+	Apply(d *cutoverv1.DesiredApp) error
+	// Generations reports the generation applied per app. Safe for
+	// concurrent use.
+	Generations() []*cutoverv1.AppGeneration
+}
+
+// Config configures a link.
+type Config struct {
+	// Server is the control plane's gRPC address.
+	Server string
+	// Hello describes the agent; its Apps field is filled on each connect.
+	Hello *cutoverv1.Hello
+	// Heartbeat is the interval between heartbeats (default 1s).
+	Heartbeat time.Duration
+}
+
+// Link keeps one stream to the control plane open.
+type Link struct {
+	cfg     Config
+	applier Applier
+	out     *reconcile.Outbox
+	log     *slog.Logger
+}
+
+// New returns a link; Run starts it.
+func New(cfg Config, applier Applier, out *reconcile.Outbox, log *slog.Logger) *Link {
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = time.Second
+	}
+	return &Link{cfg: cfg, applier: applier, out: out, log: log}
+}
+
+// Run connects and reconnects until ctx ends.
+func (l *Link) Run(ctx context.Context) error {
+	conn, err := grpc.NewClient(l.cfg.Server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("--server %q: %w", l.cfg.Server, err)
+	}
+	defer conn.Close()
+	client := cutoverv1.NewAgentServiceClient(conn)
+	attempt := 0
+	for {
+		start := time.Now()
+		err := l.session(ctx, client)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(start) > stableSession {
+			attempt = 0
+		}
+		delay := backoff(attempt)
+		attempt++
+		l.log.Warn("control plane link down", "server", l.cfg.Server, "err", err, "retry_in", delay.Round(time.Millisecond))
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// backoff is full-jitter exponential: uniform in [min, min*2^attempt],
+// capped, so many agents losing one control plane do not return in step.
+func backoff(attempt int) time.Duration {
+	ceiling := minBackoff << min(attempt, 16)
+	if ceiling > maxBackoff || ceiling <= 0 {
+		ceiling = maxBackoff
+	}
+	return minBackoff + rand.N(ceiling-minBackoff+1)
+}
+
+func (l *Link) session(ctx context.Context, client cutoverv1.AgentServiceClient) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := client.Connect(ctx)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	hello := cloneHello(l.cfg.Hello)
+	hello.Apps = l.applier.Generations()
+	if err := stream.Send(&cutoverv1.ConnectRequest{Payload: &cutoverv1.ConnectRequest_Hello{Hello: hello}}); err != nil {
+		return fmt.Errorf("send hello: %w", err)
+	}
+	l.log.Info("connected to control plane", "server", l.cfg.Server, "cluster", hello.GetCluster())
+
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- l.receive(stream) }()
+	return l.send(ctx, stream, recvErr)
+}
+
+func (l *Link) receive(stream cutoverv1.AgentService_ConnectClient) error {
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return fmt.Errorf("receive: %w", err)
+		}
+		if d := msg.GetDesired(); d != nil {
+			if err := l.applier.Apply(d); err != nil {
+				return fmt.Errorf("apply desired %s: %w", d.GetApp(), err)
+			}
+		}
+	}
+}
+
+// send is the only goroutine that writes to the stream.
+func (l *Link) send(ctx context.Context, stream cutoverv1.AgentService_ConnectClient, recvErr <-chan error) error {
+	seen := map[string]uint64{}
+	beat := time.NewTicker(l.cfg.Heartbeat)
+	defer beat.Stop()
+	flush := func() error {
+		for _, o := range l.out.Since(seen) {
+			if err := stream.Send(&cutoverv1.ConnectRequest{Payload: &cutoverv1.ConnectRequest_Observed{Observed: o}}); err != nil {
+				return fmt.Errorf("send observed: %w", err)
+			}
+		}
+		return nil
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-recvErr:
+			return err
+		case <-l.out.Changed():
+			if err := flush(); err != nil {
+				return err
+			}
+		case <-beat.C:
+			hb := &cutoverv1.ConnectRequest{Payload: &cutoverv1.ConnectRequest_Heartbeat{Heartbeat: &cutoverv1.Heartbeat{Time: timestamppb.Now()}}}
+			if err := stream.Send(hb); err != nil {
+				return fmt.Errorf("send heartbeat: %w", err)
+			}
+		}
+	}
+}
+
+func cloneHello(h *cutoverv1.Hello) *cutoverv1.Hello {
+	return &cutoverv1.Hello{
+		Cluster:      h.GetCluster(),
+		Region:       h.GetRegion(),
+		Labels:       h.GetLabels(),
+		Runtime:      h.GetRuntime(),
+		AgentVersion: h.GetAgentVersion(),
+		Capabilities: h.GetCapabilities(),
+	}
+}

@@ -1,0 +1,54 @@
+package reconcile
+
+import (
+	"sort"
+	"sync"
+
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+)
+
+// Outbox holds the latest observed state of every app for the link to the
+// control plane. Publishing never blocks; a reader that falls behind sees
+// only the latest state of each app. Safe for concurrent use.
+type Outbox struct {
+	mu      sync.Mutex
+	latest  map[string]*cutoverv1.ObservedApp
+	version map[string]uint64
+	notify  chan struct{}
+}
+
+// NewOutbox returns an empty outbox.
+func NewOutbox() *Outbox {
+	return &Outbox{latest: map[string]*cutoverv1.ObservedApp{}, version: map[string]uint64{}, notify: make(chan struct{}, 1)}
+}
+
+// Publish replaces an app's observed state.
+func (o *Outbox) Publish(a *cutoverv1.ObservedApp) {
+	o.mu.Lock()
+	o.latest[a.GetApp()] = a
+	o.version[a.GetApp()]++
+	o.mu.Unlock()
+	select {
+	case o.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Changed is signalled after Publish; signals coalesce.
+func (o *Outbox) Changed() <-chan struct{} { return o.notify }
+
+// Since returns every app whose state is newer than seen records, and
+// records the versions returned in seen.
+func (o *Outbox) Since(seen map[string]uint64) []*cutoverv1.ObservedApp {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []*cutoverv1.ObservedApp
+	for app, v := range o.version {
+		if v > seen[app] {
+			out = append(out, o.latest[app])
+			seen[app] = v
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GetApp() < out[j].GetApp() })
+	return out
+}

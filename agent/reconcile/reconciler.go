@@ -1,0 +1,108 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/cutover-dev/cutover/agent/runtime"
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+)
+
+// Store keeps accepted desired states.
+type Store interface {
+	// PutApp stores an app's desired state. Idempotent; safe for concurrent use.
+	PutApp(app *cutoverv1.DesiredApp) error
+	// DeleteApp forgets an app. Idempotent; safe for concurrent use.
+	DeleteApp(name string) error
+	// Apps returns every stored desired state. Safe for concurrent use.
+	Apps() ([]*cutoverv1.DesiredApp, error)
+}
+
+// Reconciler owns one worker per app.
+type Reconciler struct {
+	rt  runtime.Runtime
+	db  Store
+	out *Outbox
+	log *slog.Logger
+
+	mu      sync.Mutex
+	ctx     context.Context // set by Run; workers live within it
+	workers map[string]*worker
+	wg      sync.WaitGroup
+	started chan struct{}
+}
+
+// New returns a reconciler; Run starts it.
+func New(rt runtime.Runtime, db Store, out *Outbox, log *slog.Logger) *Reconciler {
+	return &Reconciler{rt: rt, db: db, out: out, log: log, workers: map[string]*worker{}, started: make(chan struct{})}
+}
+
+// Run resumes every stored app, then serves until ctx ends, when it stops
+// every app's proxy and instances.
+func (r *Reconciler) Run(ctx context.Context) error {
+	apps, err := r.db.Apps()
+	if err != nil {
+		return fmt.Errorf("load desired apps: %w", err)
+	}
+	r.mu.Lock()
+	r.ctx = ctx
+	for _, d := range apps {
+		r.startWorker(d)
+	}
+	r.mu.Unlock()
+	close(r.started)
+	<-ctx.Done()
+	r.wg.Wait()
+	return nil
+}
+
+// Apply accepts a desired state from the control plane. Older or equal
+// generations are ignored; newer ones are stored, then acted on.
+func (r *Reconciler) Apply(d *cutoverv1.DesiredApp) error {
+	<-r.started
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ctx.Err() != nil {
+		return r.ctx.Err()
+	}
+	w := r.workers[d.GetApp()]
+	if w != nil && w.generation() >= d.GetGeneration() {
+		return nil
+	}
+	if err := r.db.PutApp(d); err != nil {
+		return fmt.Errorf("store desired %s: %w", d.GetApp(), err)
+	}
+	if w == nil {
+		r.startWorker(d)
+		return nil
+	}
+	w.set(d)
+	return nil
+}
+
+// Generations reports the generation accepted for every app, for the hello.
+func (r *Reconciler) Generations() []*cutoverv1.AppGeneration {
+	<-r.started
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]*cutoverv1.AppGeneration, 0, len(r.workers))
+	for name, w := range r.workers {
+		out = append(out, &cutoverv1.AppGeneration{App: name, Generation: w.generation()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GetApp() < out[j].GetApp() })
+	return out
+}
+
+// startWorker must be called with r.mu held.
+func (r *Reconciler) startWorker(d *cutoverv1.DesiredApp) {
+	w := newWorker(d, r.rt, r.out, r.log.With("app", d.GetApp()))
+	r.workers[d.GetApp()] = w
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		w.run(r.ctx)
+	}()
+}

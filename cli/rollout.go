@@ -1,0 +1,214 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+)
+
+func newApplyCommand(o *options) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE",
+		Short: "Create or update a rollout from a manifest",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			manifest, err := readManifest(file, o.streams.In)
+			if err != nil {
+				return err
+			}
+			return o.apply(cmd.Context(), manifest)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "filename", "f", "", "manifest file, or - for standard input")
+	_ = cmd.MarkFlagRequired("filename")
+	return cmd
+}
+
+// readManifest returns the manifest unparsed: the server parses it, so the
+// CLI and the REST API report the same field errors.
+func readManifest(file string, stdin io.Reader) (string, error) {
+	if file == "-" {
+		b, err := io.ReadAll(stdin)
+		if err != nil {
+			return "", fmt.Errorf("read standard input: %w", err)
+		}
+		return string(b), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+func (o *options) apply(ctx context.Context, manifest string) error {
+	var resp *cutoverv1.ApplyRolloutResponse
+	err := o.call(ctx, func(ctx context.Context, cc grpc.ClientConnInterface) (err error) {
+		req := &cutoverv1.ApplyRolloutRequest{Manifest: manifest}
+		resp, err = cutoverv1.NewRolloutServiceClient(cc).ApplyRollout(ctx, req)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	result := "unchanged"
+	if resp.GetChanged() {
+		result = "configured"
+	}
+	return o.render(resp.GetRollout(), func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "rollout/%s %s\n", resp.GetRollout().GetName(), result)
+		return err
+	})
+}
+
+func newGetCommand(o *options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "get",
+		Short: "Show rollouts",
+	}
+	cmd.AddCommand(newGetRolloutsCommand(o), newGetRolloutCommand(o))
+	return cmd
+}
+
+func newGetRolloutsCommand(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rollouts",
+		Short: "List every rollout",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var resp *cutoverv1.ListRolloutsResponse
+			err := o.call(cmd.Context(), func(ctx context.Context, cc grpc.ClientConnInterface) (err error) {
+				resp, err = cutoverv1.NewRolloutServiceClient(cc).ListRollouts(ctx, &cutoverv1.ListRolloutsRequest{})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			return o.render(resp, func(w io.Writer) error {
+				if len(resp.GetRollouts()) == 0 {
+					_, err := fmt.Fprintln(o.streams.Err, "No rollouts found.")
+					return err
+				}
+				return writeRolloutTable(w, resp.GetRollouts(), time.Now())
+			})
+		},
+	}
+}
+
+func newGetRolloutCommand(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rollout NAME",
+		Short: "Show one rollout with its per-cluster progress",
+		Args:  oneName,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var resp *cutoverv1.GetRolloutResponse
+			err := o.call(cmd.Context(), func(ctx context.Context, cc grpc.ClientConnInterface) (err error) {
+				req := &cutoverv1.GetRolloutRequest{Name: args[0]}
+				resp, err = cutoverv1.NewRolloutServiceClient(cc).GetRollout(ctx, req)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			return o.render(resp.GetRollout(), func(w io.Writer) error {
+				return writeRolloutDetail(w, resp.GetRollout(), time.Now())
+			})
+		},
+	}
+}
+
+func writeRolloutTable(w io.Writer, rollouts []*cutoverv1.Rollout, now time.Time) error {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "NAME\tREVISION\tPHASE\tWAVE\tSTEP\tAGE")
+	for _, r := range rollouts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n",
+			r.GetName(),
+			orNone(r.GetSpec().GetRevision().GetName()),
+			enumWord(r.GetStatus().GetPhase()),
+			waveLabel(r),
+			stepLabel(r),
+			age(r.GetStatus().GetStartTime(), now))
+	}
+	return tw.Flush()
+}
+
+// rolloutAction performs one operator action and returns the rollout after it.
+type rolloutAction func(ctx context.Context, c cutoverv1.RolloutServiceClient, name string) (*cutoverv1.Rollout, error)
+
+// actionCommand builds a command that runs act on the named rollout and
+// reports "rollout/NAME <done>".
+func (o *options) actionCommand(verb, short, done string, act rolloutAction) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " NAME",
+		Short: short,
+		Args:  oneName,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var r *cutoverv1.Rollout
+			err := o.call(cmd.Context(), func(ctx context.Context, cc grpc.ClientConnInterface) (err error) {
+				r, err = act(ctx, cutoverv1.NewRolloutServiceClient(cc), args[0])
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			return o.render(r, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "rollout/%s %s\n", args[0], done)
+				return err
+			})
+		},
+	}
+}
+
+func newPromoteCommand(o *options) *cobra.Command {
+	var full bool
+	cmd := o.actionCommand("promote", "Complete the current step, or with --full every remaining step and wave", "promoted",
+		func(ctx context.Context, c cutoverv1.RolloutServiceClient, name string) (*cutoverv1.Rollout, error) {
+			resp, err := c.PromoteRollout(ctx, &cutoverv1.PromoteRolloutRequest{Name: name, Full: full})
+			return resp.GetRollout(), err
+		})
+	cmd.Flags().BoolVar(&full, "full", false, "skip every remaining step and wave")
+	return cmd
+}
+
+func newAbortCommand(o *options) *cobra.Command {
+	var reason string
+	cmd := o.actionCommand("abort", "Return all traffic to the stable revision", "aborted",
+		func(ctx context.Context, c cutoverv1.RolloutServiceClient, name string) (*cutoverv1.Rollout, error) {
+			resp, err := c.AbortRollout(ctx, &cutoverv1.AbortRolloutRequest{Name: name, Reason: reason})
+			return resp.GetRollout(), err
+		})
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the record")
+	return cmd
+}
+
+func newPauseCommand(o *options) *cobra.Command {
+	return o.actionCommand("pause", "Hold the rollout at its current step", "paused",
+		func(ctx context.Context, c cutoverv1.RolloutServiceClient, name string) (*cutoverv1.Rollout, error) {
+			resp, err := c.PauseRollout(ctx, &cutoverv1.PauseRolloutRequest{Name: name})
+			return resp.GetRollout(), err
+		})
+}
+
+func newResumeCommand(o *options) *cobra.Command {
+	return o.actionCommand("resume", "Lift an operator pause", "resumed",
+		func(ctx context.Context, c cutoverv1.RolloutServiceClient, name string) (*cutoverv1.Rollout, error) {
+			resp, err := c.ResumeRollout(ctx, &cutoverv1.ResumeRolloutRequest{Name: name})
+			return resp.GetRollout(), err
+		})
+}
+
+// oneName accepts exactly one argument, the rollout's name.
+func oneName(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("%q takes exactly one rollout NAME, got %d arguments", cmd.CommandPath(), len(args))
+	}
+	return nil
+}
