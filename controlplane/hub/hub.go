@@ -52,6 +52,9 @@ type Hub struct {
 	log      *slog.Logger
 	metrics  *metrics
 
+	life     context.Context // ends every stream when the control plane stops
+	streams  sync.WaitGroup
+
 	mu       sync.Mutex
 	clusters map[string]*cutoverv1.Cluster
 	desired  map[string]map[string]*cutoverv1.DesiredApp // cluster -> app -> latest
@@ -59,7 +62,8 @@ type Hub struct {
 }
 
 // New loads the cluster registry and returns a hub. Every stored cluster
-// starts disconnected: no stream survives a restart.
+// starts disconnected: no stream survives a restart. When ctx ends every
+// stream is closed; Wait then returns once their handlers are done.
 func New(ctx context.Context, store ClusterStore, observer Observer, opts Options, reg prometheus.Registerer, log *slog.Logger) (*Hub, error) {
 	if opts.HelloTimeout <= 0 {
 		opts.HelloTimeout = 10 * time.Second
@@ -72,6 +76,7 @@ func New(ctx context.Context, store ClusterStore, observer Observer, opts Option
 		return nil, fmt.Errorf("load clusters: %w", err)
 	}
 	h := &Hub{
+		life:     ctx,
 		store:    store,
 		observer: observer,
 		opts:     opts,
@@ -107,6 +112,10 @@ func (h *Hub) SetDesired(cluster string, d *cutoverv1.DesiredApp) {
 	}
 }
 
+// Wait returns once every stream handler has finished, so the store can be
+// closed after the last disconnect is recorded.
+func (h *Hub) Wait() { h.streams.Wait() }
+
 // Known reports whether an agent has ever connected as cluster.
 func (h *Hub) Known(cluster string) bool {
 	h.mu.Lock()
@@ -129,8 +138,11 @@ func (h *Hub) Clusters() []*cutoverv1.Cluster {
 
 // Connect serves one agent stream until it ends.
 func (h *Hub) Connect(stream cutoverv1.AgentService_ConnectServer) error {
+	h.streams.Add(1)
+	defer h.streams.Done()
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
+	defer context.AfterFunc(h.life, cancel)()
 
 	hello, err := h.awaitHello(ctx, stream)
 	if err != nil {

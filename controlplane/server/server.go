@@ -117,6 +117,7 @@ func Run(ctx context.Context, cfg Config, grpcLn, httpLn net.Listener) error {
 	ready.Store(false)
 	cancel()
 	shutdown(gs, hs, cfg.ShutdownTimeout, log)
+	agents.Wait()
 	return runErr
 }
 
