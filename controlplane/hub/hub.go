@@ -52,8 +52,8 @@ type Hub struct {
 	log      *slog.Logger
 	metrics  *metrics
 
-	life     context.Context // ends every stream when the control plane stops
-	streams  sync.WaitGroup
+	life    context.Context // ends every stream when the control plane stops
+	streams sync.WaitGroup
 
 	mu       sync.Mutex
 	clusters map[string]*cutoverv1.Cluster
