@@ -1,0 +1,95 @@
+package harness
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// App describes a demo-app rollout to render as a manifest.
+type App struct {
+	Name      string
+	Revision  string
+	Command   string   // path of cutover-demoapp
+	ExtraArgs []string // more demo-app flags, e.g. --error-rate
+	Instances int
+	Env       map[string]string
+	// Waves lists the clusters of each wave, in order; WaveNames names them.
+	Waves     [][]string
+	WaveNames []string
+	// Listen is each cluster's proxy address.
+	Listen map[string]string
+	// Steps are canary steps in YAML flow style, e.g. "setWeight: 20".
+	Steps []string
+}
+
+// Manifest renders the rollout manifest.
+func (a App) Manifest() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	w("apiVersion: cutover.dev/v1")
+	w("kind: Rollout")
+	w("metadata:")
+	w("  name: %s", a.Name)
+	w("spec:")
+	w("  revision:")
+	w("    name: %s", a.Revision)
+	w("    command: %q", a.Command)
+	args := append([]string{"--version", a.Revision}, a.ExtraArgs...)
+	w("    args: [%s]", quoteAll(args))
+	if a.Instances > 0 {
+		w("    instances: %d", a.Instances)
+	}
+	if len(a.Env) > 0 {
+		w("    env:")
+		for _, k := range sortedKeys(a.Env) {
+			w("      %s: %q", k, a.Env[k])
+		}
+	}
+	w("    readinessPath: /healthz")
+	w("    readyTimeout: 20s")
+	clusters := sortedKeys(a.Listen)
+	w("  endpoint:")
+	w("    listen: %q", a.Listen[clusters[0]])
+	w("    listenOverrides:")
+	for _, c := range clusters[1:] {
+		w("      %s: %q", c, a.Listen[c])
+	}
+	if len(clusters) == 1 {
+		b.WriteString("      {}\n")
+	}
+	w("  targets:")
+	w("    waves:")
+	for i, wave := range a.Waves {
+		name := fmt.Sprintf("wave-%d", i+1)
+		if i < len(a.WaveNames) {
+			name = a.WaveNames[i]
+		}
+		w("      - name: %s", name)
+		w("        clusters: [%s]", strings.Join(wave, ", "))
+	}
+	w("  strategy:")
+	w("    canary:")
+	w("      steps:")
+	for _, s := range a.Steps {
+		w("        - {%s}", s)
+	}
+	return b.String()
+}
+
+func quoteAll(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
