@@ -151,12 +151,19 @@ func (h *Hub) Connect(stream cutoverv1.AgentService_ConnectServer) error {
 	s := h.open(ctx, cancel, hello)
 	defer h.close(s)
 
-	errc := make(chan error, 2)
-	go func() { errc <- h.send(ctx, s, stream) }()
-	go func() { errc <- h.receive(ctx, s, stream) }()
-	err = <-errc
-	cancel()
-	<-errc
+	// The sender is waited for, since only one goroutine may Send. The
+	// receiver is not: it is blocked in Recv, which returns only once this
+	// handler has returned and the stream is torn down.
+	sendErr := make(chan error, 1)
+	recvErr := make(chan error, 1)
+	go func() { sendErr <- h.send(ctx, s, stream) }()
+	go func() { recvErr <- h.receive(ctx, s, stream) }()
+	select {
+	case err = <-sendErr:
+	case err = <-recvErr:
+		cancel()
+		<-sendErr
+	}
 	if errors.Is(err, context.Canceled) && s.replaced.Load() {
 		return status.Error(codes.Aborted, "another agent connected as the same cluster")
 	}
