@@ -176,4 +176,3 @@ func equalInts(a, b []int) bool {
 	}
 	return true
 }
-
