@@ -31,7 +31,7 @@ type Publisher interface {
 	SetDesired(cluster string, d *cutoverv1.DesiredApp)
 }
 
-// ErrNotFound: no rollout has that name.
+// ErrNotFound is returned for a rollout name that does not exist.
 var ErrNotFound = errors.New("rollout not found")
 
 // Controller owns every rollout's state.
