@@ -172,8 +172,16 @@ func clusterRow(c *cutoverv1.ClusterProgress) string {
 		fmt.Sprintf("%d%%", c.GetCanaryWeight()),
 		orNone(c.GetStableRevision().GetName()),
 		observedLabel(c.GetObservedRevisions()),
-		yesNo(c.GetConverged()),
+		convergedLabel(c),
 	}, "\t")
+}
+
+// convergedLabel is yes or no, with the agent's last problem when it has one.
+func convergedLabel(c *cutoverv1.ClusterProgress) string {
+	if e := c.GetAgentError(); e != "" {
+		return "no (agent: " + e + ")"
+	}
+	return yesNo(c.GetConverged())
 }
 
 // observedLabel lists what the agent reported per revision, e.g.

@@ -123,6 +123,7 @@ func apply(old *cutoverv1.Rollout, a Apply, now time.Time) Result {
 				cp.ObservedGeneration = p.GetObservedGeneration()
 				cp.Converged = p.GetConverged()
 				cp.ObservedRevisions = p.GetObservedRevisions()
+				cp.AgentError = p.GetAgentError()
 			}
 			st.Clusters = append(st.Clusters, cp)
 		}
@@ -217,6 +218,7 @@ func (m *machine) observe(e Observe) error {
 	cp.ObservedGeneration = e.App.GetObservedGeneration()
 	cp.Converged = e.App.GetConverged() && e.App.GetObservedGeneration() == cp.GetDesiredGeneration()
 	cp.ObservedRevisions = e.App.GetRevisions()
+	cp.AgentError = e.App.GetError()
 	return nil
 }
 

@@ -1069,8 +1069,11 @@ type ClusterProgress struct {
 	Converged bool `protobuf:"varint,8,opt,name=converged,proto3" json:"converged,omitempty"`
 	// What the agent last reported per revision.
 	ObservedRevisions []*ObservedRevision `protobuf:"bytes,9,rep,name=observed_revisions,json=observedRevisions,proto3" json:"observed_revisions,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The last problem the agent reported for the app (e.g. its listen
+	// address is taken); empty when there is none.
+	AgentError    string `protobuf:"bytes,10,opt,name=agent_error,json=agentError,proto3" json:"agent_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterProgress) Reset() {
@@ -1164,6 +1167,13 @@ func (x *ClusterProgress) GetObservedRevisions() []*ObservedRevision {
 		return x.ObservedRevisions
 	}
 	return nil
+}
+
+func (x *ClusterProgress) GetAgentError() string {
+	if x != nil {
+		return x.AgentError
+	}
+	return ""
 }
 
 // ApplyRolloutRequest carries a manifest.
@@ -2071,7 +2081,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\bend_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12%\n" +
 	"\x0erollout_number\x18\n" +
 	" \x01(\x03R\rrolloutNumber\x12!\n" +
-	"\fpromote_full\x18\v \x01(\bR\vpromoteFull\"\x9e\x03\n" +
+	"\fpromote_full\x18\v \x01(\bR\vpromoteFull\"\xbf\x03\n" +
 	"\x0fClusterProgress\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x12\n" +
 	"\x04wave\x18\x02 \x01(\x05R\x04wave\x12.\n" +
@@ -2081,7 +2091,10 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x12desired_generation\x18\x06 \x01(\x03R\x11desiredGeneration\x12/\n" +
 	"\x13observed_generation\x18\a \x01(\x03R\x12observedGeneration\x12\x1c\n" +
 	"\tconverged\x18\b \x01(\bR\tconverged\x12K\n" +
-	"\x12observed_revisions\x18\t \x03(\v2\x1c.cutover.v1.ObservedRevisionR\x11observedRevisions\"1\n" +
+	"\x12observed_revisions\x18\t \x03(\v2\x1c.cutover.v1.ObservedRevisionR\x11observedRevisions\x12\x1f\n" +
+	"\vagent_error\x18\n" +
+	" \x01(\tR\n" +
+	"agentError\"1\n" +
 	"\x13ApplyRolloutRequest\x12\x1a\n" +
 	"\bmanifest\x18\x01 \x01(\tR\bmanifest\"_\n" +
 	"\x14ApplyRolloutResponse\x12-\n" +
