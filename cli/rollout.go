@@ -104,11 +104,17 @@ func newGetRolloutsCommand(o *options) *cobra.Command {
 }
 
 func newGetRolloutCommand(o *options) *cobra.Command {
-	return &cobra.Command{
+	var watch bool
+	cmd := &cobra.Command{
 		Use:   "rollout NAME",
 		Short: "Show one rollout with its per-cluster progress",
-		Args:  oneName,
+		Long: "Show one rollout with its per-cluster progress. With --watch, follow it live until it\n" +
+			"ends: exit status 0 when it ends Healthy, 1 when it is aborted.",
+		Args: oneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if watch {
+				return o.watch(cmd.Context(), args[0])
+			}
 			var resp *cutoverv1.GetRolloutResponse
 			err := o.call(cmd.Context(), func(ctx context.Context, cc grpc.ClientConnInterface) (err error) {
 				req := &cutoverv1.GetRolloutRequest{Name: args[0]}
@@ -123,6 +129,8 @@ func newGetRolloutCommand(o *options) *cobra.Command {
 			})
 		},
 	}
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "follow the rollout live until it ends")
+	return cmd
 }
 
 func writeRolloutTable(w io.Writer, rollouts []*cutoverv1.Rollout, now time.Time) error {

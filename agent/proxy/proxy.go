@@ -166,7 +166,7 @@ func (t *table) pick() (revision, backend string, ok bool) {
 }
 
 // Serve serves on ln until ctx ends, then stops accepting and waits up to
-// grace for in-flight requests.
+// grace for in-flight requests; those still open then are cut.
 func (p *Proxy) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
 	hs := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
@@ -178,8 +178,13 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, grace time.Duration)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("proxy %s shutdown: %w", ln.Addr(), err)
+	if err := hs.Shutdown(sctx); err != nil {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("proxy %s shutdown: %w", ln.Addr(), err)
+		}
+		// Shutdown leaves unfinished requests running; once Serve has
+		// returned nothing may still forward traffic for this app.
+		_ = hs.Close()
 	}
 	return nil
 }

@@ -76,7 +76,11 @@ func Parse(data []byte) (*Manifest, error) {
 		}
 	}
 	rawSpec, hasSpec := top["spec"]
-	if hasSpec {
+	switch {
+	case hasSpec && rawSpec == nil:
+		// protojson refuses a null message at the top.
+		c.add("spec", "must be a mapping, got nothing")
+	case hasSpec:
 		checkMessage(&c, "spec", rawSpec, (&cutoverv1.RolloutSpec{}).ProtoReflect().Descriptor())
 	}
 	if err := c.err(); err != nil {
@@ -141,6 +145,7 @@ func checkMessage(c *errs, path string, v any, md protoreflect.MessageDescriptor
 		return
 	}
 	oneofs := map[protoreflect.FullName]string{}
+	fields := map[protoreflect.FieldNumber]string{}
 	for _, k := range sortedKeys(obj) {
 		fd := md.Fields().ByJSONName(k)
 		if fd == nil {
@@ -151,6 +156,12 @@ func checkMessage(c *errs, path string, v any, md protoreflect.MessageDescriptor
 			c.add(p, "unknown field")
 			continue
 		}
+		// Both spellings of one field (readinessPath, readiness_path).
+		if prev, dup := fields[fd.Number()]; dup {
+			c.add(p, "is the same field as %s; set only one", prev)
+			continue
+		}
+		fields[fd.Number()] = k
 		if od := fd.ContainingOneof(); od != nil && !od.IsSynthetic() {
 			if prev, dup := oneofs[od.FullName()]; dup {
 				c.add(path, "only one of %s and %s may be set", prev, k)
@@ -184,11 +195,21 @@ func checkField(c *errs, path string, v any, fd protoreflect.FieldDescriptor) {
 			return
 		}
 		for i, e := range list {
-			checkValue(c, path+"["+strconv.Itoa(i)+"]", e, fd)
+			checkListEntry(c, path+"["+strconv.Itoa(i)+"]", e, fd)
 		}
 	default:
 		checkValue(c, path, v, fd)
 	}
+}
+
+// checkListEntry checks a list entry: protojson refuses a null entry even in a
+// list of messages, where a null field would only mean unset.
+func checkListEntry(c *errs, path string, v any, fd protoreflect.FieldDescriptor) {
+	if v == nil && fd.Kind() == protoreflect.MessageKind {
+		c.add(path, "must be a mapping, got nothing")
+		return
+	}
+	checkValue(c, path, v, fd)
 }
 
 func checkValue(c *errs, path string, v any, fd protoreflect.FieldDescriptor) {

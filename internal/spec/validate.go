@@ -2,8 +2,10 @@ package spec
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -56,7 +58,7 @@ func validateRevision(c *errs, path string, r *cutoverv1.Revision) {
 	if d := r.GetReadyTimeout(); d != "" {
 		checkDuration(c, path+".readyTimeout", d)
 	}
-	for k := range r.GetEnv() {
+	for _, k := range slices.Sorted(maps.Keys(r.GetEnv())) {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			c.add(path+".env", "invalid variable name %q", k)
 		}
@@ -98,7 +100,9 @@ func validateEndpoint(c *errs, e *cutoverv1.Endpoint, clusters map[string]bool) 
 	} else {
 		checkListen(c, "spec.endpoint.listen", e.GetListen())
 	}
-	for cluster, addr := range e.GetListenOverrides() {
+	// Sorted: the errors must not change order from one run to the next.
+	for _, cluster := range slices.Sorted(maps.Keys(e.GetListenOverrides())) {
+		addr := e.GetListenOverrides()[cluster]
 		p := "spec.endpoint.listenOverrides." + cluster
 		if !clusters[cluster] {
 			c.add(p, "cluster %q is not a target of this rollout", cluster)
@@ -153,15 +157,16 @@ func checkDuration(c *errs, path, s string) {
 
 // Default fills the fields a manifest may leave empty. It is idempotent.
 func Default(s *cutoverv1.RolloutSpec) {
-	r := s.GetRevision()
-	if r.GetInstances() == 0 {
-		r.Instances = DefaultInstances
-	}
-	if r.GetReadinessPath() == "" {
-		r.ReadinessPath = DefaultReadinessPath
-	}
-	if r.GetReadyTimeout() == "" {
-		r.ReadyTimeout = DefaultReadyTimeout.String()
+	if r := s.GetRevision(); r != nil {
+		if r.GetInstances() == 0 {
+			r.Instances = DefaultInstances
+		}
+		if r.GetReadinessPath() == "" {
+			r.ReadinessPath = DefaultReadinessPath
+		}
+		if r.GetReadyTimeout() == "" {
+			r.ReadyTimeout = DefaultReadyTimeout.String()
+		}
 	}
 	for i, w := range s.GetTargets().GetWaves() {
 		if w.GetName() == "" {

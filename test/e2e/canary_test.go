@@ -33,6 +33,11 @@ func TestCanaryMovesTrafficStepByStepAcrossWaves(t *testing.T) {
 	if !strings.Contains(out, "rollout/demo configured") {
 		t.Errorf("cutover apply printed %q", out)
 	}
+	// A script waits on the rollout with --watch: it must exit 0 at Healthy.
+	watch, err := f.env.StartCLI(ctx, "", "get", "rollout", "demo", "--watch")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	for wave, cluster := range []string{"us-east", "eu-west"} {
 		other := []string{"eu-west", "us-east"}[wave]
@@ -57,6 +62,11 @@ func TestCanaryMovesTrafficStepByStepAcrossWaves(t *testing.T) {
 	}
 	f.expectShare(ctx, "us-east", "v2", 1, 0)
 	f.expectShare(ctx, "eu-west", "v2", 1, 0)
+	wout, werr, wcode, err := watch()
+	if err != nil || wcode != 0 || !strings.Contains(wout, "demo Healthy") ||
+		!strings.Contains(wout, "us-east Progressing 60%") || !strings.Contains(wout, "eu-west Promoted 100%") {
+		t.Errorf("cutover get rollout --watch: exit %d err %v\nstdout:\n%s\nstderr: %s", wcode, err, wout, werr)
+	}
 	// Promotion stopped v1's processes: only v2's remain.
 	if got := f.processes("v1"); len(got) != 0 {
 		t.Errorf("v1 processes still running after promotion: %v", got)
@@ -78,12 +88,19 @@ func TestAbortReturnsAllTrafficToStable(t *testing.T) {
 	f.wait(ctx, "at 50%", harness.AtStep(0, 1))
 	f.expectShare(ctx, "us-east", "v2", 0.5, tolerance)
 
+	watch, err := f.env.StartCLI(ctx, "", "get", "rollout", "demo", "--watch")
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Abort through REST, as an automation would.
 	code, body, err := f.env.HTTP(ctx, "POST", "/v1/rollouts/demo:abort", `{"reason":"e2e"}`)
 	if err != nil || code != 200 {
 		t.Fatalf("POST :abort: %d %v %s", code, err, body)
 	}
 	f.wait(ctx, "aborted", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED))
+	if _, werr, wcode, err := watch(); err != nil || wcode != 1 || werr != "error: rollout demo aborted: aborted: e2e\n" {
+		t.Errorf("cutover get rollout --watch after abort: exit %d err %v stderr %q, want exit 1 and the reason", wcode, err, werr)
+	}
 	f.expectShare(ctx, "us-east", "v1", 1, 0)
 	f.expectShare(ctx, "eu-west", "v1", 1, 0)
 	if got := f.processes("v2"); len(got) != 0 {

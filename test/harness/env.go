@@ -206,21 +206,37 @@ func AtStep(wave, step int32) func(*cutoverv1.Rollout) bool {
 // CLI runs the cutover command against the control plane and returns its
 // stdout, stderr and exit code.
 func (e *Env) CLI(ctx context.Context, stdin string, args ...string) (stdout, stderr string, code int, err error) {
+	wait, err := e.StartCLI(ctx, stdin, args...)
+	if err != nil {
+		return "", "", 0, err
+	}
+	return wait()
+}
+
+// StartCLI starts the cutover command and returns a function that waits for
+// it and returns its stdout, stderr and exit code.
+func (e *Env) StartCLI(ctx context.Context, stdin string, args ...string) (func() (string, string, int, error), error) {
 	cmd := exec.CommandContext(ctx, e.Bins.Path(CLI), args...)
 	cmd.Env = append(os.Environ(), "CUTOVER_SERVER="+e.Server.GRPC)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	runErr := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case runErr == nil:
-	case errors.As(runErr, &exit):
-		code = exit.ExitCode()
-	default:
-		return "", "", 0, fmt.Errorf("run cutover: %w", runErr)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start cutover: %w", err)
 	}
-	return out.String(), errb.String(), code, nil
+	return func() (string, string, int, error) {
+		runErr := cmd.Wait()
+		var exit *exec.ExitError
+		code := 0
+		switch {
+		case runErr == nil:
+		case errors.As(runErr, &exit):
+			code = exit.ExitCode()
+		default:
+			return "", "", 0, fmt.Errorf("run cutover: %w", runErr)
+		}
+		return out.String(), errb.String(), code, nil
+	}, nil
 }
 
 // HTTP sends a request to the control plane's HTTP port.

@@ -1,0 +1,507 @@
+package spec_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/spec"
+)
+
+func readFile(t testing.TB, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func mustParse(t testing.TB, name string) *spec.Manifest {
+	t.Helper()
+	m, err := spec.Parse(readFile(t, name))
+	if err != nil {
+		t.Fatalf("Parse(%s): %v", name, err)
+	}
+	return m
+}
+
+// fieldErrors returns err's problems as "path: detail" strings, failing the
+// test unless err is a spec.Errors that wraps spec.ErrInvalid.
+func fieldErrors(t *testing.T, err error) []string {
+	t.Helper()
+	if err == nil {
+		t.Fatal("got no error")
+	}
+	if !errors.Is(err, spec.ErrInvalid) {
+		t.Errorf("errors.Is(%v, ErrInvalid) = false", err)
+	}
+	var es spec.Errors
+	if !errors.As(err, &es) {
+		t.Fatalf("error %T %v is not a spec.Errors", err, err)
+	}
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.Error()
+	}
+	return out
+}
+
+func wantErrors(t *testing.T, err error, want []string) {
+	t.Helper()
+	got := fieldErrors(t, err)
+	if !slices.Equal(got, want) {
+		t.Errorf("errors:\n got  %q\n want %q", got, want)
+	}
+}
+
+// validSpec is testdata/valid.yaml (and valid.json) as a proto.
+func validSpec() *cutoverv1.RolloutSpec {
+	step := func(w int32) *cutoverv1.CanaryStep {
+		return &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_SetWeight{SetWeight: w}}
+	}
+	pause := func(d string) *cutoverv1.CanaryStep {
+		return &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_Pause{Pause: &cutoverv1.PauseStep{Duration: d}}}
+	}
+	return &cutoverv1.RolloutSpec{
+		Revision: &cutoverv1.Revision{
+			Name:          "v2.1_rc-1",
+			Command:       "./web",
+			Args:          []string{"--port", "$(PORT)", "--verbose"},
+			Env:           map[string]string{"LOG_LEVEL": "debug", "REGION": "eu"},
+			Instances:     3,
+			ReadinessPath: "/ready",
+			ReadyTimeout:  "45s",
+		},
+		Endpoint: &cutoverv1.Endpoint{
+			Listen:          ":8080",
+			ListenOverrides: map[string]string{"us-1": "127.0.0.1:9090"},
+		},
+		Targets: &cutoverv1.Targets{Waves: []*cutoverv1.Wave{
+			{Name: "canary", Clusters: []string{"eu-1"}},
+			{Name: "rest", Clusters: []string{"us-1", "us-2"}},
+		}},
+		Strategy: &cutoverv1.Strategy{Strategy: &cutoverv1.Strategy_Canary{Canary: &cutoverv1.CanaryStrategy{
+			Steps: []*cutoverv1.CanaryStep{step(10), pause(""), step(50), pause("30s"), step(100)},
+		}}},
+	}
+}
+
+func TestParseValid(t *testing.T) {
+	t.Parallel()
+	// valid.json spells some fields the proto way (readiness_path,
+	// set_weight); both spellings must give the same spec.
+	for _, name := range []string{"valid.yaml", "valid.json"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			m := mustParse(t, name)
+			if m.Name != "web" {
+				t.Errorf("Name = %q, want web", m.Name)
+			}
+			if want := validSpec(); !proto.Equal(m.Spec, want) {
+				t.Errorf("Spec =\n%v\nwant\n%v", m.Spec, want)
+			}
+		})
+	}
+}
+
+func TestParseAppliesDefaults(t *testing.T) {
+	t.Parallel()
+	m := mustParse(t, "minimal.yaml")
+	r := m.Spec.GetRevision()
+	if r.GetInstances() != 1 {
+		t.Errorf("instances = %d, want 1", r.GetInstances())
+	}
+	if r.GetReadinessPath() != "/healthz" {
+		t.Errorf("readinessPath = %q, want /healthz", r.GetReadinessPath())
+	}
+	if r.GetReadyTimeout() != "30s" {
+		t.Errorf("readyTimeout = %q, want 30s", r.GetReadyTimeout())
+	}
+	if got := spec.ReadyTimeout(r); got != 30*time.Second {
+		t.Errorf("ReadyTimeout = %v, want 30s", got)
+	}
+	var names []string
+	for _, w := range m.Spec.GetTargets().GetWaves() {
+		names = append(names, w.GetName())
+	}
+	// A wave keeps its own name; the others are named by position.
+	if want := []string{"wave-1", "second", "wave-3"}; !slices.Equal(names, want) {
+		t.Errorf("wave names = %q, want %q", names, want)
+	}
+	// setWeight 0 is a real step, not an unset one.
+	steps := m.Spec.GetStrategy().GetCanary().GetSteps()
+	if len(steps) != 2 {
+		t.Fatalf("got %d steps, want 2", len(steps))
+	}
+	if _, ok := steps[0].GetStep().(*cutoverv1.CanaryStep_SetWeight); !ok || steps[0].GetSetWeight() != 0 {
+		t.Errorf("step 0 = %v, want setWeight 0", steps[0])
+	}
+	if p := steps[1].GetPause(); p == nil || spec.PauseDuration(p) != 0 {
+		t.Errorf("step 1 = %v, want a pause until promoted", steps[1])
+	}
+}
+
+func TestDefaultIsIdempotent(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"valid.yaml", "minimal.yaml"} {
+		m := mustParse(t, name)
+		again := proto.Clone(m.Spec).(*cutoverv1.RolloutSpec)
+		spec.Default(again)
+		if !proto.Equal(again, m.Spec) {
+			t.Errorf("%s: Default changed a defaulted spec:\n%v\nwas\n%v", name, again, m.Spec)
+		}
+	}
+
+	// From scratch: the second call changes nothing the first did not.
+	s := &cutoverv1.RolloutSpec{
+		Revision: &cutoverv1.Revision{Name: "v1"},
+		Targets:  &cutoverv1.Targets{Waves: []*cutoverv1.Wave{{}, {Name: "b"}}},
+	}
+	spec.Default(s)
+	once := proto.Clone(s)
+	spec.Default(s)
+	if !proto.Equal(s, once) {
+		t.Errorf("second Default gave %v, first %v", s, once)
+	}
+	want := &cutoverv1.RolloutSpec{
+		Revision: &cutoverv1.Revision{Name: "v1", Instances: 1, ReadinessPath: "/healthz", ReadyTimeout: "30s"},
+		Targets:  &cutoverv1.Targets{Waves: []*cutoverv1.Wave{{Name: "wave-1"}, {Name: "b"}}},
+	}
+	if !proto.Equal(s, want) {
+		t.Errorf("Default = %v, want %v", s, want)
+	}
+
+	// A spec without a revision is left without one, not a panic.
+	empty := &cutoverv1.RolloutSpec{}
+	spec.Default(empty)
+	if !proto.Equal(empty, &cutoverv1.RolloutSpec{}) {
+		t.Errorf("Default(empty) = %v, want it unchanged", empty)
+	}
+}
+
+func TestParseInvalid(t *testing.T) {
+	t.Parallel()
+	const mustDuration = "must be a positive duration such as 30s or 500ms, got "
+	tests := []struct {
+		file string
+		want []string
+	}{
+		{"unknown-field.yaml", []string{
+			"spec.strategy.canary.bogus: unknown field",
+		}},
+		{"weight-140.yaml", []string{
+			"spec.strategy.canary.steps[2].setWeight: must be between 0 and 100, got 140",
+		}},
+		{"empty-steps.yaml", []string{
+			"spec.strategy.canary.steps: must not be empty",
+		}},
+		{"malformed.yaml", []string{
+			"manifest: malformed YAML: line 7: did not find expected key",
+		}},
+		{"empty.yaml", []string{
+			"manifest: is empty",
+		}},
+		{"not-a-mapping.yaml", []string{
+			"manifest: must be a mapping with apiVersion, kind, metadata and spec",
+		}},
+		{"wrong-types.yaml", []string{
+			`spec.endpoint: must be a mapping, got ":8080"`,
+			`spec.revision.args: must be a list, got "--port"`,
+			`spec.revision.env: must be a mapping, got a list`,
+			`spec.revision.instances: must be an integer, got "three"`,
+			`spec.revision.name: must be a string, got 2`,
+			`spec.revision.readinessPath: must be a string, got true`,
+			`spec.revision.readyTimeout: must be a string, got 30`,
+			`spec.strategy.canary.steps[0].setWeight: must be an integer, got "10"`,
+			`spec.strategy.canary.steps[1].setWeight: must be an integer, got 12.5`,
+			`spec.strategy.canary.steps[2].setWeight: must be an integer, got 3000000000`,
+			`spec.strategy.canary.steps[3].pause: must be a mapping, got "30s"`,
+			`spec.targets.waves: must be a list, got a mapping`,
+		}},
+		{"oneof-twice.yaml", []string{
+			"spec.strategy.canary.steps[1]: only one of pause and setWeight may be set",
+		}},
+		{"same-field-twice.yaml", []string{
+			"spec.revision.readiness_path: is the same field as readinessPath; set only one",
+		}},
+		{"null-entries.yaml", []string{
+			"spec.revision.args[1]: must be a string, got nothing",
+			"spec.revision.env.LOG_LEVEL: must be a string, got nothing",
+			"spec.strategy.canary.steps[1]: must be a mapping, got nothing",
+			"spec.targets.waves[1]: must be a mapping, got nothing",
+		}},
+		{"null-spec.yaml", []string{
+			"spec: must be a mapping, got nothing",
+		}},
+		{"duplicate-cluster.yaml", []string{
+			`spec.targets.waves[1].clusters[1]: cluster "eu-1" is already listed at spec.targets.waves[0].clusters[0]`,
+		}},
+		{"override-non-target.yaml", []string{
+			`spec.endpoint.listenOverrides.ap-1: cluster "ap-1" is not a target of this rollout`,
+		}},
+		{"bad-durations.yaml", []string{
+			`spec.revision.readyTimeout: ` + mustDuration + `"soon"`,
+			`spec.strategy.canary.steps[1].pause.duration: ` + mustDuration + `"-5s"`,
+			`spec.strategy.canary.steps[2].pause.duration: ` + mustDuration + `"0s"`,
+		}},
+		{"missing-name.yaml", []string{
+			"metadata.name: is required",
+		}},
+		{"wrong-apiversion-kind.yaml", []string{
+			`apiVersion: must be "cutover.dev/v1", got "cutover.dev/v2"`,
+			`kind: must be "Rollout", got "Deployment"`,
+		}},
+		{"header-problems.yaml", []string{
+			"metadata.labels: unknown field",
+			`metadata.name: must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit, got "Web_1"`,
+			"status: unknown field",
+			"apiVersion: is required",
+		}},
+		{"missing-sections.yaml", []string{
+			"spec.revision: is required",
+			"spec.targets.waves: must list at least one wave",
+			"spec.endpoint.listen: is required",
+			"spec.strategy: must set canary",
+		}},
+		{"many-problems.yaml", []string{
+			`spec.revision.name: must be 1-63 letters, digits, '.', '_' or '-', got "-v2"`,
+			"spec.revision.command: is required",
+			"spec.revision.instances: must be between 1 and 256, got 300",
+			`spec.revision.readinessPath: must start with '/', got "healthz"`,
+			`spec.revision.env: invalid variable name ""`,
+			`spec.revision.env: invalid variable name "A=B"`,
+			"spec.targets.waves[0].clusters[1]: must not be empty",
+			"spec.targets.waves[1].clusters: must list at least one cluster",
+			`spec.endpoint.listen: must be host:port, got "8080"`,
+			`spec.endpoint.listenOverrides.eu-1: port must be between 1 and 65535, got "99999"`,
+			`spec.endpoint.listenOverrides.zz-9: cluster "zz-9" is not a target of this rollout`,
+			"spec.strategy.canary.steps[0].setWeight: must be between 0 and 100, got -1",
+			"spec.strategy.canary.steps[1]: must set setWeight or pause",
+		}},
+	}
+	seen := map[string]bool{}
+	for _, tt := range tests {
+		seen[tt.file] = true
+		t.Run(tt.file, func(t *testing.T) {
+			t.Parallel()
+			m, err := spec.Parse(readFile(t, filepath.Join("bad", tt.file)))
+			if m != nil {
+				t.Errorf("Parse returned a manifest %v with error %v", m, err)
+			}
+			wantErrors(t, err, tt.want)
+			if got, want := err.Error(), strings.Join(tt.want, "; "); got != want {
+				t.Errorf("Error() = %q, want %q", got, want)
+			}
+		})
+	}
+	// Every bad manifest in testdata is checked here (and seeds the fuzzer).
+	files, err := filepath.Glob(filepath.Join("testdata", "bad", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if !seen[filepath.Base(f)] {
+			t.Errorf("%s has no case in TestParseInvalid", f)
+		}
+	}
+}
+
+// Map keys (env, listenOverrides) are reported in sorted order, so the same
+// manifest always gives the same message; Go randomises map order per range,
+// so a few rounds would catch an unsorted walk.
+func TestParseErrorOrderIsStable(t *testing.T) {
+	t.Parallel()
+	data := readFile(t, filepath.Join("bad", "many-problems.yaml"))
+	_, err := spec.Parse(data)
+	first := fieldErrors(t, err)
+	for range 50 {
+		_, err := spec.Parse(data)
+		if got := fieldErrors(t, err); !slices.Equal(got, first) {
+			t.Fatalf("errors changed between runs:\n %q\n %q", first, got)
+		}
+	}
+}
+
+// Validate on its own, at the edges of each range, on valid.yaml changed in
+// one place.
+func TestValidateBounds(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		change func(s *cutoverv1.RolloutSpec)
+		want   []string // nil: valid
+	}{
+		{"unchanged", func(*cutoverv1.RolloutSpec) {}, nil},
+		{"instances 0 means default", func(s *cutoverv1.RolloutSpec) { s.Revision.Instances = 0 }, nil},
+		{"instances 256", func(s *cutoverv1.RolloutSpec) { s.Revision.Instances = 256 }, nil},
+		{"instances 257", func(s *cutoverv1.RolloutSpec) { s.Revision.Instances = 257 },
+			[]string{"spec.revision.instances: must be between 1 and 256, got 257"}},
+		{"instances -1", func(s *cutoverv1.RolloutSpec) { s.Revision.Instances = -1 },
+			[]string{"spec.revision.instances: must be between 1 and 256, got -1"}},
+		{"weight 101", func(s *cutoverv1.RolloutSpec) {
+			s.GetStrategy().GetCanary().Steps[4].Step = &cutoverv1.CanaryStep_SetWeight{SetWeight: 101}
+		}, []string{"spec.strategy.canary.steps[4].setWeight: must be between 0 and 100, got 101"}},
+		{"port 65535", func(s *cutoverv1.RolloutSpec) { s.Endpoint.Listen = "[::1]:65535" }, nil},
+		{"port 0", func(s *cutoverv1.RolloutSpec) { s.Endpoint.Listen = ":0" },
+			[]string{`spec.endpoint.listen: port must be between 1 and 65535, got "0"`}},
+		{"named port", func(s *cutoverv1.RolloutSpec) { s.Endpoint.Listen = "localhost:http" },
+			[]string{`spec.endpoint.listen: port must be between 1 and 65535, got "http"`}},
+		{"revision name 63", func(s *cutoverv1.RolloutSpec) { s.Revision.Name = strings.Repeat("v", 63) }, nil},
+		{"revision name 64", func(s *cutoverv1.RolloutSpec) { s.Revision.Name = strings.Repeat("v", 64) },
+			[]string{`spec.revision.name: must be 1-63 letters, digits, '.', '_' or '-', got "` + strings.Repeat("v", 64) + `"`}},
+		{"no revision name", func(s *cutoverv1.RolloutSpec) { s.Revision.Name = "" },
+			[]string{"spec.revision.name: is required"}},
+		{"env NUL", func(s *cutoverv1.RolloutSpec) { s.Revision.Env["A\x00"] = "x" },
+			[]string{`spec.revision.env: invalid variable name "A\x00"`}},
+		{"500ms ready timeout", func(s *cutoverv1.RolloutSpec) { s.Revision.ReadyTimeout = "500ms" }, nil},
+		{"bad override address", func(s *cutoverv1.RolloutSpec) { s.Endpoint.ListenOverrides["us-1"] = "us-1" },
+			[]string{`spec.endpoint.listenOverrides.us-1: must be host:port, got "us-1"`}},
+		{"no strategy", func(s *cutoverv1.RolloutSpec) { s.Strategy = nil },
+			[]string{"spec.strategy: must set canary"}},
+		{"no targets", func(s *cutoverv1.RolloutSpec) { s.Targets = nil },
+			// The override names a cluster that is no longer a target.
+			[]string{"spec.targets.waves: must list at least one wave",
+				`spec.endpoint.listenOverrides.us-1: cluster "us-1" is not a target of this rollout`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := validSpec()
+			tt.change(s)
+			err := spec.Validate(s)
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			wantErrors(t, err, tt.want)
+		})
+	}
+}
+
+func TestCheckClusters(t *testing.T) {
+	t.Parallel()
+	// minimal.yaml targets eu-1, eu-2 | us-1 | ap-1.
+	s := mustParse(t, "minimal.yaml").Spec
+	known := func(names ...string) func(string) bool {
+		return func(n string) bool { return slices.Contains(names, n) }
+	}
+
+	if err := spec.CheckClusters(s, known("eu-1", "eu-2", "us-1", "ap-1")); err != nil {
+		t.Errorf("all known: %v", err)
+	}
+	err := spec.CheckClusters(s, known("eu-1", "us-1", "ap-1"))
+	wantErrors(t, err, []string{
+		`spec.targets.waves[0].clusters[1]: unknown cluster "eu-2" (no agent has connected with that name)`,
+	})
+	err = spec.CheckClusters(s, known())
+	got := fieldErrors(t, err)
+	want := []string{"waves[0].clusters[0]", "waves[0].clusters[1]", "waves[1].clusters[0]", "waves[2].clusters[0]"}
+	if len(got) != len(want) {
+		t.Fatalf("none known: got %q, want one error per cluster", got)
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], "spec.targets."+want[i]+": unknown cluster") {
+			t.Errorf("none known: error %d = %q, want it at %s", i, got[i], want[i])
+		}
+	}
+}
+
+func TestHelpers(t *testing.T) {
+	t.Parallel()
+	if got := spec.PauseDuration(&cutoverv1.PauseStep{Duration: "1m30s"}); got != 90*time.Second {
+		t.Errorf("PauseDuration(1m30s) = %v", got)
+	}
+	if got := spec.PauseDuration(&cutoverv1.PauseStep{}); got != 0 {
+		t.Errorf("PauseDuration(empty) = %v, want 0 (until promoted)", got)
+	}
+	if got := spec.PauseDuration(nil); got != 0 {
+		t.Errorf("PauseDuration(nil) = %v, want 0", got)
+	}
+	for in, want := range map[string]time.Duration{
+		"45s":   45 * time.Second,
+		"":      spec.DefaultReadyTimeout,
+		"never": spec.DefaultReadyTimeout,
+		"-1s":   spec.DefaultReadyTimeout,
+	} {
+		if got := spec.ReadyTimeout(&cutoverv1.Revision{ReadyTimeout: in}); got != want {
+			t.Errorf("ReadyTimeout(%q) = %v, want %v", in, got, want)
+		}
+	}
+	err := spec.Errors{{Path: "a", Detail: "x"}, {Path: "b.c", Detail: "y"}}
+	if got := err.Error(); got != "a: x; b.c: y" {
+		t.Errorf("Errors.Error() = %q", got)
+	}
+	if !errors.Is(err, spec.ErrInvalid) {
+		t.Error("Errors does not wrap ErrInvalid")
+	}
+}
+
+// FuzzParse holds Parse to its promise: it never panics, it refuses with
+// field errors wrapping ErrInvalid, and anything it accepts is a complete,
+// valid, defaulted spec. Plain `go test` runs only the seeds below.
+func FuzzParse(f *testing.F) {
+	for _, pattern := range []string{"*.yaml", "*.json", filepath.Join("bad", "*")} {
+		files, err := filepath.Glob(filepath.Join("testdata", pattern))
+		if err != nil {
+			f.Fatal(err)
+		}
+		if len(files) == 0 {
+			f.Fatalf("no seeds match testdata/%s", pattern)
+		}
+		for _, file := range files {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := spec.Parse(data)
+		if err != nil {
+			if m != nil {
+				t.Fatalf("Parse returned both a manifest and %v", err)
+			}
+			if !errors.Is(err, spec.ErrInvalid) {
+				t.Fatalf("error does not wrap ErrInvalid: %v", err)
+			}
+			var es spec.Errors
+			if !errors.As(err, &es) || len(es) == 0 {
+				t.Fatalf("error is not a non-empty spec.Errors: %#v", err)
+			}
+			for _, e := range es {
+				// The path may be empty: a top-level key "" is unknown at "".
+				if e.Detail == "" {
+					t.Fatalf("field error without detail: %#v", e)
+				}
+				// protojson's own message means the structural check let
+				// through something protojson refused.
+				if strings.HasPrefix(e.Detail, "proto:") {
+					t.Fatalf("structural check missed what protojson refused: %v", e)
+				}
+			}
+			return
+		}
+		if m == nil || m.Spec == nil || m.Name == "" {
+			t.Fatalf("accepted manifest is incomplete: %+v", m)
+		}
+		if err := spec.Validate(m.Spec); err != nil {
+			t.Fatalf("accepted spec does not re-validate: %v", err)
+		}
+		again := proto.Clone(m.Spec).(*cutoverv1.RolloutSpec)
+		spec.Default(again)
+		if !proto.Equal(again, m.Spec) {
+			t.Fatalf("accepted spec was not fully defaulted: %v", m.Spec)
+		}
+	})
+}
