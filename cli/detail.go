@@ -101,7 +101,12 @@ func stepAction(s *cutoverv1.CanaryStep) string {
 }
 
 func terminal(p cutoverv1.RolloutPhase) bool {
-	return p == cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY || p == cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED
+	switch p {
+	case cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY, cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED,
+		cutoverv1.RolloutPhase_ROLLOUT_PHASE_SUPERSEDED:
+		return true
+	}
+	return false
 }
 
 // ago is age with " ago", or none when ts is unset.

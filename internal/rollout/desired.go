@@ -68,7 +68,11 @@ func sameDesired(a, b *cutoverv1.DesiredApp) bool {
 
 // Terminal reports whether a phase accepts no further steps.
 func Terminal(p cutoverv1.RolloutPhase) bool {
-	return p == cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY || p == cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED
+	switch p {
+	case cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY, cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED, cutoverv1.RolloutPhase_ROLLOUT_PHASE_SUPERSEDED:
+		return true
+	}
+	return false
 }
 
 // PhaseName is the short display name of a phase, e.g. "Healthy".

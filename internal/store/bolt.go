@@ -1,9 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -14,7 +17,7 @@ import (
 )
 
 // SchemaVersion is the schema this build writes.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Sentinel errors.
 var (
@@ -28,6 +31,7 @@ var (
 	bucketMeta     = []byte("meta")
 	bucketRollouts = []byte("rollouts")
 	bucketClusters = []byte("clusters")
+	bucketHistory  = []byte("history")
 	keySchema      = []byte("schema")
 )
 
@@ -53,8 +57,10 @@ func Open(path string) (*Bolt, error) {
 
 // upgrade brings a file of any older schema to SchemaVersion.
 func upgrade(tx *bolt.Tx) error {
-	// Version 0 -> 1: create the buckets. Later versions add their steps here.
-	return EnsureSchema(tx, SchemaVersion, bucketRollouts, bucketClusters)
+	// 0 -> 1 created rollouts and clusters; 1 -> 2 adds history. Each step
+	// only adds buckets, so creating whatever is missing upgrades any older
+	// file. A step that rewrites records goes here, before EnsureSchema.
+	return EnsureSchema(tx, SchemaVersion, bucketRollouts, bucketClusters, bucketHistory)
 }
 
 // EnsureSchema creates the meta bucket and the given buckets and records
@@ -113,6 +119,90 @@ func (b *Bolt) ListRollouts(_ context.Context) ([]*cutoverv1.Rollout, error) {
 	return out, err
 }
 
+// ReplaceRollout stores r as its app's current rollout and, when archive is
+// not nil, moves archive (the rollout r replaces) into the app's history,
+// then drops all but the newest keep history entries of that app. It is one
+// transaction: a crash leaves either the old state or the new one.
+func (b *Bolt) ReplaceRollout(_ context.Context, r, archive *cutoverv1.Rollout, keep int) error {
+	data, err := marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode rollout %s: %w", r.GetName(), err)
+	}
+	var old []byte
+	if archive != nil {
+		if old, err = marshal(archive); err != nil {
+			return fmt.Errorf("encode rollout %s: %w", archive.GetName(), err)
+		}
+	}
+	err = b.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketRollouts).Put([]byte(r.GetName()), data); err != nil {
+			return err
+		}
+		if archive == nil {
+			return nil
+		}
+		h := tx.Bucket(bucketHistory)
+		if err := h.Put(historyKey(archive.GetName(), archive.GetStatus().GetRolloutNumber()), old); err != nil {
+			return err
+		}
+		return trimHistory(h, r.GetName(), keep)
+	})
+	if err != nil {
+		return fmt.Errorf("replace rollout %s: %w", r.GetName(), err)
+	}
+	return nil
+}
+
+// History returns the app's archived rollouts, newest first.
+func (b *Bolt) History(_ context.Context, name string) ([]*cutoverv1.Rollout, error) {
+	var out []*cutoverv1.Rollout
+	prefix := historyPrefix(name)
+	err := b.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketHistory).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			r := &cutoverv1.Rollout{}
+			if err := proto.Unmarshal(v, r); err != nil {
+				return fmt.Errorf("decode history %q: %w", k, err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", name, err)
+	}
+	slices.Reverse(out)
+	return out, nil
+}
+
+// historyKey orders an app's entries by rollout number: "<name>/" and the
+// number as 8 big-endian bytes. Names never contain '/'.
+func historyKey(name string, number int64) []byte {
+	return binary.BigEndian.AppendUint64(historyPrefix(name), uint64(number))
+}
+
+func historyPrefix(name string) []byte { return []byte(name + "/") }
+
+func trimHistory(h *bolt.Bucket, name string, keep int) error {
+	prefix := historyPrefix(name)
+	var keys [][]byte
+	c := h.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for len(keys) > max(keep, 0) {
+		if err := h.Delete(keys[0]); err != nil {
+			return err
+		}
+		keys = keys[1:]
+	}
+	return nil
+}
+
+func marshal(m proto.Message) ([]byte, error) {
+	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
+}
+
 // PutCluster stores a cluster, replacing any with the same name.
 func (b *Bolt) PutCluster(_ context.Context, c *cutoverv1.Cluster) error {
 	return b.put(bucketClusters, c.GetName(), c)
@@ -133,7 +223,7 @@ func (b *Bolt) put(bucket []byte, key string, m proto.Message) error {
 	if key == "" {
 		return fmt.Errorf("put %s: empty key", bucket)
 	}
-	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	data, err := marshal(m)
 	if err != nil {
 		return fmt.Errorf("encode %s/%s: %w", bucket, key, err)
 	}

@@ -294,8 +294,8 @@ func TestReopenKeepsData(t *testing.T) {
 	if len(cs) != 1 || !proto.Equal(cs[0], eu) {
 		t.Errorf("after reopen ListClusters = %v, want [%v]", cs, eu)
 	}
-	if v := schemaOf(t, b.DB()); v != "1" {
-		t.Errorf("schema after reopen = %q, want 1", v)
+	if v := schemaOf(t, b.DB()); v != strconv.Itoa(store.SchemaVersion) {
+		t.Errorf("schema after reopen = %q, want %d", v, store.SchemaVersion)
 	}
 }
 
@@ -419,7 +419,7 @@ func TestOpenNewFile(t *testing.T) {
 	if v := schemaOf(t, b.DB()); v != strconv.Itoa(store.SchemaVersion) {
 		t.Errorf("schema of a new file = %q, want %d", v, store.SchemaVersion)
 	}
-	want := []string{"clusters", "meta", "rollouts"}
+	want := []string{"clusters", "history", "meta", "rollouts"}
 	if got := bucketsOf(t, b.DB()); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("buckets of a new file = %q, want %q", got, want)
 	}
@@ -427,7 +427,7 @@ func TestOpenNewFile(t *testing.T) {
 
 // testdata/schema0.db is a file from before the schema was recorded: a bbolt
 // file with no buckets (testdata/mkschema0 says how it was made). Open must
-// upgrade it to schema 1 in place.
+// upgrade it to the current schema in place.
 func TestOpenUpgradesSchema0(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -453,10 +453,10 @@ func TestOpenUpgradesSchema0(t *testing.T) {
 	}
 
 	b := openStore(t, path)
-	if v := schemaOf(t, b.DB()); v != "1" {
-		t.Errorf("schema after upgrade = %q, want 1", v)
+	if v := schemaOf(t, b.DB()); v != strconv.Itoa(store.SchemaVersion) {
+		t.Errorf("schema after upgrade = %q, want %d", v, store.SchemaVersion)
 	}
-	want := []string{"clusters", "meta", "rollouts"}
+	want := []string{"clusters", "history", "meta", "rollouts"}
 	if got := bucketsOf(t, b.DB()); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("buckets after upgrade = %q, want %q", got, want)
 	}
@@ -470,8 +470,8 @@ func TestOpenUpgradesSchema0(t *testing.T) {
 
 	// The upgrade is durable: a reopen finds schema 1 and the data.
 	b = reopen(t, b, path)
-	if v := schemaOf(t, b.DB()); v != "1" {
-		t.Errorf("schema after reopen = %q, want 1", v)
+	if v := schemaOf(t, b.DB()); v != strconv.Itoa(store.SchemaVersion) {
+		t.Errorf("schema after reopen = %q, want %d", v, store.SchemaVersion)
 	}
 	got, err := b.GetRollout(ctx, "web")
 	if err != nil || !proto.Equal(got, web) {

@@ -37,6 +37,8 @@ const (
 	RolloutPhase_ROLLOUT_PHASE_HEALTHY RolloutPhase = 3
 	// Aborted; touched clusters serve the previous stable revision. Terminal.
 	RolloutPhase_ROLLOUT_PHASE_ABORTED RolloutPhase = 4
+	// A newer apply replaced it before it finished. Terminal; seen in history.
+	RolloutPhase_ROLLOUT_PHASE_SUPERSEDED RolloutPhase = 5
 )
 
 // Enum value maps for RolloutPhase.
@@ -47,6 +49,7 @@ var (
 		2: "ROLLOUT_PHASE_PAUSED",
 		3: "ROLLOUT_PHASE_HEALTHY",
 		4: "ROLLOUT_PHASE_ABORTED",
+		5: "ROLLOUT_PHASE_SUPERSEDED",
 	}
 	RolloutPhase_value = map[string]int32{
 		"ROLLOUT_PHASE_UNSPECIFIED": 0,
@@ -54,6 +57,7 @@ var (
 		"ROLLOUT_PHASE_PAUSED":      2,
 		"ROLLOUT_PHASE_HEALTHY":     3,
 		"ROLLOUT_PHASE_ABORTED":     4,
+		"ROLLOUT_PHASE_SUPERSEDED":  5,
 	}
 )
 
@@ -198,6 +202,91 @@ func (ClusterPhase) EnumDescriptor() ([]byte, []int) {
 	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{2}
 }
 
+// TimelineEventType is what a timeline entry records.
+type TimelineEventType int32
+
+const (
+	// Not set.
+	TimelineEventType_TIMELINE_EVENT_TYPE_UNSPECIFIED TimelineEventType = 0
+	// The rollout started (apply, retry or undo).
+	TimelineEventType_TIMELINE_EVENT_TYPE_STARTED TimelineEventType = 1
+	// A wave started.
+	TimelineEventType_TIMELINE_EVENT_TYPE_WAVE_STARTED TimelineEventType = 2
+	// A step completed.
+	TimelineEventType_TIMELINE_EVENT_TYPE_STEP_COMPLETED TimelineEventType = 3
+	// A wave was promoted: the new revision is stable in its clusters.
+	TimelineEventType_TIMELINE_EVENT_TYPE_WAVE_PROMOTED TimelineEventType = 4
+	// An operator paused the rollout.
+	TimelineEventType_TIMELINE_EVENT_TYPE_PAUSED TimelineEventType = 5
+	// An operator resumed the rollout.
+	TimelineEventType_TIMELINE_EVENT_TYPE_RESUMED TimelineEventType = 6
+	// An operator promoted the rollout.
+	TimelineEventType_TIMELINE_EVENT_TYPE_PROMOTED TimelineEventType = 7
+	// The rollout was aborted.
+	TimelineEventType_TIMELINE_EVENT_TYPE_ABORTED TimelineEventType = 8
+	// Every wave was promoted.
+	TimelineEventType_TIMELINE_EVENT_TYPE_HEALTHY TimelineEventType = 9
+	// A newer apply replaced the rollout.
+	TimelineEventType_TIMELINE_EVENT_TYPE_SUPERSEDED TimelineEventType = 10
+)
+
+// Enum value maps for TimelineEventType.
+var (
+	TimelineEventType_name = map[int32]string{
+		0:  "TIMELINE_EVENT_TYPE_UNSPECIFIED",
+		1:  "TIMELINE_EVENT_TYPE_STARTED",
+		2:  "TIMELINE_EVENT_TYPE_WAVE_STARTED",
+		3:  "TIMELINE_EVENT_TYPE_STEP_COMPLETED",
+		4:  "TIMELINE_EVENT_TYPE_WAVE_PROMOTED",
+		5:  "TIMELINE_EVENT_TYPE_PAUSED",
+		6:  "TIMELINE_EVENT_TYPE_RESUMED",
+		7:  "TIMELINE_EVENT_TYPE_PROMOTED",
+		8:  "TIMELINE_EVENT_TYPE_ABORTED",
+		9:  "TIMELINE_EVENT_TYPE_HEALTHY",
+		10: "TIMELINE_EVENT_TYPE_SUPERSEDED",
+	}
+	TimelineEventType_value = map[string]int32{
+		"TIMELINE_EVENT_TYPE_UNSPECIFIED":    0,
+		"TIMELINE_EVENT_TYPE_STARTED":        1,
+		"TIMELINE_EVENT_TYPE_WAVE_STARTED":   2,
+		"TIMELINE_EVENT_TYPE_STEP_COMPLETED": 3,
+		"TIMELINE_EVENT_TYPE_WAVE_PROMOTED":  4,
+		"TIMELINE_EVENT_TYPE_PAUSED":         5,
+		"TIMELINE_EVENT_TYPE_RESUMED":        6,
+		"TIMELINE_EVENT_TYPE_PROMOTED":       7,
+		"TIMELINE_EVENT_TYPE_ABORTED":        8,
+		"TIMELINE_EVENT_TYPE_HEALTHY":        9,
+		"TIMELINE_EVENT_TYPE_SUPERSEDED":     10,
+	}
+)
+
+func (x TimelineEventType) Enum() *TimelineEventType {
+	p := new(TimelineEventType)
+	*p = x
+	return p
+}
+
+func (x TimelineEventType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TimelineEventType) Descriptor() protoreflect.EnumDescriptor {
+	return file_cutover_v1_rollout_proto_enumTypes[3].Descriptor()
+}
+
+func (TimelineEventType) Type() protoreflect.EnumType {
+	return &file_cutover_v1_rollout_proto_enumTypes[3]
+}
+
+func (x TimelineEventType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TimelineEventType.Descriptor instead.
+func (TimelineEventType) EnumDescriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{3}
+}
+
 // Track is the role a revision plays in an app's traffic.
 type Track int32
 
@@ -235,11 +324,11 @@ func (x Track) String() string {
 }
 
 func (Track) Descriptor() protoreflect.EnumDescriptor {
-	return file_cutover_v1_rollout_proto_enumTypes[3].Descriptor()
+	return file_cutover_v1_rollout_proto_enumTypes[4].Descriptor()
 }
 
 func (Track) Type() protoreflect.EnumType {
-	return &file_cutover_v1_rollout_proto_enumTypes[3]
+	return &file_cutover_v1_rollout_proto_enumTypes[4]
 }
 
 func (x Track) Number() protoreflect.EnumNumber {
@@ -248,7 +337,7 @@ func (x Track) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Track.Descriptor instead.
 func (Track) EnumDescriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{3}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{4}
 }
 
 // Rollout is the stored object: the spec last applied and where it stands.
@@ -263,7 +352,9 @@ type Rollout struct {
 	// When the rollout object was first created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// When the spec was last applied.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Who applied the spec.
+	AppliedBy     string `protobuf:"bytes,6,opt,name=applied_by,json=appliedBy,proto3" json:"applied_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -331,6 +422,13 @@ func (x *Rollout) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *Rollout) GetAppliedBy() string {
+	if x != nil {
+		return x.AppliedBy
+	}
+	return ""
 }
 
 // RolloutSpec is what the operator asks for.
@@ -936,7 +1034,9 @@ type RolloutStatus struct {
 	// Counts applied specs of this app; each apply of a changed spec adds one.
 	RolloutNumber int64 `protobuf:"varint,10,opt,name=rollout_number,json=rolloutNumber,proto3" json:"rollout_number,omitempty"`
 	// Set by a full promote: every remaining step and wave is skipped.
-	PromoteFull   bool `protobuf:"varint,11,opt,name=promote_full,json=promoteFull,proto3" json:"promote_full,omitempty"`
+	PromoteFull bool `protobuf:"varint,11,opt,name=promote_full,json=promoteFull,proto3" json:"promote_full,omitempty"`
+	// What happened, in order. Each step appears exactly once.
+	Timeline      []*TimelineEvent `protobuf:"bytes,12,rep,name=timeline,proto3" json:"timeline,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1048,6 +1148,104 @@ func (x *RolloutStatus) GetPromoteFull() bool {
 	return false
 }
 
+func (x *RolloutStatus) GetTimeline() []*TimelineEvent {
+	if x != nil {
+		return x.Timeline
+	}
+	return nil
+}
+
+// TimelineEvent is one entry of a rollout's timeline.
+type TimelineEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When it happened.
+	Time *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// What happened.
+	Type TimelineEventType `protobuf:"varint,2,opt,name=type,proto3,enum=cutover.v1.TimelineEventType" json:"type,omitempty"`
+	// Wave index it concerns.
+	Wave int32 `protobuf:"varint,3,opt,name=wave,proto3" json:"wave,omitempty"`
+	// Step index it concerns (for step events).
+	Step int32 `protobuf:"varint,4,opt,name=step,proto3" json:"step,omitempty"`
+	// Who did it; empty for the engine itself.
+	Actor string `protobuf:"bytes,5,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Human-readable detail.
+	Message       string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TimelineEvent) Reset() {
+	*x = TimelineEvent{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TimelineEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TimelineEvent) ProtoMessage() {}
+
+func (x *TimelineEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TimelineEvent.ProtoReflect.Descriptor instead.
+func (*TimelineEvent) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TimelineEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *TimelineEvent) GetType() TimelineEventType {
+	if x != nil {
+		return x.Type
+	}
+	return TimelineEventType_TIMELINE_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *TimelineEvent) GetWave() int32 {
+	if x != nil {
+		return x.Wave
+	}
+	return 0
+}
+
+func (x *TimelineEvent) GetStep() int32 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *TimelineEvent) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *TimelineEvent) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // ClusterProgress is one cluster's share of a rollout.
 type ClusterProgress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1078,7 +1276,7 @@ type ClusterProgress struct {
 
 func (x *ClusterProgress) Reset() {
 	*x = ClusterProgress{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1090,7 +1288,7 @@ func (x *ClusterProgress) String() string {
 func (*ClusterProgress) ProtoMessage() {}
 
 func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1103,7 +1301,7 @@ func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterProgress.ProtoReflect.Descriptor instead.
 func (*ClusterProgress) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{11}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ClusterProgress) GetCluster() string {
@@ -1188,7 +1386,7 @@ type ApplyRolloutRequest struct {
 
 func (x *ApplyRolloutRequest) Reset() {
 	*x = ApplyRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1398,7 @@ func (x *ApplyRolloutRequest) String() string {
 func (*ApplyRolloutRequest) ProtoMessage() {}
 
 func (x *ApplyRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1411,7 @@ func (x *ApplyRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{12}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ApplyRolloutRequest) GetManifest() string {
@@ -1236,7 +1434,7 @@ type ApplyRolloutResponse struct {
 
 func (x *ApplyRolloutResponse) Reset() {
 	*x = ApplyRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1446,7 @@ func (x *ApplyRolloutResponse) String() string {
 func (*ApplyRolloutResponse) ProtoMessage() {}
 
 func (x *ApplyRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,7 +1459,7 @@ func (x *ApplyRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ApplyRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{13}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ApplyRolloutResponse) GetRollout() *Rollout {
@@ -1289,7 +1487,7 @@ type GetRolloutRequest struct {
 
 func (x *GetRolloutRequest) Reset() {
 	*x = GetRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1301,7 +1499,7 @@ func (x *GetRolloutRequest) String() string {
 func (*GetRolloutRequest) ProtoMessage() {}
 
 func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1314,7 +1512,7 @@ func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutRequest.ProtoReflect.Descriptor instead.
 func (*GetRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{14}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetRolloutRequest) GetName() string {
@@ -1335,7 +1533,7 @@ type GetRolloutResponse struct {
 
 func (x *GetRolloutResponse) Reset() {
 	*x = GetRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1347,7 +1545,7 @@ func (x *GetRolloutResponse) String() string {
 func (*GetRolloutResponse) ProtoMessage() {}
 
 func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1360,7 +1558,7 @@ func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutResponse.ProtoReflect.Descriptor instead.
 func (*GetRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{15}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetRolloutResponse) GetRollout() *Rollout {
@@ -1379,7 +1577,7 @@ type ListRolloutsRequest struct {
 
 func (x *ListRolloutsRequest) Reset() {
 	*x = ListRolloutsRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1589,7 @@ func (x *ListRolloutsRequest) String() string {
 func (*ListRolloutsRequest) ProtoMessage() {}
 
 func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1602,7 @@ func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutsRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{16}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{17}
 }
 
 // ListRolloutsResponse returns every rollout.
@@ -1418,7 +1616,7 @@ type ListRolloutsResponse struct {
 
 func (x *ListRolloutsResponse) Reset() {
 	*x = ListRolloutsResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1430,7 +1628,7 @@ func (x *ListRolloutsResponse) String() string {
 func (*ListRolloutsResponse) ProtoMessage() {}
 
 func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1443,7 +1641,7 @@ func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutsResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{17}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListRolloutsResponse) GetRollouts() []*Rollout {
@@ -1464,7 +1662,7 @@ type WatchRolloutRequest struct {
 
 func (x *WatchRolloutRequest) Reset() {
 	*x = WatchRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1674,7 @@ func (x *WatchRolloutRequest) String() string {
 func (*WatchRolloutRequest) ProtoMessage() {}
 
 func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1687,7 @@ func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutRequest.ProtoReflect.Descriptor instead.
 func (*WatchRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{18}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WatchRolloutRequest) GetName() string {
@@ -1510,7 +1708,7 @@ type WatchRolloutResponse struct {
 
 func (x *WatchRolloutResponse) Reset() {
 	*x = WatchRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1720,7 @@ func (x *WatchRolloutResponse) String() string {
 func (*WatchRolloutResponse) ProtoMessage() {}
 
 func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1733,7 @@ func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutResponse.ProtoReflect.Descriptor instead.
 func (*WatchRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{19}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatchRolloutResponse) GetRollout() *Rollout {
@@ -1558,7 +1756,7 @@ type PromoteRolloutRequest struct {
 
 func (x *PromoteRolloutRequest) Reset() {
 	*x = PromoteRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1570,7 +1768,7 @@ func (x *PromoteRolloutRequest) String() string {
 func (*PromoteRolloutRequest) ProtoMessage() {}
 
 func (x *PromoteRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1583,7 +1781,7 @@ func (x *PromoteRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PromoteRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{20}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PromoteRolloutRequest) GetName() string {
@@ -1611,7 +1809,7 @@ type PromoteRolloutResponse struct {
 
 func (x *PromoteRolloutResponse) Reset() {
 	*x = PromoteRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +1821,7 @@ func (x *PromoteRolloutResponse) String() string {
 func (*PromoteRolloutResponse) ProtoMessage() {}
 
 func (x *PromoteRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +1834,7 @@ func (x *PromoteRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PromoteRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{21}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PromoteRolloutResponse) GetRollout() *Rollout {
@@ -1659,7 +1857,7 @@ type AbortRolloutRequest struct {
 
 func (x *AbortRolloutRequest) Reset() {
 	*x = AbortRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +1869,7 @@ func (x *AbortRolloutRequest) String() string {
 func (*AbortRolloutRequest) ProtoMessage() {}
 
 func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +1882,7 @@ func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutRequest.ProtoReflect.Descriptor instead.
 func (*AbortRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{22}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AbortRolloutRequest) GetName() string {
@@ -1712,7 +1910,7 @@ type AbortRolloutResponse struct {
 
 func (x *AbortRolloutResponse) Reset() {
 	*x = AbortRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1724,7 +1922,7 @@ func (x *AbortRolloutResponse) String() string {
 func (*AbortRolloutResponse) ProtoMessage() {}
 
 func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1737,7 +1935,7 @@ func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutResponse.ProtoReflect.Descriptor instead.
 func (*AbortRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{23}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AbortRolloutResponse) GetRollout() *Rollout {
@@ -1758,7 +1956,7 @@ type PauseRolloutRequest struct {
 
 func (x *PauseRolloutRequest) Reset() {
 	*x = PauseRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +1968,7 @@ func (x *PauseRolloutRequest) String() string {
 func (*PauseRolloutRequest) ProtoMessage() {}
 
 func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +1981,7 @@ func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PauseRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{24}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PauseRolloutRequest) GetName() string {
@@ -1804,7 +2002,7 @@ type PauseRolloutResponse struct {
 
 func (x *PauseRolloutResponse) Reset() {
 	*x = PauseRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1816,7 +2014,7 @@ func (x *PauseRolloutResponse) String() string {
 func (*PauseRolloutResponse) ProtoMessage() {}
 
 func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1829,7 +2027,7 @@ func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PauseRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{25}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PauseRolloutResponse) GetRollout() *Rollout {
@@ -1850,7 +2048,7 @@ type ResumeRolloutRequest struct {
 
 func (x *ResumeRolloutRequest) Reset() {
 	*x = ResumeRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1862,7 +2060,7 @@ func (x *ResumeRolloutRequest) String() string {
 func (*ResumeRolloutRequest) ProtoMessage() {}
 
 func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1875,7 +2073,7 @@ func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{26}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ResumeRolloutRequest) GetName() string {
@@ -1896,7 +2094,7 @@ type ResumeRolloutResponse struct {
 
 func (x *ResumeRolloutResponse) Reset() {
 	*x = ResumeRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1908,7 +2106,7 @@ func (x *ResumeRolloutResponse) String() string {
 func (*ResumeRolloutResponse) ProtoMessage() {}
 
 func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1921,12 +2119,298 @@ func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{27}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ResumeRolloutResponse) GetRollout() *Rollout {
 	if x != nil {
 		return x.Rollout
+	}
+	return nil
+}
+
+// RetryRolloutRequest names the aborted rollout to retry.
+type RetryRolloutRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rollout name.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryRolloutRequest) Reset() {
+	*x = RetryRolloutRequest{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryRolloutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryRolloutRequest) ProtoMessage() {}
+
+func (x *RetryRolloutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryRolloutRequest.ProtoReflect.Descriptor instead.
+func (*RetryRolloutRequest) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RetryRolloutRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// RetryRolloutResponse returns the restarted rollout.
+type RetryRolloutResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout.
+	Rollout       *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryRolloutResponse) Reset() {
+	*x = RetryRolloutResponse{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryRolloutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryRolloutResponse) ProtoMessage() {}
+
+func (x *RetryRolloutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryRolloutResponse.ProtoReflect.Descriptor instead.
+func (*RetryRolloutResponse) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *RetryRolloutResponse) GetRollout() *Rollout {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+// UndoRolloutRequest names the rollout to roll back.
+type UndoRolloutRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rollout name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Revision to go back to; empty for the last one that completed before
+	// the current rollout.
+	ToRevision    string `protobuf:"bytes,2,opt,name=to_revision,json=toRevision,proto3" json:"to_revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UndoRolloutRequest) Reset() {
+	*x = UndoRolloutRequest{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UndoRolloutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UndoRolloutRequest) ProtoMessage() {}
+
+func (x *UndoRolloutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UndoRolloutRequest.ProtoReflect.Descriptor instead.
+func (*UndoRolloutRequest) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *UndoRolloutRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UndoRolloutRequest) GetToRevision() string {
+	if x != nil {
+		return x.ToRevision
+	}
+	return ""
+}
+
+// UndoRolloutResponse returns the rollout that rolls back.
+type UndoRolloutResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout.
+	Rollout       *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UndoRolloutResponse) Reset() {
+	*x = UndoRolloutResponse{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UndoRolloutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UndoRolloutResponse) ProtoMessage() {}
+
+func (x *UndoRolloutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UndoRolloutResponse.ProtoReflect.Descriptor instead.
+func (*UndoRolloutResponse) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *UndoRolloutResponse) GetRollout() *Rollout {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+// ListRolloutHistoryRequest names the app.
+type ListRolloutHistoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rollout (app) name.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRolloutHistoryRequest) Reset() {
+	*x = ListRolloutHistoryRequest{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRolloutHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRolloutHistoryRequest) ProtoMessage() {}
+
+func (x *ListRolloutHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRolloutHistoryRequest.ProtoReflect.Descriptor instead.
+func (*ListRolloutHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListRolloutHistoryRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// ListRolloutHistoryResponse lists the app's rollouts.
+type ListRolloutHistoryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first; the first is the current rollout.
+	Rollouts      []*Rollout `protobuf:"bytes,1,rep,name=rollouts,proto3" json:"rollouts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRolloutHistoryResponse) Reset() {
+	*x = ListRolloutHistoryResponse{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRolloutHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRolloutHistoryResponse) ProtoMessage() {}
+
+func (x *ListRolloutHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRolloutHistoryResponse.ProtoReflect.Descriptor instead.
+func (*ListRolloutHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListRolloutHistoryResponse) GetRollouts() []*Rollout {
+	if x != nil {
+		return x.Rollouts
 	}
 	return nil
 }
@@ -1950,7 +2434,7 @@ type ObservedRevision struct {
 
 func (x *ObservedRevision) Reset() {
 	*x = ObservedRevision{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1962,7 +2446,7 @@ func (x *ObservedRevision) String() string {
 func (*ObservedRevision) ProtoMessage() {}
 
 func (x *ObservedRevision) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1975,7 +2459,7 @@ func (x *ObservedRevision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObservedRevision.ProtoReflect.Descriptor instead.
 func (*ObservedRevision) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{28}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ObservedRevision) GetRevision() string {
@@ -2018,7 +2502,7 @@ var File_cutover_v1_rollout_proto protoreflect.FileDescriptor
 const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\n" +
 	"\x18cutover/v1/rollout.proto\x12\n" +
-	"cutover.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x01\n" +
+	"cutover.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x96\x02\n" +
 	"\aRollout\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x04spec\x18\x02 \x01(\v2\x17.cutover.v1.RolloutSpecR\x04spec\x121\n" +
@@ -2026,7 +2510,9 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xd2\x01\n" +
+	"updateTime\x12\x1d\n" +
+	"\n" +
+	"applied_by\x18\x06 \x01(\tR\tappliedBy\"\xd2\x01\n" +
 	"\vRolloutSpec\x120\n" +
 	"\brevision\x18\x01 \x01(\v2\x14.cutover.v1.RevisionR\brevision\x120\n" +
 	"\bendpoint\x18\x02 \x01(\v2\x14.cutover.v1.EndpointR\bendpoint\x12-\n" +
@@ -2067,7 +2553,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x05pause\x18\x02 \x01(\v2\x15.cutover.v1.PauseStepH\x00R\x05pauseB\x06\n" +
 	"\x04step\"'\n" +
 	"\tPauseStep\x12\x1a\n" +
-	"\bduration\x18\x01 \x01(\tR\bduration\"\x94\x04\n" +
+	"\bduration\x18\x01 \x01(\tR\bduration\"\xcb\x04\n" +
 	"\rRolloutStatus\x12.\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x18.cutover.v1.RolloutPhaseR\x05phase\x12:\n" +
 	"\fpause_reason\x18\x02 \x01(\x0e2\x17.cutover.v1.PauseReasonR\vpauseReason\x12\x18\n" +
@@ -2081,7 +2567,15 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\bend_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12%\n" +
 	"\x0erollout_number\x18\n" +
 	" \x01(\x03R\rrolloutNumber\x12!\n" +
-	"\fpromote_full\x18\v \x01(\bR\vpromoteFull\"\xbf\x03\n" +
+	"\fpromote_full\x18\v \x01(\bR\vpromoteFull\x125\n" +
+	"\btimeline\x18\f \x03(\v2\x19.cutover.v1.TimelineEventR\btimeline\"\xca\x01\n" +
+	"\rTimelineEvent\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x121\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x1d.cutover.v1.TimelineEventTypeR\x04type\x12\x12\n" +
+	"\x04wave\x18\x03 \x01(\x05R\x04wave\x12\x12\n" +
+	"\x04step\x18\x04 \x01(\x05R\x04step\x12\x14\n" +
+	"\x05actor\x18\x05 \x01(\tR\x05actor\x12\x18\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\"\xbf\x03\n" +
 	"\x0fClusterProgress\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x12\n" +
 	"\x04wave\x18\x02 \x01(\x05R\x04wave\x12.\n" +
@@ -2128,19 +2622,34 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x14ResumeRolloutRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"F\n" +
 	"\x15ResumeRolloutResponse\x12-\n" +
-	"\arollout\x18\x01 \x01(\v2\x13.cutover.v1.RolloutR\arollout\"\xc3\x01\n" +
+	"\arollout\x18\x01 \x01(\v2\x13.cutover.v1.RolloutR\arollout\")\n" +
+	"\x13RetryRolloutRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"E\n" +
+	"\x14RetryRolloutResponse\x12-\n" +
+	"\arollout\x18\x01 \x01(\v2\x13.cutover.v1.RolloutR\arollout\"I\n" +
+	"\x12UndoRolloutRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
+	"\vto_revision\x18\x02 \x01(\tR\n" +
+	"toRevision\"D\n" +
+	"\x13UndoRolloutResponse\x12-\n" +
+	"\arollout\x18\x01 \x01(\v2\x13.cutover.v1.RolloutR\arollout\"/\n" +
+	"\x19ListRolloutHistoryRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"M\n" +
+	"\x1aListRolloutHistoryResponse\x12/\n" +
+	"\brollouts\x18\x01 \x03(\v2\x13.cutover.v1.RolloutR\brollouts\"\xc3\x01\n" +
 	"\x10ObservedRevision\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\tR\brevision\x12'\n" +
 	"\x05track\x18\x02 \x01(\x0e2\x11.cutover.v1.TrackR\x05track\x12)\n" +
 	"\x10instances_wanted\x18\x03 \x01(\x05R\x0finstancesWanted\x12'\n" +
 	"\x0finstances_ready\x18\x04 \x01(\x05R\x0einstancesReady\x12\x16\n" +
-	"\x06weight\x18\x05 \x01(\x05R\x06weight*\x9c\x01\n" +
+	"\x06weight\x18\x05 \x01(\x05R\x06weight*\xba\x01\n" +
 	"\fRolloutPhase\x12\x1d\n" +
 	"\x19ROLLOUT_PHASE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ROLLOUT_PHASE_PROGRESSING\x10\x01\x12\x18\n" +
 	"\x14ROLLOUT_PHASE_PAUSED\x10\x02\x12\x19\n" +
 	"\x15ROLLOUT_PHASE_HEALTHY\x10\x03\x12\x19\n" +
-	"\x15ROLLOUT_PHASE_ABORTED\x10\x04*]\n" +
+	"\x15ROLLOUT_PHASE_ABORTED\x10\x04\x12\x1c\n" +
+	"\x18ROLLOUT_PHASE_SUPERSEDED\x10\x05*]\n" +
 	"\vPauseReason\x12\x1c\n" +
 	"\x18PAUSE_REASON_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11PAUSE_REASON_STEP\x10\x01\x12\x19\n" +
@@ -2150,11 +2659,25 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x15CLUSTER_PHASE_PENDING\x10\x01\x12\x1d\n" +
 	"\x19CLUSTER_PHASE_PROGRESSING\x10\x02\x12\x1a\n" +
 	"\x16CLUSTER_PHASE_PROMOTED\x10\x03\x12\x19\n" +
-	"\x15CLUSTER_PHASE_ABORTED\x10\x04*B\n" +
+	"\x15CLUSTER_PHASE_ABORTED\x10\x04*\x97\x03\n" +
+	"\x11TimelineEventType\x12#\n" +
+	"\x1fTIMELINE_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bTIMELINE_EVENT_TYPE_STARTED\x10\x01\x12$\n" +
+	" TIMELINE_EVENT_TYPE_WAVE_STARTED\x10\x02\x12&\n" +
+	"\"TIMELINE_EVENT_TYPE_STEP_COMPLETED\x10\x03\x12%\n" +
+	"!TIMELINE_EVENT_TYPE_WAVE_PROMOTED\x10\x04\x12\x1e\n" +
+	"\x1aTIMELINE_EVENT_TYPE_PAUSED\x10\x05\x12\x1f\n" +
+	"\x1bTIMELINE_EVENT_TYPE_RESUMED\x10\x06\x12 \n" +
+	"\x1cTIMELINE_EVENT_TYPE_PROMOTED\x10\a\x12\x1f\n" +
+	"\x1bTIMELINE_EVENT_TYPE_ABORTED\x10\b\x12\x1f\n" +
+	"\x1bTIMELINE_EVENT_TYPE_HEALTHY\x10\t\x12\"\n" +
+	"\x1eTIMELINE_EVENT_TYPE_SUPERSEDED\x10\n" +
+	"*B\n" +
 	"\x05Track\x12\x15\n" +
 	"\x11TRACK_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fTRACK_STABLE\x10\x01\x12\x10\n" +
-	"\fTRACK_CANARY\x10\x022\xb7\a\n" +
+	"\fTRACK_CANARY\x10\x022\xb0\n" +
+	"\n" +
 	"\x0eRolloutService\x12j\n" +
 	"\fApplyRollout\x12\x1f.cutover.v1.ApplyRolloutRequest\x1a .cutover.v1.ApplyRolloutResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/rollouts\x12h\n" +
 	"\n" +
@@ -2164,7 +2687,10 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x0ePromoteRollout\x12!.cutover.v1.PromoteRolloutRequest\x1a\".cutover.v1.PromoteRolloutResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/rollouts/{name}:promote\x12w\n" +
 	"\fAbortRollout\x12\x1f.cutover.v1.AbortRolloutRequest\x1a .cutover.v1.AbortRolloutResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/rollouts/{name}:abort\x12w\n" +
 	"\fPauseRollout\x12\x1f.cutover.v1.PauseRolloutRequest\x1a .cutover.v1.PauseRolloutResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/rollouts/{name}:pause\x12{\n" +
-	"\rResumeRollout\x12 .cutover.v1.ResumeRolloutRequest\x1a!.cutover.v1.ResumeRolloutResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/rollouts/{name}:resumeBBZ@github.com/cutover-dev/cutover/internal/gen/cutover/v1;cutoverv1b\x06proto3"
+	"\rResumeRollout\x12 .cutover.v1.ResumeRolloutRequest\x1a!.cutover.v1.ResumeRolloutResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/rollouts/{name}:resume\x12w\n" +
+	"\fRetryRollout\x12\x1f.cutover.v1.RetryRolloutRequest\x1a .cutover.v1.RetryRolloutResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/rollouts/{name}:retry\x12s\n" +
+	"\vUndoRollout\x12\x1e.cutover.v1.UndoRolloutRequest\x1a\x1f.cutover.v1.UndoRolloutResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/rollouts/{name}:undo\x12\x88\x01\n" +
+	"\x12ListRolloutHistory\x12%.cutover.v1.ListRolloutHistoryRequest\x1a&.cutover.v1.ListRolloutHistoryResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/rollouts/{name}/historyBBZ@github.com/cutover-dev/cutover/internal/gen/cutover/v1;cutoverv1b\x06proto3"
 
 var (
 	file_cutover_v1_rollout_proto_rawDescOnce sync.Once
@@ -2178,100 +2704,120 @@ func file_cutover_v1_rollout_proto_rawDescGZIP() []byte {
 	return file_cutover_v1_rollout_proto_rawDescData
 }
 
-var file_cutover_v1_rollout_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_cutover_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_cutover_v1_rollout_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_cutover_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_cutover_v1_rollout_proto_goTypes = []any{
-	(RolloutPhase)(0),              // 0: cutover.v1.RolloutPhase
-	(PauseReason)(0),               // 1: cutover.v1.PauseReason
-	(ClusterPhase)(0),              // 2: cutover.v1.ClusterPhase
-	(Track)(0),                     // 3: cutover.v1.Track
-	(*Rollout)(nil),                // 4: cutover.v1.Rollout
-	(*RolloutSpec)(nil),            // 5: cutover.v1.RolloutSpec
-	(*Revision)(nil),               // 6: cutover.v1.Revision
-	(*Endpoint)(nil),               // 7: cutover.v1.Endpoint
-	(*Targets)(nil),                // 8: cutover.v1.Targets
-	(*Wave)(nil),                   // 9: cutover.v1.Wave
-	(*Strategy)(nil),               // 10: cutover.v1.Strategy
-	(*CanaryStrategy)(nil),         // 11: cutover.v1.CanaryStrategy
-	(*CanaryStep)(nil),             // 12: cutover.v1.CanaryStep
-	(*PauseStep)(nil),              // 13: cutover.v1.PauseStep
-	(*RolloutStatus)(nil),          // 14: cutover.v1.RolloutStatus
-	(*ClusterProgress)(nil),        // 15: cutover.v1.ClusterProgress
-	(*ApplyRolloutRequest)(nil),    // 16: cutover.v1.ApplyRolloutRequest
-	(*ApplyRolloutResponse)(nil),   // 17: cutover.v1.ApplyRolloutResponse
-	(*GetRolloutRequest)(nil),      // 18: cutover.v1.GetRolloutRequest
-	(*GetRolloutResponse)(nil),     // 19: cutover.v1.GetRolloutResponse
-	(*ListRolloutsRequest)(nil),    // 20: cutover.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),   // 21: cutover.v1.ListRolloutsResponse
-	(*WatchRolloutRequest)(nil),    // 22: cutover.v1.WatchRolloutRequest
-	(*WatchRolloutResponse)(nil),   // 23: cutover.v1.WatchRolloutResponse
-	(*PromoteRolloutRequest)(nil),  // 24: cutover.v1.PromoteRolloutRequest
-	(*PromoteRolloutResponse)(nil), // 25: cutover.v1.PromoteRolloutResponse
-	(*AbortRolloutRequest)(nil),    // 26: cutover.v1.AbortRolloutRequest
-	(*AbortRolloutResponse)(nil),   // 27: cutover.v1.AbortRolloutResponse
-	(*PauseRolloutRequest)(nil),    // 28: cutover.v1.PauseRolloutRequest
-	(*PauseRolloutResponse)(nil),   // 29: cutover.v1.PauseRolloutResponse
-	(*ResumeRolloutRequest)(nil),   // 30: cutover.v1.ResumeRolloutRequest
-	(*ResumeRolloutResponse)(nil),  // 31: cutover.v1.ResumeRolloutResponse
-	(*ObservedRevision)(nil),       // 32: cutover.v1.ObservedRevision
-	nil,                            // 33: cutover.v1.Revision.EnvEntry
-	nil,                            // 34: cutover.v1.Endpoint.ListenOverridesEntry
-	(*timestamppb.Timestamp)(nil),  // 35: google.protobuf.Timestamp
+	(RolloutPhase)(0),                  // 0: cutover.v1.RolloutPhase
+	(PauseReason)(0),                   // 1: cutover.v1.PauseReason
+	(ClusterPhase)(0),                  // 2: cutover.v1.ClusterPhase
+	(TimelineEventType)(0),             // 3: cutover.v1.TimelineEventType
+	(Track)(0),                         // 4: cutover.v1.Track
+	(*Rollout)(nil),                    // 5: cutover.v1.Rollout
+	(*RolloutSpec)(nil),                // 6: cutover.v1.RolloutSpec
+	(*Revision)(nil),                   // 7: cutover.v1.Revision
+	(*Endpoint)(nil),                   // 8: cutover.v1.Endpoint
+	(*Targets)(nil),                    // 9: cutover.v1.Targets
+	(*Wave)(nil),                       // 10: cutover.v1.Wave
+	(*Strategy)(nil),                   // 11: cutover.v1.Strategy
+	(*CanaryStrategy)(nil),             // 12: cutover.v1.CanaryStrategy
+	(*CanaryStep)(nil),                 // 13: cutover.v1.CanaryStep
+	(*PauseStep)(nil),                  // 14: cutover.v1.PauseStep
+	(*RolloutStatus)(nil),              // 15: cutover.v1.RolloutStatus
+	(*TimelineEvent)(nil),              // 16: cutover.v1.TimelineEvent
+	(*ClusterProgress)(nil),            // 17: cutover.v1.ClusterProgress
+	(*ApplyRolloutRequest)(nil),        // 18: cutover.v1.ApplyRolloutRequest
+	(*ApplyRolloutResponse)(nil),       // 19: cutover.v1.ApplyRolloutResponse
+	(*GetRolloutRequest)(nil),          // 20: cutover.v1.GetRolloutRequest
+	(*GetRolloutResponse)(nil),         // 21: cutover.v1.GetRolloutResponse
+	(*ListRolloutsRequest)(nil),        // 22: cutover.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),       // 23: cutover.v1.ListRolloutsResponse
+	(*WatchRolloutRequest)(nil),        // 24: cutover.v1.WatchRolloutRequest
+	(*WatchRolloutResponse)(nil),       // 25: cutover.v1.WatchRolloutResponse
+	(*PromoteRolloutRequest)(nil),      // 26: cutover.v1.PromoteRolloutRequest
+	(*PromoteRolloutResponse)(nil),     // 27: cutover.v1.PromoteRolloutResponse
+	(*AbortRolloutRequest)(nil),        // 28: cutover.v1.AbortRolloutRequest
+	(*AbortRolloutResponse)(nil),       // 29: cutover.v1.AbortRolloutResponse
+	(*PauseRolloutRequest)(nil),        // 30: cutover.v1.PauseRolloutRequest
+	(*PauseRolloutResponse)(nil),       // 31: cutover.v1.PauseRolloutResponse
+	(*ResumeRolloutRequest)(nil),       // 32: cutover.v1.ResumeRolloutRequest
+	(*ResumeRolloutResponse)(nil),      // 33: cutover.v1.ResumeRolloutResponse
+	(*RetryRolloutRequest)(nil),        // 34: cutover.v1.RetryRolloutRequest
+	(*RetryRolloutResponse)(nil),       // 35: cutover.v1.RetryRolloutResponse
+	(*UndoRolloutRequest)(nil),         // 36: cutover.v1.UndoRolloutRequest
+	(*UndoRolloutResponse)(nil),        // 37: cutover.v1.UndoRolloutResponse
+	(*ListRolloutHistoryRequest)(nil),  // 38: cutover.v1.ListRolloutHistoryRequest
+	(*ListRolloutHistoryResponse)(nil), // 39: cutover.v1.ListRolloutHistoryResponse
+	(*ObservedRevision)(nil),           // 40: cutover.v1.ObservedRevision
+	nil,                                // 41: cutover.v1.Revision.EnvEntry
+	nil,                                // 42: cutover.v1.Endpoint.ListenOverridesEntry
+	(*timestamppb.Timestamp)(nil),      // 43: google.protobuf.Timestamp
 }
 var file_cutover_v1_rollout_proto_depIdxs = []int32{
-	5,  // 0: cutover.v1.Rollout.spec:type_name -> cutover.v1.RolloutSpec
-	14, // 1: cutover.v1.Rollout.status:type_name -> cutover.v1.RolloutStatus
-	35, // 2: cutover.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	35, // 3: cutover.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
-	6,  // 4: cutover.v1.RolloutSpec.revision:type_name -> cutover.v1.Revision
-	7,  // 5: cutover.v1.RolloutSpec.endpoint:type_name -> cutover.v1.Endpoint
-	8,  // 6: cutover.v1.RolloutSpec.targets:type_name -> cutover.v1.Targets
-	10, // 7: cutover.v1.RolloutSpec.strategy:type_name -> cutover.v1.Strategy
-	33, // 8: cutover.v1.Revision.env:type_name -> cutover.v1.Revision.EnvEntry
-	34, // 9: cutover.v1.Endpoint.listen_overrides:type_name -> cutover.v1.Endpoint.ListenOverridesEntry
-	9,  // 10: cutover.v1.Targets.waves:type_name -> cutover.v1.Wave
-	11, // 11: cutover.v1.Strategy.canary:type_name -> cutover.v1.CanaryStrategy
-	12, // 12: cutover.v1.CanaryStrategy.steps:type_name -> cutover.v1.CanaryStep
-	13, // 13: cutover.v1.CanaryStep.pause:type_name -> cutover.v1.PauseStep
+	6,  // 0: cutover.v1.Rollout.spec:type_name -> cutover.v1.RolloutSpec
+	15, // 1: cutover.v1.Rollout.status:type_name -> cutover.v1.RolloutStatus
+	43, // 2: cutover.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	43, // 3: cutover.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	7,  // 4: cutover.v1.RolloutSpec.revision:type_name -> cutover.v1.Revision
+	8,  // 5: cutover.v1.RolloutSpec.endpoint:type_name -> cutover.v1.Endpoint
+	9,  // 6: cutover.v1.RolloutSpec.targets:type_name -> cutover.v1.Targets
+	11, // 7: cutover.v1.RolloutSpec.strategy:type_name -> cutover.v1.Strategy
+	41, // 8: cutover.v1.Revision.env:type_name -> cutover.v1.Revision.EnvEntry
+	42, // 9: cutover.v1.Endpoint.listen_overrides:type_name -> cutover.v1.Endpoint.ListenOverridesEntry
+	10, // 10: cutover.v1.Targets.waves:type_name -> cutover.v1.Wave
+	12, // 11: cutover.v1.Strategy.canary:type_name -> cutover.v1.CanaryStrategy
+	13, // 12: cutover.v1.CanaryStrategy.steps:type_name -> cutover.v1.CanaryStep
+	14, // 13: cutover.v1.CanaryStep.pause:type_name -> cutover.v1.PauseStep
 	0,  // 14: cutover.v1.RolloutStatus.phase:type_name -> cutover.v1.RolloutPhase
 	1,  // 15: cutover.v1.RolloutStatus.pause_reason:type_name -> cutover.v1.PauseReason
-	35, // 16: cutover.v1.RolloutStatus.step_start_time:type_name -> google.protobuf.Timestamp
-	15, // 17: cutover.v1.RolloutStatus.clusters:type_name -> cutover.v1.ClusterProgress
-	35, // 18: cutover.v1.RolloutStatus.start_time:type_name -> google.protobuf.Timestamp
-	35, // 19: cutover.v1.RolloutStatus.end_time:type_name -> google.protobuf.Timestamp
-	2,  // 20: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
-	6,  // 21: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
-	32, // 22: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
-	4,  // 23: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	4,  // 24: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	4,  // 25: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
-	4,  // 26: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	4,  // 27: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	4,  // 28: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	4,  // 29: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	4,  // 30: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	3,  // 31: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
-	16, // 32: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
-	18, // 33: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
-	20, // 34: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
-	22, // 35: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
-	24, // 36: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
-	26, // 37: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
-	28, // 38: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
-	30, // 39: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
-	17, // 40: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
-	19, // 41: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
-	21, // 42: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
-	23, // 43: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
-	25, // 44: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
-	27, // 45: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
-	29, // 46: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
-	31, // 47: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
-	40, // [40:48] is the sub-list for method output_type
-	32, // [32:40] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	43, // 16: cutover.v1.RolloutStatus.step_start_time:type_name -> google.protobuf.Timestamp
+	17, // 17: cutover.v1.RolloutStatus.clusters:type_name -> cutover.v1.ClusterProgress
+	43, // 18: cutover.v1.RolloutStatus.start_time:type_name -> google.protobuf.Timestamp
+	43, // 19: cutover.v1.RolloutStatus.end_time:type_name -> google.protobuf.Timestamp
+	16, // 20: cutover.v1.RolloutStatus.timeline:type_name -> cutover.v1.TimelineEvent
+	43, // 21: cutover.v1.TimelineEvent.time:type_name -> google.protobuf.Timestamp
+	3,  // 22: cutover.v1.TimelineEvent.type:type_name -> cutover.v1.TimelineEventType
+	2,  // 23: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
+	7,  // 24: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
+	40, // 25: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
+	5,  // 26: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 27: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 28: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
+	5,  // 29: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 30: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 31: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 32: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 33: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 34: cutover.v1.RetryRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 35: cutover.v1.UndoRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 36: cutover.v1.ListRolloutHistoryResponse.rollouts:type_name -> cutover.v1.Rollout
+	4,  // 37: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
+	18, // 38: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
+	20, // 39: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
+	22, // 40: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
+	24, // 41: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
+	26, // 42: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
+	28, // 43: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
+	30, // 44: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
+	32, // 45: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
+	34, // 46: cutover.v1.RolloutService.RetryRollout:input_type -> cutover.v1.RetryRolloutRequest
+	36, // 47: cutover.v1.RolloutService.UndoRollout:input_type -> cutover.v1.UndoRolloutRequest
+	38, // 48: cutover.v1.RolloutService.ListRolloutHistory:input_type -> cutover.v1.ListRolloutHistoryRequest
+	19, // 49: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
+	21, // 50: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
+	23, // 51: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
+	25, // 52: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
+	27, // 53: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
+	29, // 54: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
+	31, // 55: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
+	33, // 56: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
+	35, // 57: cutover.v1.RolloutService.RetryRollout:output_type -> cutover.v1.RetryRolloutResponse
+	37, // 58: cutover.v1.RolloutService.UndoRollout:output_type -> cutover.v1.UndoRolloutResponse
+	39, // 59: cutover.v1.RolloutService.ListRolloutHistory:output_type -> cutover.v1.ListRolloutHistoryResponse
+	49, // [49:60] is the sub-list for method output_type
+	38, // [38:49] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_cutover_v1_rollout_proto_init() }
@@ -2291,8 +2837,8 @@ func file_cutover_v1_rollout_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cutover_v1_rollout_proto_rawDesc), len(file_cutover_v1_rollout_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   31,
+			NumEnums:      5,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,14 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RolloutService_ApplyRollout_FullMethodName   = "/cutover.v1.RolloutService/ApplyRollout"
-	RolloutService_GetRollout_FullMethodName     = "/cutover.v1.RolloutService/GetRollout"
-	RolloutService_ListRollouts_FullMethodName   = "/cutover.v1.RolloutService/ListRollouts"
-	RolloutService_WatchRollout_FullMethodName   = "/cutover.v1.RolloutService/WatchRollout"
-	RolloutService_PromoteRollout_FullMethodName = "/cutover.v1.RolloutService/PromoteRollout"
-	RolloutService_AbortRollout_FullMethodName   = "/cutover.v1.RolloutService/AbortRollout"
-	RolloutService_PauseRollout_FullMethodName   = "/cutover.v1.RolloutService/PauseRollout"
-	RolloutService_ResumeRollout_FullMethodName  = "/cutover.v1.RolloutService/ResumeRollout"
+	RolloutService_ApplyRollout_FullMethodName       = "/cutover.v1.RolloutService/ApplyRollout"
+	RolloutService_GetRollout_FullMethodName         = "/cutover.v1.RolloutService/GetRollout"
+	RolloutService_ListRollouts_FullMethodName       = "/cutover.v1.RolloutService/ListRollouts"
+	RolloutService_WatchRollout_FullMethodName       = "/cutover.v1.RolloutService/WatchRollout"
+	RolloutService_PromoteRollout_FullMethodName     = "/cutover.v1.RolloutService/PromoteRollout"
+	RolloutService_AbortRollout_FullMethodName       = "/cutover.v1.RolloutService/AbortRollout"
+	RolloutService_PauseRollout_FullMethodName       = "/cutover.v1.RolloutService/PauseRollout"
+	RolloutService_ResumeRollout_FullMethodName      = "/cutover.v1.RolloutService/ResumeRollout"
+	RolloutService_RetryRollout_FullMethodName       = "/cutover.v1.RolloutService/RetryRollout"
+	RolloutService_UndoRollout_FullMethodName        = "/cutover.v1.RolloutService/UndoRollout"
+	RolloutService_ListRolloutHistory_FullMethodName = "/cutover.v1.RolloutService/ListRolloutHistory"
 )
 
 // RolloutServiceClient is the client API for RolloutService service.
@@ -58,6 +61,15 @@ type RolloutServiceClient interface {
 	PauseRollout(ctx context.Context, in *PauseRolloutRequest, opts ...grpc.CallOption) (*PauseRolloutResponse, error)
 	// ResumeRollout lifts an operator pause.
 	ResumeRollout(ctx context.Context, in *ResumeRolloutRequest, opts ...grpc.CallOption) (*ResumeRolloutResponse, error)
+	// RetryRollout restarts an aborted rollout from its first step.
+	RetryRollout(ctx context.Context, in *RetryRolloutRequest, opts ...grpc.CallOption) (*RetryRolloutResponse, error)
+	// UndoRollout rolls the app back to an earlier revision (by default the
+	// last one that completed before the current one) as a new rollout
+	// through the same strategy.
+	UndoRollout(ctx context.Context, in *UndoRolloutRequest, opts ...grpc.CallOption) (*UndoRolloutResponse, error)
+	// ListRolloutHistory returns the app's rollouts, newest first: the
+	// current one, then as many earlier ones as the server keeps.
+	ListRolloutHistory(ctx context.Context, in *ListRolloutHistoryRequest, opts ...grpc.CallOption) (*ListRolloutHistoryResponse, error)
 }
 
 type rolloutServiceClient struct {
@@ -157,6 +169,36 @@ func (c *rolloutServiceClient) ResumeRollout(ctx context.Context, in *ResumeRoll
 	return out, nil
 }
 
+func (c *rolloutServiceClient) RetryRollout(ctx context.Context, in *RetryRolloutRequest, opts ...grpc.CallOption) (*RetryRolloutResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RetryRolloutResponse)
+	err := c.cc.Invoke(ctx, RolloutService_RetryRollout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *rolloutServiceClient) UndoRollout(ctx context.Context, in *UndoRolloutRequest, opts ...grpc.CallOption) (*UndoRolloutResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UndoRolloutResponse)
+	err := c.cc.Invoke(ctx, RolloutService_UndoRollout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *rolloutServiceClient) ListRolloutHistory(ctx context.Context, in *ListRolloutHistoryRequest, opts ...grpc.CallOption) (*ListRolloutHistoryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRolloutHistoryResponse)
+	err := c.cc.Invoke(ctx, RolloutService_ListRolloutHistory_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RolloutServiceServer is the server API for RolloutService service.
 // All implementations must embed UnimplementedRolloutServiceServer
 // for forward compatibility.
@@ -186,6 +228,15 @@ type RolloutServiceServer interface {
 	PauseRollout(context.Context, *PauseRolloutRequest) (*PauseRolloutResponse, error)
 	// ResumeRollout lifts an operator pause.
 	ResumeRollout(context.Context, *ResumeRolloutRequest) (*ResumeRolloutResponse, error)
+	// RetryRollout restarts an aborted rollout from its first step.
+	RetryRollout(context.Context, *RetryRolloutRequest) (*RetryRolloutResponse, error)
+	// UndoRollout rolls the app back to an earlier revision (by default the
+	// last one that completed before the current one) as a new rollout
+	// through the same strategy.
+	UndoRollout(context.Context, *UndoRolloutRequest) (*UndoRolloutResponse, error)
+	// ListRolloutHistory returns the app's rollouts, newest first: the
+	// current one, then as many earlier ones as the server keeps.
+	ListRolloutHistory(context.Context, *ListRolloutHistoryRequest) (*ListRolloutHistoryResponse, error)
 	mustEmbedUnimplementedRolloutServiceServer()
 }
 
@@ -219,6 +270,15 @@ func (UnimplementedRolloutServiceServer) PauseRollout(context.Context, *PauseRol
 }
 func (UnimplementedRolloutServiceServer) ResumeRollout(context.Context, *ResumeRolloutRequest) (*ResumeRolloutResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResumeRollout not implemented")
+}
+func (UnimplementedRolloutServiceServer) RetryRollout(context.Context, *RetryRolloutRequest) (*RetryRolloutResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetryRollout not implemented")
+}
+func (UnimplementedRolloutServiceServer) UndoRollout(context.Context, *UndoRolloutRequest) (*UndoRolloutResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UndoRollout not implemented")
+}
+func (UnimplementedRolloutServiceServer) ListRolloutHistory(context.Context, *ListRolloutHistoryRequest) (*ListRolloutHistoryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRolloutHistory not implemented")
 }
 func (UnimplementedRolloutServiceServer) mustEmbedUnimplementedRolloutServiceServer() {}
 func (UnimplementedRolloutServiceServer) testEmbeddedByValue()                        {}
@@ -378,6 +438,60 @@ func _RolloutService_ResumeRollout_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RolloutService_RetryRollout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RetryRolloutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RolloutServiceServer).RetryRollout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RolloutService_RetryRollout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RolloutServiceServer).RetryRollout(ctx, req.(*RetryRolloutRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RolloutService_UndoRollout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UndoRolloutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RolloutServiceServer).UndoRollout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RolloutService_UndoRollout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RolloutServiceServer).UndoRollout(ctx, req.(*UndoRolloutRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RolloutService_ListRolloutHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRolloutHistoryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RolloutServiceServer).ListRolloutHistory(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RolloutService_ListRolloutHistory_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RolloutServiceServer).ListRolloutHistory(ctx, req.(*ListRolloutHistoryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RolloutService_ServiceDesc is the grpc.ServiceDesc for RolloutService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -412,6 +526,18 @@ var RolloutService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResumeRollout",
 			Handler:    _RolloutService_ResumeRollout_Handler,
+		},
+		{
+			MethodName: "RetryRollout",
+			Handler:    _RolloutService_RetryRollout_Handler,
+		},
+		{
+			MethodName: "UndoRollout",
+			Handler:    _RolloutService_UndoRollout_Handler,
+		},
+		{
+			MethodName: "ListRolloutHistory",
+			Handler:    _RolloutService_ListRolloutHistory_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
