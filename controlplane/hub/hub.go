@@ -151,9 +151,12 @@ func (h *Hub) Connect(stream cutoverv1.AgentService_ConnectServer) error {
 	s := h.open(ctx, cancel, hello)
 	defer h.close(s)
 
-	// The sender is waited for, since only one goroutine may Send. The
-	// receiver is not: it is blocked in Recv, which returns only once this
-	// handler has returned and the stream is torn down.
+	// Neither goroutine is waited for. The receiver may be blocked in Recv
+	// and the sender in Send (an agent that does not read fills its
+	// flow-control window); neither call watches ctx, and both return only
+	// once this handler has returned and gRPC has torn the stream down.
+	// Waiting would let a silent, replaced or slow agent hold its handler,
+	// and Wait, forever. No other goroutine sends on the stream.
 	sendErr := make(chan error, 1)
 	recvErr := make(chan error, 1)
 	go func() { sendErr <- h.send(ctx, s, stream) }()
@@ -161,9 +164,10 @@ func (h *Hub) Connect(stream cutoverv1.AgentService_ConnectServer) error {
 	select {
 	case err = <-sendErr:
 	case err = <-recvErr:
-		cancel()
-		<-sendErr
+	case <-ctx.Done():
+		err = ctx.Err()
 	}
+	cancel()
 	if errors.Is(err, context.Canceled) && s.replaced.Load() {
 		return status.Error(codes.Aborted, "another agent connected as the same cluster")
 	}
@@ -227,9 +231,12 @@ func (h *Hub) open(ctx context.Context, cancel context.CancelFunc, hello *cutove
 	}
 	h.sessions[c.GetName()] = s
 	h.clusters[c.GetName()] = c
+	// The registry's copy is touched under h.mu by receivers, including a
+	// replaced session's that is still draining; store a private one.
+	stored := proto.Clone(c).(*cutoverv1.Cluster)
 	s.wake()
 	h.mu.Unlock()
-	h.persist(ctx, c)
+	h.persist(ctx, stored)
 	h.metrics.connected.Inc()
 	h.log.Info("agent connected", "cluster", c.GetName(), "region", c.GetRegion(), "version", c.GetAgentVersion())
 	return s
@@ -307,6 +314,9 @@ func (h *Hub) send(ctx context.Context, s *session, stream cutoverv1.AgentServic
 		case <-s.notify:
 		}
 		for _, d := range h.pending(s) {
+			if ctx.Err() != nil {
+				return ctx.Err() // the session ended; Connect may have returned
+			}
 			if err := stream.Send(&cutoverv1.ConnectResponse{Payload: &cutoverv1.ConnectResponse_Desired{Desired: d}}); err != nil {
 				return fmt.Errorf("send desired %s to %s: %w", d.GetApp(), s.cluster, err)
 			}

@@ -166,6 +166,16 @@ type machine struct {
 	now time.Time
 	// desired holds the clusters whose desired state this step changed.
 	desired map[string]*cutoverv1.DesiredApp
+	// origins holds, for each cluster in desired, where it stood before this
+	// step, so that a change undone later in the same step is no change.
+	origins map[string]origin
+}
+
+// origin is a cluster's desired state and progress before a step changed it.
+type origin struct {
+	desired    *cutoverv1.DesiredApp
+	generation int64
+	converged  bool
 }
 
 func (m *machine) st() *cutoverv1.RolloutStatus { return m.r.GetStatus() }
@@ -355,21 +365,36 @@ func (m *machine) setCluster(cp *cutoverv1.ClusterProgress, phase cutoverv1.Clus
 }
 
 // refresh bumps the cluster's generation if its desired state differs from
-// before; a cluster changed twice in one step is bumped once.
+// before; a cluster changed twice in one step is bumped once, and not at all
+// when the second change undoes the first (a wave started and promoted at
+// once to the revision it serves, a superseded canary set back to the same
+// weight), because the agent has nothing new to do.
 func (m *machine) refresh(cp *cutoverv1.ClusterProgress, before *cutoverv1.DesiredApp) {
+	name := cp.GetCluster()
+	o, bumped := m.origins[name]
+	if bumped {
+		before = o.desired
+	}
 	after := Desired(m.r, cp)
 	if sameDesired(before, after) {
+		if bumped {
+			cp.DesiredGeneration, cp.Converged = o.generation, o.converged
+			delete(m.desired, name)
+			delete(m.origins, name)
+		}
 		return
 	}
-	if _, bumped := m.desired[cp.GetCluster()]; !bumped {
+	if !bumped {
+		if m.desired == nil {
+			m.desired = map[string]*cutoverv1.DesiredApp{}
+			m.origins = map[string]origin{}
+		}
+		m.origins[name] = origin{desired: before, generation: cp.GetDesiredGeneration(), converged: cp.GetConverged()}
 		cp.DesiredGeneration++
 	}
 	cp.Converged = false
 	after.Generation = cp.GetDesiredGeneration()
-	if m.desired == nil {
-		m.desired = map[string]*cutoverv1.DesiredApp{}
-	}
-	m.desired[cp.GetCluster()] = after
+	m.desired[name] = after
 }
 
 func (m *machine) result(old *cutoverv1.Rollout) Result {

@@ -1,0 +1,373 @@
+package rollout_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/rollout"
+	"github.com/cutover-dev/cutover/internal/spec"
+)
+
+// app is the app every test rolls out; the rollout is named after it.
+const app = "shop"
+
+// t0 is the injected clock's origin; moves give times as offsets from it.
+var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+func revision(name string) *cutoverv1.Revision {
+	return &cutoverv1.Revision{Name: name, Command: "/opt/shop/" + name, Instances: 2}
+}
+
+func setWeight(w int32) *cutoverv1.CanaryStep {
+	return &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_SetWeight{SetWeight: w}}
+}
+
+// pause is a pause step; an empty duration waits for a promote.
+func pause(d string) *cutoverv1.CanaryStep {
+	return &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_Pause{Pause: &cutoverv1.PauseStep{Duration: d}}}
+}
+
+// newSpec builds a valid spec of rev over waves of clusters.
+func newSpec(t testing.TB, rev string, waves [][]string, steps ...*cutoverv1.CanaryStep) *cutoverv1.RolloutSpec {
+	t.Helper()
+	s := &cutoverv1.RolloutSpec{
+		Revision: revision(rev),
+		Endpoint: &cutoverv1.Endpoint{Listen: ":8080"},
+		Targets:  &cutoverv1.Targets{},
+		Strategy: &cutoverv1.Strategy{Strategy: &cutoverv1.Strategy_Canary{
+			Canary: &cutoverv1.CanaryStrategy{Steps: steps},
+		}},
+	}
+	for i, clusters := range waves {
+		s.Targets.Waves = append(s.Targets.Waves, &cutoverv1.Wave{Name: fmt.Sprintf("wave-%d", i+1), Clusters: clusters})
+	}
+	if err := spec.Validate(s); err != nil {
+		t.Fatalf("test spec is invalid: %v", err)
+	}
+	return s
+}
+
+func apply(s *cutoverv1.RolloutSpec) rollout.Apply { return rollout.Apply{Name: app, Spec: s} }
+
+// observed is an agent's report of generation gen.
+func observed(cluster string, gen int64, converged bool) rollout.Observe {
+	return rollout.Observe{Cluster: cluster, App: &cutoverv1.ObservedApp{App: app, ObservedGeneration: gen, Converged: converged}}
+}
+
+// sim drives Step the way the controller does, checking the engine's
+// invariants after every event.
+type sim struct {
+	t   *testing.T
+	r   *cutoverv1.Rollout
+	now time.Time
+}
+
+func newSim(t *testing.T) *sim { return &sim{t: t, now: t0} }
+
+// step applies ev, failing the test on an error or a broken invariant.
+func (s *sim) step(ev rollout.Event) rollout.Result {
+	s.t.Helper()
+	res, err := s.try(ev)
+	if err != nil {
+		s.t.Fatalf("%s: %v", describe(ev), err)
+	}
+	return res
+}
+
+// try applies ev and returns its error; invariants are checked either way.
+func (s *sim) try(ev rollout.Event) (rollout.Result, error) {
+	s.t.Helper()
+	before := s.r
+	var frozen *cutoverv1.Rollout
+	if before != nil {
+		frozen = proto.Clone(before).(*cutoverv1.Rollout)
+	}
+	res, err := rollout.Step(before, ev, s.now)
+	if bad := checkStep(before, frozen, ev, s.now, res, err); bad != nil {
+		s.t.Fatalf("%s: invariant broken: %v", describe(ev), bad)
+	}
+	if err == nil {
+		s.r = res.Rollout
+	}
+	return res, err
+}
+
+// converge has each cluster report the generation it was sent, in force.
+// It returns the result of the last report.
+func (s *sim) converge(clusters ...string) rollout.Result {
+	s.t.Helper()
+	var res rollout.Result
+	for _, c := range clusters {
+		res = s.step(observed(c, s.progress(c).GetDesiredGeneration(), true))
+	}
+	return res
+}
+
+func (s *sim) progress(cluster string) *cutoverv1.ClusterProgress {
+	s.t.Helper()
+	for _, cp := range s.r.GetStatus().GetClusters() {
+		if cp.GetCluster() == cluster {
+			return cp
+		}
+	}
+	s.t.Fatalf("cluster %s is not in the rollout", cluster)
+	return nil
+}
+
+// deployed runs a first deploy of sp to completion.
+func deployed(t *testing.T, sp *cutoverv1.RolloutSpec) *sim {
+	t.Helper()
+	s := newSim(t)
+	s.step(apply(sp))
+	for i := range sp.GetTargets().GetWaves() {
+		s.converge(sp.GetTargets().GetWaves()[i].GetClusters()...)
+	}
+	if p := s.r.GetStatus().GetPhase(); p != cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY {
+		t.Fatalf("first deploy ended %s, want Healthy", rollout.PhaseName(p))
+	}
+	return s
+}
+
+// show renders a cluster's state and desired state compactly, e.g.
+// "progressing g2 stable:v1=80 canary:v2=20".
+func show(r *cutoverv1.Rollout, cp *cutoverv1.ClusterProgress) string {
+	phase := strings.ToLower(strings.TrimPrefix(cp.GetPhase().String(), "CLUSTER_PHASE_"))
+	return fmt.Sprintf("%s g%d %s", phase, cp.GetDesiredGeneration(), showRevisions(rollout.Desired(r, cp)))
+}
+
+func showRevisions(d *cutoverv1.DesiredApp) string {
+	if len(d.GetRevisions()) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, dr := range d.GetRevisions() {
+		track := strings.ToLower(strings.TrimPrefix(dr.GetTrack().String(), "TRACK_"))
+		parts = append(parts, fmt.Sprintf("%s:%s=%d", track, dr.GetRevision().GetName(), dr.GetWeight()))
+	}
+	return strings.Join(parts, " ")
+}
+
+// showPhase renders the rollout's phase, with the pause reason when paused.
+func showPhase(st *cutoverv1.RolloutStatus) string {
+	p := strings.ToLower(rollout.PhaseName(st.GetPhase()))
+	if st.GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_PAUSED {
+		p += "(" + strings.ToLower(strings.TrimPrefix(st.GetPauseReason().String(), "PAUSE_REASON_")) + ")"
+	}
+	return p
+}
+
+func sentTo(res rollout.Result) []string {
+	var out []string
+	for c := range res.Desired {
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func describe(ev rollout.Event) string {
+	switch e := ev.(type) {
+	case rollout.Apply:
+		return "apply " + e.Spec.GetRevision().GetName()
+	case rollout.Observe:
+		return fmt.Sprintf("observe %s g%d converged=%t", e.Cluster, e.App.GetObservedGeneration(), e.App.GetConverged())
+	default:
+		return fmt.Sprintf("%T%+v", ev, ev)
+	}
+}
+
+// sameWork reports whether two desired states ask the agent for the same
+// thing, ignoring generations. Two states that run nothing are the same
+// wherever they would listen.
+func sameWork(a, b *cutoverv1.DesiredApp) bool {
+	if len(a.GetRevisions()) == 0 || len(b.GetRevisions()) == 0 {
+		return len(a.GetRevisions()) == len(b.GetRevisions())
+	}
+	if a.GetApp() != b.GetApp() || a.GetListen() != b.GetListen() || len(a.GetRevisions()) != len(b.GetRevisions()) {
+		return false
+	}
+	for i := range a.GetRevisions() {
+		if !proto.Equal(a.GetRevisions()[i], b.GetRevisions()[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkStep checks the engine's invariants for one Step from prev (frozen is
+// a clone taken before the call) to res or err.
+func checkStep(prev, frozen *cutoverv1.Rollout, ev rollout.Event, now time.Time, res rollout.Result, err error) error {
+	if !proto.Equal(prev, frozen) {
+		return errors.New("Step modified its input")
+	}
+	_, isApply := ev.(rollout.Apply)
+	if err != nil {
+		return checkError(prev, ev, err)
+	}
+	next := res.Rollout
+	if next == nil {
+		return errors.New("no rollout returned without an error")
+	}
+	if !res.Changed && !proto.Equal(prev, next) {
+		return errors.New("Changed is false but the rollout changed")
+	}
+	if !isApply && res.Changed && proto.Equal(prev, next) {
+		return errors.New("Changed is true but the rollout is unchanged")
+	}
+	prevPhase, phase := prev.GetStatus().GetPhase(), next.GetStatus().GetPhase()
+	if prev != nil && rollout.Terminal(prevPhase) && !isApply && phase != prevPhase {
+		return fmt.Errorf("terminal phase %s became %s", rollout.PhaseName(prevPhase), rollout.PhaseName(phase))
+	}
+	if err := checkClusters(prev, next, res); err != nil {
+		return err
+	}
+	// A step that advanced has moved past every pause that ran out; an
+	// identical re-apply advances nothing and may report a wake-up that is due.
+	advanced := !isApply || res.Changed
+	if !res.WakeAt.IsZero() && (phase != cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING || advanced && !res.WakeAt.After(now)) {
+		return fmt.Errorf("wake at %s (now %s) in phase %s", res.WakeAt, now, rollout.PhaseName(phase))
+	}
+	return checkWaves(next)
+}
+
+// checkError accepts only the errors the event can legitimately cause.
+func checkError(prev *cutoverv1.Rollout, ev rollout.Event, err error) error {
+	if prev == nil {
+		if !errors.Is(err, rollout.ErrNoRollout) {
+			return fmt.Errorf("on a nil rollout: %v, want ErrNoRollout", err)
+		}
+		return nil
+	}
+	phase := prev.GetStatus().GetPhase()
+	switch e := ev.(type) {
+	case rollout.Observe:
+		for _, cp := range prev.GetStatus().GetClusters() {
+			if cp.GetCluster() == e.Cluster {
+				return fmt.Errorf("observe from target %s: %v", e.Cluster, err)
+			}
+		}
+		if !errors.Is(err, rollout.ErrUnknownCluster) {
+			return fmt.Errorf("observe from non-target %s: %v, want ErrUnknownCluster", e.Cluster, err)
+		}
+	case rollout.Promote, rollout.Pause, rollout.Resume:
+		if !rollout.Terminal(phase) || !errors.Is(err, rollout.ErrTerminal) {
+			return fmt.Errorf("in phase %s: %v", rollout.PhaseName(phase), err)
+		}
+	case rollout.Abort:
+		if phase != cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY || !errors.Is(err, rollout.ErrTerminal) {
+			return fmt.Errorf("abort in phase %s: %v", rollout.PhaseName(phase), err)
+		}
+	default:
+		return fmt.Errorf("unexpected error: %v", err)
+	}
+	return nil
+}
+
+// checkClusters checks generations, weights, convergence and Result.Desired.
+func checkClusters(prev, next *cutoverv1.Rollout, res rollout.Result) error {
+	before := map[string]*cutoverv1.ClusterProgress{}
+	for _, cp := range prev.GetStatus().GetClusters() {
+		before[cp.GetCluster()] = cp
+	}
+	bumped := map[string]bool{}
+	for _, cp := range next.GetStatus().GetClusters() {
+		c := cp.GetCluster()
+		var was *cutoverv1.DesiredApp
+		var gen int64
+		if p := before[c]; p != nil {
+			was, gen = rollout.Desired(prev, p), p.GetDesiredGeneration()
+		}
+		now := rollout.Desired(next, cp)
+		if err := checkWeights(now); err != nil {
+			return fmt.Errorf("%s: %v", c, err)
+		}
+		switch changed := !sameWork(was, now); {
+		case cp.GetDesiredGeneration() < gen:
+			return fmt.Errorf("%s: generation went down from %d to %d", c, gen, cp.GetDesiredGeneration())
+		case changed && cp.GetDesiredGeneration() != gen+1:
+			return fmt.Errorf("%s: desired state changed (%s -> %s) but generation went from %d to %d",
+				c, showRevisions(was), showRevisions(now), gen, cp.GetDesiredGeneration())
+		case !changed && cp.GetDesiredGeneration() != gen:
+			return fmt.Errorf("%s: desired state unchanged (%s) but generation went from %d to %d",
+				c, showRevisions(now), gen, cp.GetDesiredGeneration())
+		}
+		if cp.GetDesiredGeneration() != gen {
+			bumped[c] = true
+		}
+		if cp.GetConverged() && cp.GetObservedGeneration() != cp.GetDesiredGeneration() {
+			return fmt.Errorf("%s: converged at observed generation %d but desired is %d", c, cp.GetObservedGeneration(), cp.GetDesiredGeneration())
+		}
+		if d, ok := res.Desired[c]; ok {
+			if !proto.Equal(d, now) || d.GetGeneration() != cp.GetDesiredGeneration() {
+				return fmt.Errorf("%s: Result.Desired %v, but Desired() says %v", c, d, now)
+			}
+		}
+	}
+	for c := range res.Desired {
+		if !bumped[c] {
+			return fmt.Errorf("Result.Desired holds %s, whose generation did not change", c)
+		}
+	}
+	for c := range bumped {
+		if _, ok := res.Desired[c]; !ok {
+			return fmt.Errorf("generation of %s changed but Result.Desired does not hold it", c)
+		}
+	}
+	return nil
+}
+
+func checkWeights(d *cutoverv1.DesiredApp) error {
+	if len(d.GetRevisions()) == 0 {
+		return nil
+	}
+	var sum int32
+	for _, r := range d.GetRevisions() {
+		if r.GetWeight() < 0 || r.GetWeight() > 100 {
+			return fmt.Errorf("weight %d of %s is out of range", r.GetWeight(), r.GetRevision().GetName())
+		}
+		sum += r.GetWeight()
+	}
+	if sum != 100 {
+		return fmt.Errorf("weights %s sum to %d", showRevisions(d), sum)
+	}
+	return nil
+}
+
+// checkWaves checks that waves move in order: earlier waves are promoted,
+// later ones untouched, unless the rollout was aborted.
+func checkWaves(r *cutoverv1.Rollout) error {
+	st := r.GetStatus()
+	if st.GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED {
+		for _, cp := range st.GetClusters() {
+			switch cp.GetPhase() {
+			case cutoverv1.ClusterPhase_CLUSTER_PHASE_PENDING, cutoverv1.ClusterPhase_CLUSTER_PHASE_ABORTED:
+			default:
+				return fmt.Errorf("aborted rollout has %s", show(r, cp))
+			}
+		}
+		return nil
+	}
+	for _, cp := range st.GetClusters() {
+		var want []cutoverv1.ClusterPhase
+		switch {
+		case st.GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY || cp.GetWave() < st.GetCurrentWave():
+			want = []cutoverv1.ClusterPhase{cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED}
+		case cp.GetWave() > st.GetCurrentWave():
+			want = []cutoverv1.ClusterPhase{cutoverv1.ClusterPhase_CLUSTER_PHASE_PENDING}
+		default:
+			want = []cutoverv1.ClusterPhase{cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING, cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED}
+		}
+		if !slices.Contains(want, cp.GetPhase()) {
+			return fmt.Errorf("%s in wave %d while wave %d is current (%s): %s",
+				cp.GetCluster(), cp.GetWave(), st.GetCurrentWave(), showPhase(st), show(r, cp))
+		}
+	}
+	return nil
+}

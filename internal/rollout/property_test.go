@@ -1,0 +1,175 @@
+package rollout_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/rollout"
+)
+
+// TestRandomEventSequencesKeepTheInvariants drives the engine with random
+// sequences of every event over two-wave specs, checking after each step
+// that the input is untouched, generations move exactly with desired states,
+// weights are sane, terminal phases stay terminal and Result.Desired holds
+// exactly the clusters whose generation changed (see checkStep). Each
+// sequence has its own seed, printed on failure, so it can be replayed.
+func TestRandomEventSequencesKeepTheInvariants(t *testing.T) {
+	const sequences, chunks, length = 2000, 4, 20
+	for c := range uint64(chunks) {
+		first, last := c*sequences/chunks, (c+1)*sequences/chunks
+		t.Run(fmt.Sprintf("seeds %d-%d", first, last-1), func(t *testing.T) {
+			t.Parallel()
+			var cov coverage
+			for seed := first; seed < last; seed++ {
+				runSequence(t, seed, length, &cov)
+			}
+			// The generator must reach every corner, or the invariants prove little.
+			n := int(last - first)
+			if cov.healthy < n/10 || cov.aborted < n/10 || cov.superseded < n/10 || cov.rejected == 0 {
+				t.Errorf("weak coverage: %+v", cov)
+			}
+			t.Logf("%d sequences: %+v", n, cov)
+		})
+	}
+}
+
+// coverage counts what the random sequences reached.
+type coverage struct {
+	healthy, aborted int // transitions into the phase
+	superseded       int // new specs applied to a rollout in progress
+	rejected         int // events refused with an error
+}
+
+func runSequence(t *testing.T, seed uint64, length int, cov *coverage) {
+	g := &generator{t: t, rng: rand.New(rand.NewPCG(seed, 0x5eed))}
+	now := t0
+	var r *cutoverv1.Rollout
+	var trail []rollout.Event
+	var times []time.Time
+	for range length {
+		now = now.Add(time.Duration(g.rng.IntN(4000)) * time.Millisecond)
+		ev := g.event(r)
+		trail, times = append(trail, ev), append(times, now)
+		var frozen *cutoverv1.Rollout
+		if r != nil {
+			frozen = proto.Clone(r).(*cutoverv1.Rollout)
+		}
+		res, err := rollout.Step(r, ev, now)
+		if bad := checkStep(r, frozen, ev, now, res, err); bad != nil {
+			var lines []string
+			for i, ev := range trail {
+				lines = append(lines, fmt.Sprintf("%s at t0+%s", describe(ev), times[i].Sub(t0)))
+			}
+			t.Fatalf("seed %d: %v\nevents:\n  %s\nbefore the last event: %v", seed, bad, strings.Join(lines, "\n  "), frozen)
+		}
+		if err != nil {
+			cov.rejected++
+			continue
+		}
+		was, is := r.GetStatus().GetPhase(), res.Rollout.GetStatus().GetPhase()
+		if _, ok := ev.(rollout.Apply); ok && res.Changed && r != nil && !rollout.Terminal(was) {
+			cov.superseded++
+		}
+		if is != was {
+			switch is {
+			case cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY:
+				cov.healthy++
+			case cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED:
+				cov.aborted++
+			}
+		}
+		r = res.Rollout
+	}
+}
+
+// generator makes random events, biased towards ones that move a rollout.
+type generator struct {
+	t    *testing.T
+	rng  *rand.Rand
+	last *cutoverv1.RolloutSpec
+}
+
+var pool = []string{"eu-1", "us-1", "ap-1"}
+
+func (g *generator) event(r *cutoverv1.Rollout) rollout.Event {
+	// Most events need a rollout in progress; a few test that they need one.
+	if r == nil && g.rng.IntN(8) != 0 || rollout.Terminal(r.GetStatus().GetPhase()) && g.rng.IntN(2) == 0 {
+		g.last = g.spec()
+		return apply(g.last)
+	}
+	switch n := g.rng.IntN(100); {
+	case n < 50:
+		return g.observe(r)
+	case n < 62:
+		return rollout.Tick{}
+	case n < 72:
+		return rollout.Promote{Full: g.rng.IntN(5) == 0}
+	case n < 81:
+		if g.last != nil && g.rng.IntN(4) == 0 {
+			return apply(proto.Clone(g.last).(*cutoverv1.RolloutSpec)) // identical re-apply
+		}
+		g.last = g.spec()
+		return apply(g.last)
+	case n < 84:
+		return rollout.Abort{Reason: "random"}
+	case n < 92:
+		return rollout.Pause{}
+	default:
+		return rollout.Resume{}
+	}
+}
+
+// observe is a report from a target (rarely a stranger), mostly of the
+// generation it was sent, sometimes stale or not yet in force, and mostly
+// from the current wave, which is the one that moves the rollout.
+func (g *generator) observe(r *cutoverv1.Rollout) rollout.Event {
+	clusters := r.GetStatus().GetClusters()
+	if len(clusters) == 0 || g.rng.IntN(25) == 0 {
+		return observed("xx-9", 1, true)
+	}
+	if g.rng.IntN(4) != 0 {
+		var current []*cutoverv1.ClusterProgress
+		for _, cp := range clusters {
+			if cp.GetWave() == r.GetStatus().GetCurrentWave() {
+				current = append(current, cp)
+			}
+		}
+		clusters = current
+	}
+	cp := clusters[g.rng.IntN(len(clusters))]
+	gen := cp.GetDesiredGeneration()
+	if g.rng.IntN(6) == 0 {
+		gen -= 1 + int64(g.rng.IntN(2))
+	}
+	return observed(cp.GetCluster(), max(gen, 0), g.rng.IntN(8) != 0)
+}
+
+// spec is a random valid two-wave spec over the same three clusters.
+func (g *generator) spec() *cutoverv1.RolloutSpec {
+	order := slices.Clone(pool)
+	g.rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	split := 1 + g.rng.IntN(len(order)-1)
+	var steps []*cutoverv1.CanaryStep
+	for range 1 + g.rng.IntN(4) {
+		switch g.rng.IntN(4) {
+		case 0:
+			steps = append(steps, pause(""))
+		case 1:
+			steps = append(steps, pause(fmt.Sprintf("%ds", 1+g.rng.IntN(5))))
+		default:
+			steps = append(steps, setWeight([]int32{0, 10, 25, 50, 100}[g.rng.IntN(5)]))
+		}
+	}
+	s := newSpec(g.t, fmt.Sprintf("v%d", 1+g.rng.IntN(3)), [][]string{order[:split], order[split:]}, steps...)
+	if g.rng.IntN(5) == 0 {
+		s.Endpoint.ListenOverrides = map[string]string{order[0]: "127.0.0.1:9090"}
+	}
+	return s
+}
