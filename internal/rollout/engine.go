@@ -20,28 +20,42 @@ var (
 	ErrNoRollout = errors.New("rollout does not exist")
 	// ErrUnknownCluster: an observation came from a cluster the rollout does not target.
 	ErrUnknownCluster = errors.New("cluster is not a target of this rollout")
+	// ErrNotAborted: only an aborted rollout can be retried.
+	ErrNotAborted = errors.New("rollout is not aborted")
 )
 
 // Event is something that happens to a rollout.
 type Event interface{ isEvent() }
 
 // Apply starts a rollout of Spec, superseding any rollout in progress.
+// Reason, when set, is recorded instead of the plain "apply" (e.g. an undo).
 type Apply struct {
-	Name string
-	Spec *cutoverv1.RolloutSpec
+	Name   string
+	Spec   *cutoverv1.RolloutSpec
+	Actor  string
+	Reason string
 }
 
 // Promote completes the current step, or with Full every remaining step and wave.
-type Promote struct{ Full bool }
+type Promote struct {
+	Full  bool
+	Actor string
+}
 
 // Abort returns every touched cluster to its stable revision.
-type Abort struct{ Reason string }
+type Abort struct {
+	Reason string
+	Actor  string
+}
 
 // Pause holds the rollout at its current step.
-type Pause struct{}
+type Pause struct{ Actor string }
 
 // Resume lifts an operator pause.
-type Resume struct{}
+type Resume struct{ Actor string }
+
+// Retry restarts an aborted rollout from its first step.
+type Retry struct{ Actor string }
 
 // Observe records what a cluster's agent reports for the app.
 type Observe struct {
@@ -57,6 +71,7 @@ func (Promote) isEvent() {}
 func (Abort) isEvent()   {}
 func (Pause) isEvent()   {}
 func (Resume) isEvent()  {}
+func (Retry) isEvent()   {}
 func (Observe) isEvent() {}
 func (Tick) isEvent()    {}
 
@@ -76,10 +91,16 @@ type Result struct {
 // Step applies one event. r may be nil only for Apply.
 func Step(r *cutoverv1.Rollout, ev Event, now time.Time) (Result, error) {
 	if a, ok := ev.(Apply); ok {
-		return apply(r, a, now), nil
+		return apply(r, a, false, now), nil
 	}
 	if r == nil {
 		return Result{}, ErrNoRollout
+	}
+	if rt, ok := ev.(Retry); ok {
+		if r.GetStatus().GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED {
+			return Result{}, fmt.Errorf("retry: %w (%s)", ErrNotAborted, PhaseName(r.GetStatus().GetPhase()))
+		}
+		return apply(r, Apply{Name: r.GetName(), Spec: r.GetSpec(), Actor: rt.Actor, Reason: "retry"}, true, now), nil
 	}
 	m := &machine{r: proto.Clone(r).(*cutoverv1.Rollout), now: now}
 	if err := m.handle(ev); err != nil {
@@ -89,8 +110,10 @@ func Step(r *cutoverv1.Rollout, ev Event, now time.Time) (Result, error) {
 	return m.result(r), nil
 }
 
-func apply(old *cutoverv1.Rollout, a Apply, now time.Time) Result {
-	if old != nil && proto.Equal(old.GetSpec(), a.Spec) {
+// apply starts a new rollout of a.Spec from what each cluster serves under
+// old. An identical spec changes nothing unless force is set (retry).
+func apply(old *cutoverv1.Rollout, a Apply, force bool, now time.Time) Result {
+	if old != nil && !force && proto.Equal(old.GetSpec(), a.Spec) {
 		m := &machine{r: old, now: now}
 		return Result{Rollout: old, WakeAt: m.wakeAt()}
 	}
@@ -99,6 +122,7 @@ func apply(old *cutoverv1.Rollout, a Apply, now time.Time) Result {
 		Spec:       proto.Clone(a.Spec).(*cutoverv1.RolloutSpec),
 		CreateTime: timestamppb.New(now),
 		UpdateTime: timestamppb.New(now),
+		AppliedBy:  a.Actor,
 	}
 	prev := map[string]*cutoverv1.ClusterProgress{}
 	if old != nil {
@@ -130,6 +154,12 @@ func apply(old *cutoverv1.Rollout, a Apply, now time.Time) Result {
 	}
 	r.Status = st
 	m := &machine{r: r, now: now}
+	reason := a.Reason
+	if reason == "" {
+		reason = "apply"
+	}
+	m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_STARTED, a.Actor,
+		fmt.Sprintf("%s: revision %s", reason, a.Spec.GetRevision().GetName()))
 	// Compare every cluster against what the previous rollout asked of it,
 	// so one whose desired state does not change keeps its generation and a
 	// superseded canary is withdrawn even in waves that have not started.
@@ -188,7 +218,7 @@ func (m *machine) handle(ev Event) error {
 		if terminal {
 			return fmt.Errorf("promote: %w (%s)", ErrTerminal, PhaseName(st.GetPhase()))
 		}
-		m.promote(e.Full)
+		m.promote(e.Full, e.Actor)
 	case Abort:
 		if st.GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED {
 			return nil
@@ -196,20 +226,25 @@ func (m *machine) handle(ev Event) error {
 		if terminal {
 			return fmt.Errorf("abort: %w (%s)", ErrTerminal, PhaseName(st.GetPhase()))
 		}
-		m.abort(e.Reason)
+		m.abort(e.Reason, e.Actor)
 	case Pause:
 		if terminal {
 			return fmt.Errorf("pause: %w (%s)", ErrTerminal, PhaseName(st.GetPhase()))
 		}
+		if st.GetPauseReason() == cutoverv1.PauseReason_PAUSE_REASON_OPERATOR {
+			return nil
+		}
 		st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_PAUSED
 		st.PauseReason = cutoverv1.PauseReason_PAUSE_REASON_OPERATOR
 		st.Message = "paused by an operator"
+		m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_PAUSED, e.Actor, st.Message)
 	case Resume:
 		if terminal {
 			return fmt.Errorf("resume: %w (%s)", ErrTerminal, PhaseName(st.GetPhase()))
 		}
 		if st.GetPauseReason() == cutoverv1.PauseReason_PAUSE_REASON_OPERATOR {
 			m.setProgressing("resumed by an operator")
+			m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_RESUMED, e.Actor, st.GetMessage())
 		}
 	case Observe:
 		return m.observe(e)
@@ -225,6 +260,9 @@ func (m *machine) observe(e Observe) error {
 	if cp == nil {
 		return fmt.Errorf("observe %s: %w", e.Cluster, ErrUnknownCluster)
 	}
+	if e.App.GetObservedGeneration() < cp.GetObservedGeneration() {
+		return nil // a stale report, overtaken by a newer one
+	}
 	cp.ObservedGeneration = e.App.GetObservedGeneration()
 	cp.Converged = e.App.GetConverged() && e.App.GetObservedGeneration() == cp.GetDesiredGeneration()
 	cp.ObservedRevisions = e.App.GetRevisions()
@@ -232,21 +270,23 @@ func (m *machine) observe(e Observe) error {
 	return nil
 }
 
-func (m *machine) promote(full bool) {
+func (m *machine) promote(full bool, actor string) {
 	st := m.st()
 	if full {
 		st.PromoteFull = true
 		st.CurrentStep = int32(len(m.steps()))
 		m.setProgressing("fully promoted by an operator")
+		m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_PROMOTED, actor, "every remaining step and wave skipped")
 		return
 	}
+	m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_PROMOTED, actor, "current step completed")
 	if int(st.GetCurrentStep()) < len(m.steps()) {
 		m.nextStep()
 	}
 	m.setProgressing("promoted by an operator")
 }
 
-func (m *machine) abort(reason string) {
+func (m *machine) abort(reason, actor string) {
 	st := m.st()
 	for _, cp := range st.GetClusters() {
 		switch cp.GetPhase() {
@@ -261,6 +301,20 @@ func (m *machine) abort(reason string) {
 	if reason != "" {
 		st.Message = "aborted: " + reason
 	}
+	m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_ABORTED, actor, st.GetMessage())
+}
+
+// record appends to the timeline at the current wave and step.
+func (m *machine) record(t cutoverv1.TimelineEventType, actor, msg string) {
+	st := m.st()
+	st.Timeline = append(st.Timeline, &cutoverv1.TimelineEvent{
+		Time:    timestamppb.New(m.now),
+		Type:    t,
+		Wave:    st.GetCurrentWave(),
+		Step:    st.GetCurrentStep(),
+		Actor:   actor,
+		Message: msg,
+	})
 }
 
 func (m *machine) setProgressing(msg string) {
@@ -326,6 +380,7 @@ func (m *machine) promoteWave(wave []*cutoverv1.ClusterProgress) bool {
 		st.Message = fmt.Sprintf("promoting wave %s", m.waveName())
 		return false
 	}
+	m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_WAVE_PROMOTED, "", fmt.Sprintf("wave %s promoted", m.waveName()))
 	if int(st.GetCurrentWave())+1 < len(m.r.GetSpec().GetTargets().GetWaves()) {
 		m.startWave(st.GetCurrentWave() + 1)
 		return true
@@ -333,6 +388,7 @@ func (m *machine) promoteWave(wave []*cutoverv1.ClusterProgress) bool {
 	st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY
 	st.EndTime = timestamppb.New(m.now)
 	st.Message = fmt.Sprintf("revision %s is stable in every cluster", m.r.GetSpec().GetRevision().GetName())
+	m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_HEALTHY, "", st.GetMessage())
 	return false
 }
 
@@ -344,10 +400,14 @@ func (m *machine) startWave(i int32) {
 	for _, cp := range m.waveClusters(i) {
 		m.setCluster(cp, cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING, 0)
 	}
+	m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_WAVE_STARTED, "", fmt.Sprintf("wave %s started", m.waveName()))
 }
 
 func (m *machine) nextStep() {
 	st := m.st()
+	if steps := m.steps(); int(st.GetCurrentStep()) < len(steps) {
+		m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_STEP_COMPLETED, "", describeStep(steps[st.GetCurrentStep()]))
+	}
 	st.CurrentStep++
 	st.StepStartTime = timestamppb.New(m.now)
 }
@@ -466,4 +526,34 @@ func converged(wave []*cutoverv1.ClusterProgress) bool {
 		}
 	}
 	return true
+}
+
+func describeStep(s *cutoverv1.CanaryStep) string {
+	switch x := s.GetStep().(type) {
+	case *cutoverv1.CanaryStep_SetWeight:
+		return fmt.Sprintf("setWeight %d", x.SetWeight)
+	case *cutoverv1.CanaryStep_Pause:
+		if d := x.Pause.GetDuration(); d != "" {
+			return "pause " + d
+		}
+		return "pause until promoted"
+	}
+	return "step"
+}
+
+// Archive is the rollout as it goes into history when a new rollout of the
+// same app replaces it: one still in progress ends Superseded.
+func Archive(r *cutoverv1.Rollout, now time.Time) *cutoverv1.Rollout {
+	out := proto.Clone(r).(*cutoverv1.Rollout)
+	if Terminal(out.GetStatus().GetPhase()) {
+		return out
+	}
+	m := &machine{r: out, now: now}
+	st := m.st()
+	st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_SUPERSEDED
+	st.PauseReason = cutoverv1.PauseReason_PAUSE_REASON_UNSPECIFIED
+	st.EndTime = timestamppb.New(now)
+	st.Message = "superseded by a newer apply"
+	m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_SUPERSEDED, "", st.GetMessage())
+	return out
 }

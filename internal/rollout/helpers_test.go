@@ -208,6 +208,9 @@ func checkStep(prev, frozen *cutoverv1.Rollout, ev rollout.Event, now time.Time,
 		return errors.New("Step modified its input")
 	}
 	_, isApply := ev.(rollout.Apply)
+	if _, retry := ev.(rollout.Retry); retry && err == nil {
+		isApply = true // a retry starts a new rollout, like an apply
+	}
 	if err != nil {
 		return checkError(prev, ev, err)
 	}
@@ -226,6 +229,9 @@ func checkStep(prev, frozen *cutoverv1.Rollout, ev rollout.Event, now time.Time,
 		return fmt.Errorf("terminal phase %s became %s", rollout.PhaseName(prevPhase), rollout.PhaseName(phase))
 	}
 	if err := checkClusters(prev, next, res); err != nil {
+		return err
+	}
+	if err := checkTimeline(prev, next); err != nil {
 		return err
 	}
 	// A step that advanced has moved past every pause that ran out; an
@@ -263,6 +269,10 @@ func checkError(prev *cutoverv1.Rollout, ev rollout.Event, err error) error {
 	case rollout.Abort:
 		if phase != cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY || !errors.Is(err, rollout.ErrTerminal) {
 			return fmt.Errorf("abort in phase %s: %v", rollout.PhaseName(phase), err)
+		}
+	case rollout.Retry:
+		if phase == cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED || !errors.Is(err, rollout.ErrNotAborted) {
+			return fmt.Errorf("retry in phase %s: %v", rollout.PhaseName(phase), err)
 		}
 	default:
 		return fmt.Errorf("unexpected error: %v", err)
@@ -368,6 +378,44 @@ func checkWaves(r *cutoverv1.Rollout) error {
 			return fmt.Errorf("%s in wave %d while wave %d is current (%s): %s",
 				cp.GetCluster(), cp.GetWave(), st.GetCurrentWave(), showPhase(st), show(r, cp))
 		}
+	}
+	return nil
+}
+
+// checkTimeline: the timeline only grows within one rollout, each step of
+// each wave is recorded as completed at most once, and a terminal rollout
+// ends with exactly one terminal entry.
+func checkTimeline(prev, next *cutoverv1.Rollout) error {
+	tl := next.GetStatus().GetTimeline()
+	if next.GetStatus().GetRolloutNumber() == prev.GetStatus().GetRolloutNumber() {
+		old := prev.GetStatus().GetTimeline()
+		if len(tl) < len(old) {
+			return fmt.Errorf("timeline shrank from %d to %d entries", len(old), len(tl))
+		}
+		for i := range old {
+			if !proto.Equal(old[i], tl[i]) {
+				return fmt.Errorf("timeline entry %d was rewritten", i)
+			}
+		}
+	} else if len(tl) == 0 || tl[0].GetType() != cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_STARTED {
+		return errors.New("a new rollout's timeline does not begin with STARTED")
+	}
+	done := map[[2]int32]bool{}
+	ends := 0
+	for _, e := range tl {
+		switch e.GetType() {
+		case cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_STEP_COMPLETED:
+			k := [2]int32{e.GetWave(), e.GetStep()}
+			if done[k] {
+				return fmt.Errorf("step %d of wave %d completed twice", k[1], k[0])
+			}
+			done[k] = true
+		case cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_HEALTHY, cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_ABORTED:
+			ends++
+		}
+	}
+	if rollout.Terminal(next.GetStatus().GetPhase()) != (ends == 1) {
+		return fmt.Errorf("phase %s with %d terminal timeline entries", rollout.PhaseName(next.GetStatus().GetPhase()), ends)
 	}
 	return nil
 }

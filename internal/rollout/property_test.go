@@ -119,10 +119,12 @@ func (g *generator) event(r *cutoverv1.Rollout) rollout.Event {
 		return apply(g.last)
 	case n < 84:
 		return rollout.Abort{Reason: "random"}
-	case n < 92:
-		return rollout.Pause{}
+	case n < 90:
+		return rollout.Pause{Actor: "op"}
+	case n < 97:
+		return rollout.Resume{Actor: "op"}
 	default:
-		return rollout.Resume{}
+		return rollout.Retry{Actor: "op"}
 	}
 }
 
