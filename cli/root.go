@@ -81,6 +81,9 @@ func NewRootCommand(streams Streams) *cobra.Command {
 		newAbortCommand(o),
 		newPauseCommand(o),
 		newResumeCommand(o),
+		newRetryCommand(o),
+		newUndoCommand(o),
+		newHistoryCommand(o),
 		newClustersCommand(o),
 		newVersionCommand(o),
 	)

@@ -24,6 +24,8 @@ var codeTable = []struct {
 	{store.ErrNotFound, codes.NotFound},
 	{rollout.ErrNoRollout, codes.NotFound},
 	{rollout.ErrTerminal, codes.FailedPrecondition},
+	{rollout.ErrNotAborted, codes.FailedPrecondition},
+	{controller.ErrNoEarlierRevision, codes.FailedPrecondition},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 }

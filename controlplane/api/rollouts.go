@@ -43,7 +43,7 @@ func (s *Rollouts) ApplyRollout(ctx context.Context, req *cutoverv1.ApplyRollout
 	if err := spec.CheckClusters(m.Spec, s.clusters.Known); err != nil {
 		return nil, toStatus(err)
 	}
-	r, changed, err := s.ctrl.Do(ctx, m.Name, rollout.Apply{Name: m.Name, Spec: m.Spec})
+	r, changed, err := s.ctrl.Do(ctx, m.Name, rollout.Apply{Name: m.Name, Spec: m.Spec, Actor: actor(ctx)})
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -91,7 +91,7 @@ func (s *Rollouts) WatchRollout(req *cutoverv1.WatchRolloutRequest, stream cutov
 
 // PromoteRollout completes the current step, or every step with full.
 func (s *Rollouts) PromoteRollout(ctx context.Context, req *cutoverv1.PromoteRolloutRequest) (*cutoverv1.PromoteRolloutResponse, error) {
-	r, err := s.act(ctx, req.GetName(), rollout.Promote{Full: req.GetFull()})
+	r, err := s.act(ctx, req.GetName(), rollout.Promote{Full: req.GetFull(), Actor: actor(ctx)})
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +100,7 @@ func (s *Rollouts) PromoteRollout(ctx context.Context, req *cutoverv1.PromoteRol
 
 // AbortRollout returns every touched cluster to stable.
 func (s *Rollouts) AbortRollout(ctx context.Context, req *cutoverv1.AbortRolloutRequest) (*cutoverv1.AbortRolloutResponse, error) {
-	r, err := s.act(ctx, req.GetName(), rollout.Abort{Reason: req.GetReason()})
+	r, err := s.act(ctx, req.GetName(), rollout.Abort{Reason: req.GetReason(), Actor: actor(ctx)})
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func (s *Rollouts) AbortRollout(ctx context.Context, req *cutoverv1.AbortRollout
 
 // PauseRollout holds the rollout where it is.
 func (s *Rollouts) PauseRollout(ctx context.Context, req *cutoverv1.PauseRolloutRequest) (*cutoverv1.PauseRolloutResponse, error) {
-	r, err := s.act(ctx, req.GetName(), rollout.Pause{})
+	r, err := s.act(ctx, req.GetName(), rollout.Pause{Actor: actor(ctx)})
 	if err != nil {
 		return nil, err
 	}
@@ -118,11 +118,44 @@ func (s *Rollouts) PauseRollout(ctx context.Context, req *cutoverv1.PauseRollout
 
 // ResumeRollout lifts an operator pause.
 func (s *Rollouts) ResumeRollout(ctx context.Context, req *cutoverv1.ResumeRolloutRequest) (*cutoverv1.ResumeRolloutResponse, error) {
-	r, err := s.act(ctx, req.GetName(), rollout.Resume{})
+	r, err := s.act(ctx, req.GetName(), rollout.Resume{Actor: actor(ctx)})
 	if err != nil {
 		return nil, err
 	}
 	return &cutoverv1.ResumeRolloutResponse{Rollout: r}, nil
+}
+
+// RetryRollout restarts an aborted rollout from its first step.
+func (s *Rollouts) RetryRollout(ctx context.Context, req *cutoverv1.RetryRolloutRequest) (*cutoverv1.RetryRolloutResponse, error) {
+	r, err := s.act(ctx, req.GetName(), rollout.Retry{Actor: actor(ctx)})
+	if err != nil {
+		return nil, err
+	}
+	return &cutoverv1.RetryRolloutResponse{Rollout: r}, nil
+}
+
+// UndoRollout rolls back to an earlier revision as a new rollout.
+func (s *Rollouts) UndoRollout(ctx context.Context, req *cutoverv1.UndoRolloutRequest) (*cutoverv1.UndoRolloutResponse, error) {
+	if err := requireName(req.GetName()); err != nil {
+		return nil, err
+	}
+	r, err := s.ctrl.Undo(ctx, req.GetName(), req.GetToRevision(), actor(ctx))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &cutoverv1.UndoRolloutResponse{Rollout: r}, nil
+}
+
+// ListRolloutHistory returns the app's rollouts, newest first.
+func (s *Rollouts) ListRolloutHistory(ctx context.Context, req *cutoverv1.ListRolloutHistoryRequest) (*cutoverv1.ListRolloutHistoryResponse, error) {
+	if err := requireName(req.GetName()); err != nil {
+		return nil, err
+	}
+	hist, err := s.ctrl.History(ctx, req.GetName())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &cutoverv1.ListRolloutHistoryResponse{Rollouts: hist}, nil
 }
 
 func (s *Rollouts) act(ctx context.Context, name string, ev rollout.Event) (*cutoverv1.Rollout, error) {

@@ -21,7 +21,16 @@ type Store interface {
 	PutRollout(ctx context.Context, r *cutoverv1.Rollout) error
 	// ListRollouts returns every stored rollout. Safe for concurrent use.
 	ListRollouts(ctx context.Context) ([]*cutoverv1.Rollout, error)
+	// ReplaceRollout stores r and moves archive (the rollout it replaces)
+	// into history, keeping keep entries, atomically. Safe for concurrent use.
+	ReplaceRollout(ctx context.Context, r, archive *cutoverv1.Rollout, keep int) error
+	// History returns an app's archived rollouts, newest first. Safe for
+	// concurrent use.
+	History(ctx context.Context, name string) ([]*cutoverv1.Rollout, error)
 }
+
+// DefaultHistoryLimit is how many earlier rollouts of each app are kept.
+const DefaultHistoryLimit = 10
 
 // Publisher delivers desired states to agents.
 type Publisher interface {
@@ -31,8 +40,14 @@ type Publisher interface {
 	SetDesired(cluster string, d *cutoverv1.DesiredApp)
 }
 
-// ErrNotFound is returned for a rollout name that does not exist.
-var ErrNotFound = errors.New("rollout not found")
+// Sentinel errors.
+var (
+	// ErrNotFound is returned for a rollout name that does not exist.
+	ErrNotFound = errors.New("rollout not found")
+	// ErrNoEarlierRevision is returned by Undo when history has nothing to
+	// go back to.
+	ErrNoEarlierRevision = errors.New("no earlier revision to go back to")
+)
 
 // Controller owns every rollout's state.
 type Controller struct {
@@ -40,6 +55,7 @@ type Controller struct {
 	pub   Publisher
 	now   func() time.Time
 	log   *slog.Logger
+	keep  int
 
 	events chan request
 
@@ -69,11 +85,19 @@ func New(store Store, pub Publisher, now func() time.Time, log *slog.Logger) *Co
 		pub:      pub,
 		now:      now,
 		log:      log,
+		keep:     DefaultHistoryLimit,
 		events:   make(chan request, 256),
 		rollouts: map[string]*cutoverv1.Rollout{},
 		watchers: map[string]map[chan *cutoverv1.Rollout]struct{}{},
 		loaded:   make(chan struct{}),
 	}
+}
+
+// WithHistoryLimit sets how many earlier rollouts of each app are kept; call
+// it before Run.
+func (c *Controller) WithHistoryLimit(n int) *Controller {
+	c.keep = n
+	return c
 }
 
 // Loaded is closed once stored rollouts are loaded and their desired states
@@ -178,7 +202,7 @@ func (c *Controller) step(ctx context.Context, req request) reply {
 	}
 	// Durable before any effect: a crash after this line resends the same
 	// desired states on restart; a crash before it loses only the event.
-	if err := c.store.PutRollout(ctx, res.Rollout); err != nil {
+	if err := c.persist(ctx, cur, res.Rollout); err != nil {
 		c.log.Error("store rollout", "rollout", req.name, "err", err)
 		return reply{r: cur, err: fmt.Errorf("store rollout %q: %w", req.name, err)}
 	}
@@ -195,6 +219,75 @@ func (c *Controller) step(ctx context.Context, req request) reply {
 			"wave", st.GetCurrentWave(), "step", st.GetCurrentStep(), "message", st.GetMessage())
 	}
 	return reply{r: res.Rollout, changed: true, wake: res.WakeAt}
+}
+
+// persist stores next; when it is a new rollout of the app, the one it
+// replaces goes to history in the same transaction.
+func (c *Controller) persist(ctx context.Context, cur, next *cutoverv1.Rollout) error {
+	if cur == nil || cur.GetStatus().GetRolloutNumber() == next.GetStatus().GetRolloutNumber() {
+		return c.store.PutRollout(ctx, next)
+	}
+	return c.store.ReplaceRollout(ctx, next, rollout.Archive(cur, c.now()), c.keep)
+}
+
+// History returns the app's rollouts, newest first, the current one first.
+func (c *Controller) History(ctx context.Context, name string) ([]*cutoverv1.Rollout, error) {
+	cur, err := c.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	past, err := c.store.History(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	// An apply between the two reads archives cur; never list it twice.
+	out := []*cutoverv1.Rollout{cur}
+	for _, r := range past {
+		if r.GetStatus().GetRolloutNumber() < cur.GetStatus().GetRolloutNumber() {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// Undo starts a rollout back to an earlier revision through the rollout's
+// current strategy: toRevision, or else the newest earlier rollout that
+// ended Healthy with another revision than the current one.
+func (c *Controller) Undo(ctx context.Context, name, toRevision, actor string) (*cutoverv1.Rollout, error) {
+	hist, err := c.History(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	cur := hist[0]
+	target := undoTarget(hist, toRevision)
+	if target == nil {
+		if toRevision != "" {
+			return nil, fmt.Errorf("undo %s: revision %q is not in the kept history: %w", name, toRevision, ErrNoEarlierRevision)
+		}
+		return nil, fmt.Errorf("undo %s: %w", name, ErrNoEarlierRevision)
+	}
+	spec := proto.Clone(cur.GetSpec()).(*cutoverv1.RolloutSpec)
+	spec.Revision = proto.Clone(target).(*cutoverv1.Revision)
+	r, _, err := c.Do(ctx, name, rollout.Apply{Name: name, Spec: spec, Actor: actor,
+		Reason: fmt.Sprintf("undo from %s", cur.GetSpec().GetRevision().GetName())})
+	return r, err
+}
+
+func undoTarget(hist []*cutoverv1.Rollout, toRevision string) *cutoverv1.Revision {
+	current := hist[0].GetSpec().GetRevision().GetName()
+	for _, r := range hist[1:] {
+		rev := r.GetSpec().GetRevision()
+		if toRevision != "" {
+			if rev.GetName() == toRevision {
+				return rev
+			}
+			continue
+		}
+		if r.GetStatus().GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY && rev.GetName() != current {
+			return rev
+		}
+	}
+	return nil
 }
 
 // Do applies an event and waits for the result. It returns the rollout after

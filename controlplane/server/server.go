@@ -41,6 +41,9 @@ type Config struct {
 	Hub hub.Options
 	// ShutdownTimeout bounds the graceful stop (default 10s).
 	ShutdownTimeout time.Duration
+	// HistoryLimit is how many earlier rollouts of each app are kept
+	// (default controller.DefaultHistoryLimit).
+	HistoryLimit int
 }
 
 // Run serves the control plane on the two listeners until ctx ends, then
@@ -77,7 +80,10 @@ func Run(ctx context.Context, cfg Config, grpcLn, httpLn net.Listener) error {
 	if err != nil {
 		return err
 	}
-	ctrl := controller.New(db, agents, time.Now, log.With("component", "controller"))
+	if cfg.HistoryLimit <= 0 {
+		cfg.HistoryLimit = controller.DefaultHistoryLimit
+	}
+	ctrl := controller.New(db, agents, time.Now, log.With("component", "controller")).WithHistoryLimit(cfg.HistoryLimit)
 	fwd.set(ctrl)
 	reg.MustRegister(newRolloutCollector(ctrl))
 

@@ -27,6 +27,7 @@ func run() error {
 	dataDir := fs.String("data-dir", "./data", "directory holding the bbolt state file")
 	grpcAddr := fs.String("grpc-listen", "127.0.0.1:7070", "gRPC listen address (API and agent streams)")
 	httpAddr := fs.String("http-listen", "127.0.0.1:7080", "HTTP listen address (REST, /metrics, /healthz, /readyz, /openapi.json)")
+	historyLimit := fs.Int("history-limit", 10, "earlier rollouts kept per app")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -35,6 +36,9 @@ func run() error {
 	if *showVersion {
 		fmt.Println(version.String())
 		return nil
+	}
+	if *historyLimit < 1 {
+		return fmt.Errorf("--history-limit: must be at least 1, got %d", *historyLimit)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -54,5 +58,5 @@ func run() error {
 		_ = grpcLn.Close()
 		return fmt.Errorf("--http-listen: %w", err)
 	}
-	return server.Run(ctx, server.Config{DataDir: *dataDir, Logger: log}, grpcLn, httpLn)
+	return server.Run(ctx, server.Config{DataDir: *dataDir, Logger: log, HistoryLimit: *historyLimit}, grpcLn, httpLn)
 }
