@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/rollout"
 )
 
 // writeRolloutDetail writes the human view of one rollout: a summary, then
@@ -64,7 +65,7 @@ func waveLabel(r *cutoverv1.Rollout) string {
 // stepLabel is "i/n" for the step in progress, or "promote" once the steps
 // are done and the wave is being promoted.
 func stepLabel(r *cutoverv1.Rollout) string {
-	steps := r.GetSpec().GetStrategy().GetCanary().GetSteps()
+	steps := rollout.Steps(r.GetSpec())
 	i := int(r.GetStatus().GetCurrentStep())
 	if i >= len(steps) {
 		return "promote"
@@ -75,11 +76,18 @@ func stepLabel(r *cutoverv1.Rollout) string {
 // stepDetail adds what the current step does and, while the rollout is
 // live, how long it has been running.
 func stepDetail(r *cutoverv1.Rollout, now time.Time) string {
-	steps := r.GetSpec().GetStrategy().GetCanary().GetSteps()
+	steps := rollout.Steps(r.GetSpec())
 	st := r.GetStatus()
 	label := stepLabel(r)
 	if i := int(st.GetCurrentStep()); i >= 0 && i < len(steps) {
-		label += " " + stepAction(steps[i])
+		action := stepAction(steps[i])
+		if r.GetSpec().GetStrategy().GetBlueGreen() != nil {
+			action = []string{"preview", "switch on promote"}[min(i, 1)]
+			if d := steps[i].GetPause().GetDuration(); d != "" {
+				action = "switch after " + d
+			}
+		}
+		label += " " + action
 	}
 	if !terminal(st.GetPhase()) && st.GetStepStartTime() != nil {
 		label += ", started " + ago(st.GetStepStartTime(), now)

@@ -45,6 +45,14 @@ func New(rt runtime.Runtime, db Store, out *Outbox, log *slog.Logger) *Reconcile
 func (r *Reconciler) Run(ctx context.Context) error {
 	apps, err := r.db.Apps()
 	if err != nil {
+		// Apply and Generations wait for Run to start: release them as
+		// after a run that has ended, or they would block forever.
+		ended, cancel := context.WithCancel(ctx)
+		cancel()
+		r.mu.Lock()
+		r.ctx = ended
+		r.mu.Unlock()
+		close(r.started)
 		return fmt.Errorf("load desired apps: %w", err)
 	}
 	r.mu.Lock()
@@ -65,8 +73,8 @@ func (r *Reconciler) Apply(d *cutoverv1.DesiredApp) error {
 	<-r.started
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.ctx.Err() != nil {
-		return r.ctx.Err()
+	if err := r.ctx.Err(); err != nil {
+		return fmt.Errorf("apply %s: reconciler not running: %w", d.GetApp(), err)
 	}
 	w := r.workers[d.GetApp()]
 	if w != nil && w.generation() >= d.GetGeneration() {

@@ -43,9 +43,8 @@ type worker struct {
 	slots     map[string]map[int]runtime.Instance
 	lastStart map[string]time.Time
 	inForce   map[string]int32
-	table     []proxy.Route
-	px        *proxyRun
-	listenErr string
+	main      frontend          // the app's address: traffic split by weight
+	preview   frontend          // blue-green: every request to the PREVIEW revision
 	startErr  map[string]string // by slot, until a start succeeds
 	lastErr   string
 	reported  *cutoverv1.ObservedApp
@@ -55,20 +54,74 @@ type worker struct {
 	stops    sync.WaitGroup
 }
 
-// proxyRun is a proxy serving on one listener.
-type proxyRun struct {
-	p      *proxy.Proxy
-	addr   string // as desired
-	bound  string // as bound
-	cancel context.CancelFunc
-	done   chan struct{}
+// frontend is one of the app's proxies: the listener it should have, the
+// proxy serving there (nil while it cannot listen), and its table.
+type frontend struct {
+	name  string
+	addr  string // as desired; empty for none
+	px    *proxy.Proxy
+	bound string // as bound
+	stop  context.CancelFunc
+	done  chan struct{}
+	table []proxy.Route
+	err   string // why it is not listening
 }
+
+// ensure makes the frontend listen on addr ("" for not at all), replacing a
+// listener on another address.
+func (f *frontend) ensure(addr string, log *slog.Logger) {
+	if f.addr == addr && (f.px != nil || addr == "") {
+		return
+	}
+	f.close()
+	f.addr, f.err = addr, ""
+	if addr == "" {
+		return
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		f.err = fmt.Sprintf("%s listen %s: %v", f.name, addr, err)
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f.px, f.bound, f.stop, f.done, f.table = proxy.New(log), ln.Addr().String(), cancel, make(chan struct{}), nil
+	go func(px *proxy.Proxy, done chan struct{}) {
+		defer close(done)
+		if err := px.Serve(ctx, ln, proxyGrace); err != nil {
+			log.Error("proxy stopped", "proxy", f.name, "err", err)
+		}
+	}(f.px, f.done)
+	log.Info("proxy listening", "proxy", f.name, "addr", f.bound)
+}
+
+// close stops the proxy and waits for it.
+func (f *frontend) close() {
+	if f.px == nil {
+		return
+	}
+	f.stop()
+	<-f.done
+	f.px, f.bound = nil, ""
+}
+
+// setTable installs routes when they differ from the table in force.
+func (f *frontend) setTable(routes []proxy.Route) {
+	if f.px != nil && !slices.EqualFunc(routes, f.table, sameRoute) {
+		f.px.SetTable(routes)
+		f.table = routes
+	}
+}
+
+// serving reports whether the frontend listens where it should.
+func (f *frontend) serving() bool { return f.addr == "" || f.px != nil }
 
 func newWorker(d *cutoverv1.DesiredApp, rt runtime.Runtime, out *Outbox, log *slog.Logger) *worker {
 	return &worker{
 		app: d.GetApp(), rt: rt, out: out, log: log,
 		latest:    d,
 		wake:      make(chan struct{}, 1),
+		main:      frontend{name: "app"},
+		preview:   frontend{name: "preview"},
 		revs:      map[string]*cutoverv1.Revision{},
 		slots:     map[string]map[int]runtime.Instance{},
 		lastStart: map[string]time.Time{},
@@ -140,7 +193,7 @@ func (w *worker) adopt(ctx context.Context) {
 
 func (w *worker) pass(ctx context.Context) {
 	w.load()
-	w.ensureProxy()
+	w.ensureFrontends()
 	w.ensureInstances(ctx)
 	w.route()
 	if victims := w.retire(); len(victims) > 0 {
@@ -156,7 +209,10 @@ func (w *worker) pass(ctx context.Context) {
 // noteErrors keeps the first current problem for the report, logging each
 // problem once when it appears.
 func (w *worker) noteErrors() {
-	msg := w.listenErr
+	msg := w.main.err
+	if msg == "" {
+		msg = w.preview.err
+	}
 	for _, id := range sortedKeys(w.startErr) {
 		if msg == "" {
 			msg = w.startErr[id]
@@ -168,45 +224,18 @@ func (w *worker) noteErrors() {
 	w.lastErr = msg
 }
 
-func (w *worker) ensureProxy() {
-	addr := w.desired.GetListen()
+func (w *worker) ensureFrontends() {
+	addr, preview := w.desired.GetListen(), w.desired.GetPreviewListen()
 	if len(w.desired.GetRevisions()) == 0 {
-		addr = ""
+		addr, preview = "", ""
 	}
-	if w.px != nil && w.px.addr == addr {
-		return
-	}
-	w.stopProxy()
-	if addr == "" {
-		w.listenErr = ""
-		return
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		w.listenErr = fmt.Sprintf("listen %s: %v", addr, err)
-		return
-	}
-	w.listenErr = ""
-	ctx, cancel := context.WithCancel(context.Background())
-	px := &proxyRun{p: proxy.New(w.log), addr: addr, bound: ln.Addr().String(), cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(px.done)
-		if err := px.p.Serve(ctx, ln, proxyGrace); err != nil {
-			w.log.Error("proxy stopped", "err", err)
-		}
-	}()
-	w.px = px
-	w.table = nil
-	w.log.Info("proxy listening", "addr", px.bound)
+	w.main.ensure(addr, w.log)
+	w.preview.ensure(preview, w.log)
 }
 
-func (w *worker) stopProxy() {
-	if w.px == nil {
-		return
-	}
-	w.px.cancel()
-	<-w.px.done
-	w.px = nil
+func (w *worker) stopFrontends() {
+	w.main.close()
+	w.preview.close()
 }
 
 func (w *worker) ensureInstances(ctx context.Context) {
@@ -266,10 +295,22 @@ func (w *worker) route() {
 			routes = append(routes, proxy.Route{Revision: w.revName(key), Weight: int(wt), Backends: ready[key]})
 		}
 	}
-	if w.px != nil && !slices.EqualFunc(routes, w.table, sameRoute) {
-		w.px.p.SetTable(routes)
-		w.table = routes
+	w.main.setTable(routes)
+	var preview []proxy.Route
+	if key := w.previewKey(); key != "" && len(ready[key]) > 0 {
+		preview = []proxy.Route{{Revision: w.revName(key), Weight: 100, Backends: ready[key]}}
 	}
+	w.preview.setTable(preview)
+}
+
+// previewKey is the revision key of the PREVIEW revision, if any.
+func (w *worker) previewKey() string {
+	for _, dr := range w.desired.GetRevisions() {
+		if dr.GetTrack() == cutoverv1.Track_TRACK_PREVIEW {
+			return runtime.RevisionKey(dr.GetRevision())
+		}
+	}
+	return ""
 }
 
 // retire takes out of their slots the instances that are neither desired
@@ -299,20 +340,22 @@ func (w *worker) drainAndStop(in runtime.Instance) {
 	w.stopMu.Lock()
 	w.stopping[in] = struct{}{}
 	w.stopMu.Unlock()
-	var p *proxy.Proxy
-	if w.px != nil {
-		p = w.px.p
+	var pxs []*proxy.Proxy
+	for _, f := range []*frontend{&w.main, &w.preview} {
+		if f.px != nil {
+			pxs = append(pxs, f.px)
+		}
 	}
 	w.stops.Add(1)
 	go func() {
 		defer w.stops.Done()
-		if p != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
-			if err := p.Drain(ctx, in.Addr()); err != nil {
+		drainCtx, cancelDrain := context.WithTimeout(context.Background(), drainTimeout)
+		for _, p := range pxs {
+			if err := p.Drain(drainCtx, in.Addr()); err != nil {
 				w.log.Warn("drain incomplete", "revision", in.Revision(), "index", in.Index(), "err", err)
 			}
-			cancel()
 		}
+		cancelDrain()
 		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 		defer cancel()
 		if err := in.Stop(ctx); err != nil {
@@ -331,10 +374,9 @@ func (w *worker) report() {
 		ObservedGeneration: w.desired.GetGeneration(),
 		Error:              w.lastErr,
 	}
-	if w.px != nil {
-		obs.Listen = w.px.bound
-	}
-	converged := maps.Equal(w.inForce, want) && w.lastErr == "" && (w.px != nil) == (len(want) > 0)
+	obs.Listen, obs.PreviewListen = w.main.bound, w.preview.bound
+	previewReady := w.previewKey() == "" || len(w.preview.table) > 0
+	converged := maps.Equal(w.inForce, want) && w.lastErr == "" && w.main.serving() && w.preview.serving() && previewReady
 	tracks := map[string]cutoverv1.Track{}
 	counts := map[string]int{}
 	for _, dr := range w.desired.GetRevisions() {
@@ -379,7 +421,7 @@ func (w *worker) report() {
 }
 
 func (w *worker) shutdown() {
-	w.stopProxy()
+	w.stopFrontends()
 	for _, slots := range w.slots {
 		for _, in := range slots {
 			w.drainAndStop(in)

@@ -119,11 +119,10 @@ func (c *Controller) Run(ctx context.Context) error {
 				c.pub.SetDesired(cp.GetCluster(), rollout.Desired(r, cp))
 			}
 		}
-		// A restarted control plane re-evaluates at once: pauses that ran
-		// out while it was down complete now.
-		if !rollout.Terminal(r.GetStatus().GetPhase()) {
-			wake[r.GetName()] = c.now()
-		}
+		// A restarted control plane re-evaluates every rollout at once:
+		// pauses that ran out while it was down complete now, and a finished
+		// blue-green still scales its old revision down.
+		wake[r.GetName()] = c.now()
 	}
 	close(c.loaded)
 	c.log.Info("rollouts loaded", "count", len(stored))

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/spec"
 )
 
 // Desired is the whole desired state of the rollout's app in one cluster,
@@ -16,13 +17,24 @@ func Desired(r *cutoverv1.Rollout, cp *cutoverv1.ClusterProgress) *cutoverv1.Des
 	d := &cutoverv1.DesiredApp{
 		App:        r.GetName(),
 		Generation: cp.GetDesiredGeneration(),
-		Listen:     Listen(s, cp.GetCluster()),
+		Listen:     spec.ListenOf(s, cp.GetCluster()),
 	}
 	stable, next := cp.GetStableRevision(), s.GetRevision()
+	blueGreen := s.GetStrategy().GetBlueGreen() != nil
 	switch cp.GetPhase() {
 	case cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING:
-		if stable == nil {
+		// Nothing to shift when the cluster has no stable revision yet or
+		// already runs exactly the new one (a spec change that kept it).
+		if stable == nil || proto.Equal(stable, next) {
 			d.Revisions = []*cutoverv1.DesiredRevision{track(cutoverv1.Track_TRACK_STABLE, next, 100)}
+			break
+		}
+		if blueGreen { // the new revision beside the active one, on the preview address only
+			d.PreviewListen = spec.PreviewListenOf(s, cp.GetCluster())
+			d.Revisions = []*cutoverv1.DesiredRevision{
+				track(cutoverv1.Track_TRACK_STABLE, stable, 100),
+				track(cutoverv1.Track_TRACK_PREVIEW, next, 0),
+			}
 			break
 		}
 		w := cp.GetCanaryWeight()
@@ -32,20 +44,15 @@ func Desired(r *cutoverv1.Rollout, cp *cutoverv1.ClusterProgress) *cutoverv1.Des
 		}
 	case cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED:
 		d.Revisions = []*cutoverv1.DesiredRevision{track(cutoverv1.Track_TRACK_STABLE, next, 100)}
+		if prev := cp.GetPreviousRevision(); prev != nil { // kept warm after a blue-green switch
+			d.Revisions = append(d.Revisions, track(cutoverv1.Track_TRACK_PREVIOUS, prev, 0))
+		}
 	default: // pending or aborted: the revision served before
 		if stable != nil {
 			d.Revisions = []*cutoverv1.DesiredRevision{track(cutoverv1.Track_TRACK_STABLE, stable, 100)}
 		}
 	}
 	return d
-}
-
-// Listen is the app's listen address in a cluster.
-func Listen(s *cutoverv1.RolloutSpec, cluster string) string {
-	if l, ok := s.GetEndpoint().GetListenOverrides()[cluster]; ok {
-		return l
-	}
-	return s.GetEndpoint().GetListen()
 }
 
 func track(t cutoverv1.Track, rev *cutoverv1.Revision, w int32) *cutoverv1.DesiredRevision {

@@ -107,6 +107,7 @@ func Step(r *cutoverv1.Rollout, ev Event, now time.Time) (Result, error) {
 		return Result{}, err
 	}
 	m.advance()
+	m.scaleDown()
 	return m.result(r), nil
 }
 
@@ -291,7 +292,10 @@ func (m *machine) abort(reason, actor string) {
 	for _, cp := range st.GetClusters() {
 		switch cp.GetPhase() {
 		case cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING, cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED:
-			m.setCluster(cp, cutoverv1.ClusterPhase_CLUSTER_PHASE_ABORTED, 0)
+			before := Desired(m.r, cp)
+			cp.PreviousRevision, cp.ScaleDownTime = nil, nil // the switch back makes it active again
+			cp.Phase, cp.CanaryWeight = cutoverv1.ClusterPhase_CLUSTER_PHASE_ABORTED, 0
+			m.refresh(cp, before)
 		}
 	}
 	st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED
@@ -373,7 +377,17 @@ func (m *machine) stepOnce() bool {
 
 func (m *machine) promoteWave(wave []*cutoverv1.ClusterProgress) bool {
 	st := m.st()
+	bg := m.r.GetSpec().GetStrategy().GetBlueGreen()
 	for _, cp := range wave {
+		if bg != nil && cp.GetPhase() != cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED &&
+			cp.GetStableRevision() != nil && !proto.Equal(cp.GetStableRevision(), m.r.GetSpec().GetRevision()) {
+			before := Desired(m.r, cp)
+			cp.PreviousRevision = cp.GetStableRevision()
+			cp.ScaleDownTime = timestamppb.New(m.now.Add(time.Duration(bg.GetScaleDownDelaySeconds()) * time.Second))
+			cp.Phase, cp.CanaryWeight = cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED, 100
+			m.refresh(cp, before)
+			continue
+		}
 		m.setCluster(cp, cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED, 100)
 	}
 	if !converged(wave) {
@@ -466,7 +480,29 @@ func (m *machine) result(old *cutoverv1.Rollout) Result {
 	}
 }
 
+// scaleDown stops the revisions kept warm after a blue-green switch once
+// their delay is over, in any phase: a finished rollout still cleans up.
+func (m *machine) scaleDown() {
+	for _, cp := range m.st().GetClusters() {
+		if t := cp.GetScaleDownTime(); t != nil && !m.now.Before(t.AsTime()) {
+			before := Desired(m.r, cp)
+			cp.PreviousRevision, cp.ScaleDownTime = nil, nil
+			m.refresh(cp, before)
+		}
+	}
+}
+
 func (m *machine) wakeAt() time.Time {
+	at := m.stepWakeAt()
+	for _, cp := range m.st().GetClusters() {
+		if t := cp.GetScaleDownTime(); t != nil && (at.IsZero() || t.AsTime().Before(at)) {
+			at = t.AsTime()
+		}
+	}
+	return at
+}
+
+func (m *machine) stepWakeAt() time.Time {
 	st := m.st()
 	if st.GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING {
 		return time.Time{}
@@ -483,8 +519,24 @@ func (m *machine) wakeAt() time.Time {
 	return time.Time{}
 }
 
-func (m *machine) steps() []*cutoverv1.CanaryStep {
-	return m.r.GetSpec().GetStrategy().GetCanary().GetSteps()
+func (m *machine) steps() []*cutoverv1.CanaryStep { return Steps(m.r.GetSpec()) }
+
+// Steps is the step list every wave goes through. A canary's are its own.
+// A blue-green's are: bring up the preview (weight 0: the new revision gets
+// no live traffic), then wait auto_promotion_seconds or for a promote; the
+// wave's promotion is the switch.
+func Steps(s *cutoverv1.RolloutSpec) []*cutoverv1.CanaryStep {
+	if bg := s.GetStrategy().GetBlueGreen(); bg != nil {
+		wait := &cutoverv1.PauseStep{}
+		if n := bg.GetAutoPromotionSeconds(); n > 0 {
+			wait.Duration = (time.Duration(n) * time.Second).String()
+		}
+		return []*cutoverv1.CanaryStep{
+			{Step: &cutoverv1.CanaryStep_SetWeight{SetWeight: 0}},
+			{Step: &cutoverv1.CanaryStep_Pause{Pause: wait}},
+		}
+	}
+	return s.GetStrategy().GetCanary().GetSteps()
 }
 
 func (m *machine) waveName() string {

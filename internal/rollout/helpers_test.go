@@ -237,7 +237,7 @@ func checkStep(prev, frozen *cutoverv1.Rollout, ev rollout.Event, now time.Time,
 	// A step that advanced has moved past every pause that ran out; an
 	// identical re-apply advances nothing and may report a wake-up that is due.
 	advanced := !isApply || res.Changed
-	if !res.WakeAt.IsZero() && (phase != cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING || advanced && !res.WakeAt.After(now)) {
+	if !res.WakeAt.IsZero() && !scaleDownPending(next) && (phase != cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING || advanced && !res.WakeAt.After(now)) {
 		return fmt.Errorf("wake at %s (now %s) in phase %s", res.WakeAt, now, rollout.PhaseName(phase))
 	}
 	return checkWaves(next)
@@ -418,4 +418,15 @@ func checkTimeline(prev, next *cutoverv1.Rollout) error {
 		return fmt.Errorf("phase %s with %d terminal timeline entries", rollout.PhaseName(next.GetStatus().GetPhase()), ends)
 	}
 	return nil
+}
+
+// scaleDownPending reports whether a blue-green keeps an old revision warm
+// somewhere, which makes a wake-up legitimate in any phase.
+func scaleDownPending(r *cutoverv1.Rollout) bool {
+	for _, cp := range r.GetStatus().GetClusters() {
+		if cp.GetScaleDownTime() != nil {
+			return true
+		}
+	}
+	return false
 }

@@ -173,5 +173,12 @@ func (g *generator) spec() *cutoverv1.RolloutSpec {
 	if g.rng.IntN(5) == 0 {
 		s.Endpoint.ListenOverrides = map[string]string{order[0]: "127.0.0.1:9090"}
 	}
+	if g.rng.IntN(3) == 0 {
+		s.Strategy = &cutoverv1.Strategy{Strategy: &cutoverv1.Strategy_BlueGreen{BlueGreen: &cutoverv1.BlueGreenStrategy{
+			PreviewListen:         ":9100",
+			AutoPromotionSeconds:  int32(g.rng.IntN(4)),
+			ScaleDownDelaySeconds: int32(g.rng.IntN(8)),
+		}}}
+	}
 	return s
 }

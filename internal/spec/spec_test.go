@@ -269,7 +269,7 @@ func TestParseInvalid(t *testing.T) {
 			"spec.revision: is required",
 			"spec.targets.waves: must list at least one wave",
 			"spec.endpoint.listen: is required",
-			"spec.strategy: must set canary",
+			"spec.strategy: must set canary or blueGreen",
 		}},
 		{"many-problems.yaml", []string{
 			`spec.revision.name: must be 1-63 letters, digits, '.', '_' or '-', got "-v2"`,
@@ -365,7 +365,7 @@ func TestValidateBounds(t *testing.T) {
 		{"bad override address", func(s *cutoverv1.RolloutSpec) { s.Endpoint.ListenOverrides["us-1"] = "us-1" },
 			[]string{`spec.endpoint.listenOverrides.us-1: must be host:port, got "us-1"`}},
 		{"no strategy", func(s *cutoverv1.RolloutSpec) { s.Strategy = nil },
-			[]string{"spec.strategy: must set canary"}},
+			[]string{"spec.strategy: must set canary or blueGreen"}},
 		{"no targets", func(s *cutoverv1.RolloutSpec) { s.Targets = nil },
 			// The override names a cluster that is no longer a target.
 			[]string{"spec.targets.waves: must list at least one wave",

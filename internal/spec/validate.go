@@ -15,11 +15,13 @@ import (
 
 // Defaults applied to fields left empty.
 const (
-	DefaultInstances      = 1
-	DefaultReadinessPath  = "/healthz"
-	DefaultReadyTimeout   = 30 * time.Second
-	MaxInstances          = 256
-	maxRevisionNameLength = 63
+	DefaultInstances     = 1
+	DefaultReadinessPath = "/healthz"
+	DefaultReadyTimeout  = 30 * time.Second
+	MaxInstances         = 256
+	// DefaultScaleDownDelaySeconds keeps a blue-green's old revision warm.
+	DefaultScaleDownDelaySeconds = 30
+	maxRevisionNameLength        = 63
 )
 
 var revisionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -31,7 +33,7 @@ func Validate(s *cutoverv1.RolloutSpec) error {
 	validateRevision(&c, "spec.revision", s.GetRevision())
 	clusters := validateTargets(&c, s.GetTargets())
 	validateEndpoint(&c, s.GetEndpoint(), clusters)
-	validateStrategy(&c, s.GetStrategy())
+	validateStrategy(&c, s, clusters)
 	return c.err()
 }
 
@@ -100,14 +102,18 @@ func validateEndpoint(c *errs, e *cutoverv1.Endpoint, clusters map[string]bool) 
 	} else {
 		checkListen(c, "spec.endpoint.listen", e.GetListen())
 	}
-	// Sorted: the errors must not change order from one run to the next.
-	for _, cluster := range slices.Sorted(maps.Keys(e.GetListenOverrides())) {
-		addr := e.GetListenOverrides()[cluster]
-		p := "spec.endpoint.listenOverrides." + cluster
+	checkOverrides(c, "spec.endpoint.listenOverrides", e.GetListenOverrides(), clusters)
+}
+
+// checkOverrides checks per-cluster listen addresses, in sorted order so the
+// errors do not change order from one run to the next.
+func checkOverrides(c *errs, path string, overrides map[string]string, clusters map[string]bool) {
+	for _, cluster := range slices.Sorted(maps.Keys(overrides)) {
+		p := path + "." + cluster
 		if !clusters[cluster] {
 			c.add(p, "cluster %q is not a target of this rollout", cluster)
 		}
-		checkListen(c, p, addr)
+		checkListen(c, p, overrides[cluster])
 	}
 }
 
@@ -122,10 +128,15 @@ func checkListen(c *errs, path, addr string) {
 	}
 }
 
-func validateStrategy(c *errs, s *cutoverv1.Strategy) {
+func validateStrategy(c *errs, spec *cutoverv1.RolloutSpec, clusters map[string]bool) {
+	s := spec.GetStrategy()
+	if bg := s.GetBlueGreen(); bg != nil {
+		validateBlueGreen(c, spec, bg, clusters)
+		return
+	}
 	canary := s.GetCanary()
 	if canary == nil {
-		c.add("spec.strategy", "must set canary")
+		c.add("spec.strategy", "must set canary or blueGreen")
 		return
 	}
 	if len(canary.GetSteps()) == 0 {
@@ -173,6 +184,9 @@ func Default(s *cutoverv1.RolloutSpec) {
 			w.Name = fmt.Sprintf("wave-%d", i+1)
 		}
 	}
+	if bg := s.GetStrategy().GetBlueGreen(); bg != nil && bg.GetScaleDownDelaySeconds() == 0 {
+		bg.ScaleDownDelaySeconds = DefaultScaleDownDelaySeconds
+	}
 }
 
 // CheckClusters reports every target cluster that known says does not exist.
@@ -203,4 +217,47 @@ func ReadyTimeout(r *cutoverv1.Revision) time.Duration {
 		return DefaultReadyTimeout
 	}
 	return d
+}
+
+// MaxDelaySeconds bounds the blue-green delays (one day).
+const MaxDelaySeconds = 86400
+
+func validateBlueGreen(c *errs, spec *cutoverv1.RolloutSpec, bg *cutoverv1.BlueGreenStrategy, clusters map[string]bool) {
+	const p = "spec.strategy.blueGreen"
+	if bg.GetPreviewListen() == "" {
+		c.add(p+".previewListen", "is required")
+	} else {
+		checkListen(c, p+".previewListen", bg.GetPreviewListen())
+	}
+	checkOverrides(c, p+".previewListenOverrides", bg.GetPreviewListenOverrides(), clusters)
+	for _, cluster := range slices.Sorted(maps.Keys(clusters)) {
+		if l := ListenOf(spec, cluster); l != "" && l == PreviewListenOf(spec, cluster) {
+			c.add(p+".previewListen", "must differ from the app's listen address %s in cluster %q", l, cluster)
+			break
+		}
+	}
+	if n := bg.GetAutoPromotionSeconds(); n < 0 || n > MaxDelaySeconds {
+		c.add(p+".autoPromotionSeconds", "must be between 0 and %d, got %d", MaxDelaySeconds, n)
+	}
+	if n := bg.GetScaleDownDelaySeconds(); n < 0 || n > MaxDelaySeconds {
+		c.add(p+".scaleDownDelaySeconds", "must be between 0 and %d, got %d", MaxDelaySeconds, n)
+	}
+}
+
+// ListenOf is the app's listen address in a cluster.
+func ListenOf(s *cutoverv1.RolloutSpec, cluster string) string {
+	if l, ok := s.GetEndpoint().GetListenOverrides()[cluster]; ok {
+		return l
+	}
+	return s.GetEndpoint().GetListen()
+}
+
+// PreviewListenOf is the blue-green preview address in a cluster; empty for
+// other strategies.
+func PreviewListenOf(s *cutoverv1.RolloutSpec, cluster string) string {
+	bg := s.GetStrategy().GetBlueGreen()
+	if l, ok := bg.GetPreviewListenOverrides()[cluster]; ok {
+		return l
+	}
+	return bg.GetPreviewListen()
 }

@@ -21,6 +21,16 @@ type App struct {
 	Listen map[string]string
 	// Steps are canary steps in YAML flow style, e.g. "setWeight: 20".
 	Steps []string
+	// BlueGreen, when set, replaces the canary strategy.
+	BlueGreen *BlueGreen
+}
+
+// BlueGreen is a blue-green strategy.
+type BlueGreen struct {
+	// Preview is each cluster's preview address.
+	Preview          map[string]string
+	AutoPromotion    int
+	ScaleDownSeconds int
 }
 
 // Manifest renders the rollout manifest.
@@ -69,6 +79,17 @@ func (a App) Manifest() string {
 		w("        clusters: [%s]", strings.Join(wave, ", "))
 	}
 	w("  strategy:")
+	if bg := a.BlueGreen; bg != nil {
+		w("    blueGreen:")
+		w("      previewListen: %q", bg.Preview[clusters[0]])
+		w("      previewListenOverrides:")
+		for _, c := range clusters[1:] {
+			w("        %s: %q", c, bg.Preview[c])
+		}
+		w("      autoPromotionSeconds: %d", bg.AutoPromotion)
+		w("      scaleDownDelaySeconds: %d", bg.ScaleDownSeconds)
+		return b.String()
+	}
 	w("    canary:")
 	w("      steps:")
 	for _, s := range a.Steps {

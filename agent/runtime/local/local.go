@@ -77,14 +77,14 @@ func (i *Instance) Index() int { return i.rec.Index }
 
 // Ready reports whether the readiness probe passed and the process runs.
 func (i *Instance) Ready() bool {
+	// Two selects: one select with both channels closed picks a case at
+	// random, and would call an exited process ready half the time.
 	select {
-	case <-i.done:
-		return false
 	case <-i.ready:
-		return true
 	default:
 		return false
 	}
+	return !i.Exited()
 }
 
 // Exited reports whether the process has exited.

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/rollout"
 	"github.com/cutover-dev/cutover/test/harness"
 )
 
@@ -212,7 +213,7 @@ func (d *demo) canary(ctx context.Context) error {
 func (d *demo) progress(r *cutoverv1.Rollout) string {
 	st := r.GetStatus()
 	waves := r.GetSpec().GetTargets().GetWaves()
-	steps := r.GetSpec().GetStrategy().GetCanary().GetSteps()
+	steps := rollout.Steps(r.GetSpec())
 	step := "promote"
 	if int(st.GetCurrentStep()) < len(steps) {
 		step = fmt.Sprintf("step %d/%d", st.GetCurrentStep()+1, len(steps))

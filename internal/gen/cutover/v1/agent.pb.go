@@ -409,7 +409,10 @@ type DesiredApp struct {
 	Listen string `protobuf:"bytes,3,opt,name=listen,proto3" json:"listen,omitempty"`
 	// Revisions that must run, with their traffic weights (summing to 100
 	// unless the list is empty, which removes the app).
-	Revisions     []*DesiredRevision `protobuf:"bytes,4,rep,name=revisions,proto3" json:"revisions,omitempty"`
+	Revisions []*DesiredRevision `protobuf:"bytes,4,rep,name=revisions,proto3" json:"revisions,omitempty"`
+	// Listen address of a preview proxy that sends every request to the
+	// PREVIEW revision; empty for none.
+	PreviewListen string `protobuf:"bytes,5,opt,name=preview_listen,json=previewListen,proto3" json:"preview_listen,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -470,6 +473,13 @@ func (x *DesiredApp) GetRevisions() []*DesiredRevision {
 		return x.Revisions
 	}
 	return nil
+}
+
+func (x *DesiredApp) GetPreviewListen() string {
+	if x != nil {
+		return x.PreviewListen
+	}
+	return ""
 }
 
 // DesiredRevision is one revision of a desired app.
@@ -550,6 +560,8 @@ type ObservedApp struct {
 	Revisions []*ObservedRevision `protobuf:"bytes,4,rep,name=revisions,proto3" json:"revisions,omitempty"`
 	// Address the proxy listens on.
 	Listen string `protobuf:"bytes,5,opt,name=listen,proto3" json:"listen,omitempty"`
+	// Address the preview proxy listens on, if any.
+	PreviewListen string `protobuf:"bytes,7,opt,name=preview_listen,json=previewListen,proto3" json:"preview_listen,omitempty"`
 	// Last problem the agent hit, if any (e.g. the listen address is taken).
 	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -621,6 +633,13 @@ func (x *ObservedApp) GetListen() string {
 	return ""
 }
 
+func (x *ObservedApp) GetPreviewListen() string {
+	if x != nil {
+		return x.PreviewListen
+	}
+	return ""
+}
+
 func (x *ObservedApp) GetError() string {
 	if x != nil {
 		return x.Error
@@ -659,7 +678,7 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"generation\x18\x02 \x01(\x03R\n" +
 	"generation\";\n" +
 	"\tHeartbeat\x12.\n" +
-	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x91\x01\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xb8\x01\n" +
 	"\n" +
 	"DesiredApp\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
@@ -667,17 +686,19 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"generation\x18\x02 \x01(\x03R\n" +
 	"generation\x12\x16\n" +
 	"\x06listen\x18\x03 \x01(\tR\x06listen\x129\n" +
-	"\trevisions\x18\x04 \x03(\v2\x1b.cutover.v1.DesiredRevisionR\trevisions\"\x84\x01\n" +
+	"\trevisions\x18\x04 \x03(\v2\x1b.cutover.v1.DesiredRevisionR\trevisions\x12%\n" +
+	"\x0epreview_listen\x18\x05 \x01(\tR\rpreviewListen\"\x84\x01\n" +
 	"\x0fDesiredRevision\x12'\n" +
 	"\x05track\x18\x01 \x01(\x0e2\x11.cutover.v1.TrackR\x05track\x120\n" +
 	"\brevision\x18\x02 \x01(\v2\x14.cutover.v1.RevisionR\brevision\x12\x16\n" +
-	"\x06weight\x18\x03 \x01(\x05R\x06weight\"\xd8\x01\n" +
+	"\x06weight\x18\x03 \x01(\x05R\x06weight\"\xff\x01\n" +
 	"\vObservedApp\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12/\n" +
 	"\x13observed_generation\x18\x02 \x01(\x03R\x12observedGeneration\x12\x1c\n" +
 	"\tconverged\x18\x03 \x01(\bR\tconverged\x12:\n" +
 	"\trevisions\x18\x04 \x03(\v2\x1c.cutover.v1.ObservedRevisionR\trevisions\x12\x16\n" +
-	"\x06listen\x18\x05 \x01(\tR\x06listen\x12\x14\n" +
+	"\x06listen\x18\x05 \x01(\tR\x06listen\x12%\n" +
+	"\x0epreview_listen\x18\a \x01(\tR\rpreviewListen\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error2V\n" +
 	"\fAgentService\x12F\n" +
 	"\aConnect\x12\x1a.cutover.v1.ConnectRequest\x1a\x1b.cutover.v1.ConnectResponse(\x010\x01BBZ@github.com/cutover-dev/cutover/internal/gen/cutover/v1;cutoverv1b\x06proto3"

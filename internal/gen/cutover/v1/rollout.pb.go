@@ -297,6 +297,11 @@ const (
 	Track_TRACK_STABLE Track = 1
 	// The new revision receiving a share of traffic.
 	Track_TRACK_CANARY Track = 2
+	// Blue-green: the new revision, served only on the preview address.
+	Track_TRACK_PREVIEW Track = 3
+	// Blue-green: the revision a switch replaced, running without traffic
+	// until it is scaled down.
+	Track_TRACK_PREVIOUS Track = 4
 )
 
 // Enum value maps for Track.
@@ -305,11 +310,15 @@ var (
 		0: "TRACK_UNSPECIFIED",
 		1: "TRACK_STABLE",
 		2: "TRACK_CANARY",
+		3: "TRACK_PREVIEW",
+		4: "TRACK_PREVIOUS",
 	}
 	Track_value = map[string]int32{
 		"TRACK_UNSPECIFIED": 0,
 		"TRACK_STABLE":      1,
 		"TRACK_CANARY":      2,
+		"TRACK_PREVIEW":     3,
+		"TRACK_PREVIOUS":    4,
 	}
 )
 
@@ -768,6 +777,7 @@ type Strategy struct {
 	// Types that are valid to be assigned to Strategy:
 	//
 	//	*Strategy_Canary
+	//	*Strategy_BlueGreen
 	Strategy      isStrategy_Strategy `protobuf_oneof:"strategy"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -819,6 +829,15 @@ func (x *Strategy) GetCanary() *CanaryStrategy {
 	return nil
 }
 
+func (x *Strategy) GetBlueGreen() *BlueGreenStrategy {
+	if x != nil {
+		if x, ok := x.Strategy.(*Strategy_BlueGreen); ok {
+			return x.BlueGreen
+		}
+	}
+	return nil
+}
+
 type isStrategy_Strategy interface {
 	isStrategy_Strategy()
 }
@@ -828,7 +847,93 @@ type Strategy_Canary struct {
 	Canary *CanaryStrategy `protobuf:"bytes,1,opt,name=canary,proto3,oneof"`
 }
 
+type Strategy_BlueGreen struct {
+	// Start the new revision beside the old one behind a preview address,
+	// then switch all traffic at once.
+	BlueGreen *BlueGreenStrategy `protobuf:"bytes,2,opt,name=blue_green,json=blueGreen,proto3,oneof"`
+}
+
 func (*Strategy_Canary) isStrategy_Strategy() {}
+
+func (*Strategy_BlueGreen) isStrategy_Strategy() {}
+
+// BlueGreenStrategy runs the new revision beside the active one, reachable
+// only on a preview address, and switches all traffic at once on promote
+// (or after auto_promotion_seconds). The old revision stays warm for
+// scale_down_delay_seconds, so an abort switches back without a cold start.
+type BlueGreenStrategy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Listen address of the preview proxy, which sends every request to the
+	// new revision, e.g. "127.0.0.1:9080".
+	PreviewListen string `protobuf:"bytes,1,opt,name=preview_listen,json=previewListen,proto3" json:"preview_listen,omitempty"`
+	// Per-cluster preview addresses that replace preview_listen there.
+	PreviewListenOverrides map[string]string `protobuf:"bytes,2,rep,name=preview_listen_overrides,json=previewListenOverrides,proto3" json:"preview_listen_overrides,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Switch automatically this long after the preview is ready; 0 waits for
+	// promote.
+	AutoPromotionSeconds int32 `protobuf:"varint,3,opt,name=auto_promotion_seconds,json=autoPromotionSeconds,proto3" json:"auto_promotion_seconds,omitempty"`
+	// Keep the old revision running this long after the switch (default 30).
+	ScaleDownDelaySeconds int32 `protobuf:"varint,4,opt,name=scale_down_delay_seconds,json=scaleDownDelaySeconds,proto3" json:"scale_down_delay_seconds,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *BlueGreenStrategy) Reset() {
+	*x = BlueGreenStrategy{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlueGreenStrategy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlueGreenStrategy) ProtoMessage() {}
+
+func (x *BlueGreenStrategy) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlueGreenStrategy.ProtoReflect.Descriptor instead.
+func (*BlueGreenStrategy) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *BlueGreenStrategy) GetPreviewListen() string {
+	if x != nil {
+		return x.PreviewListen
+	}
+	return ""
+}
+
+func (x *BlueGreenStrategy) GetPreviewListenOverrides() map[string]string {
+	if x != nil {
+		return x.PreviewListenOverrides
+	}
+	return nil
+}
+
+func (x *BlueGreenStrategy) GetAutoPromotionSeconds() int32 {
+	if x != nil {
+		return x.AutoPromotionSeconds
+	}
+	return 0
+}
+
+func (x *BlueGreenStrategy) GetScaleDownDelaySeconds() int32 {
+	if x != nil {
+		return x.ScaleDownDelaySeconds
+	}
+	return 0
+}
 
 // CanaryStrategy shifts a growing share of traffic to the new revision.
 type CanaryStrategy struct {
@@ -841,7 +946,7 @@ type CanaryStrategy struct {
 
 func (x *CanaryStrategy) Reset() {
 	*x = CanaryStrategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -853,7 +958,7 @@ func (x *CanaryStrategy) String() string {
 func (*CanaryStrategy) ProtoMessage() {}
 
 func (x *CanaryStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -866,7 +971,7 @@ func (x *CanaryStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanaryStrategy.ProtoReflect.Descriptor instead.
 func (*CanaryStrategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{7}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CanaryStrategy) GetSteps() []*CanaryStep {
@@ -892,7 +997,7 @@ type CanaryStep struct {
 
 func (x *CanaryStep) Reset() {
 	*x = CanaryStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1009,7 @@ func (x *CanaryStep) String() string {
 func (*CanaryStep) ProtoMessage() {}
 
 func (x *CanaryStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1022,7 @@ func (x *CanaryStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanaryStep.ProtoReflect.Descriptor instead.
 func (*CanaryStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{8}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CanaryStep) GetStep() isCanaryStep_Step {
@@ -974,7 +1079,7 @@ type PauseStep struct {
 
 func (x *PauseStep) Reset() {
 	*x = PauseStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -986,7 +1091,7 @@ func (x *PauseStep) String() string {
 func (*PauseStep) ProtoMessage() {}
 
 func (x *PauseStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -999,7 +1104,7 @@ func (x *PauseStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseStep.ProtoReflect.Descriptor instead.
 func (*PauseStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{9}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PauseStep) GetDuration() string {
@@ -1043,7 +1148,7 @@ type RolloutStatus struct {
 
 func (x *RolloutStatus) Reset() {
 	*x = RolloutStatus{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1160,7 @@ func (x *RolloutStatus) String() string {
 func (*RolloutStatus) ProtoMessage() {}
 
 func (x *RolloutStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1173,7 @@ func (x *RolloutStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutStatus.ProtoReflect.Descriptor instead.
 func (*RolloutStatus) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{10}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RolloutStatus) GetPhase() RolloutPhase {
@@ -1176,7 +1281,7 @@ type TimelineEvent struct {
 
 func (x *TimelineEvent) Reset() {
 	*x = TimelineEvent{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1188,7 +1293,7 @@ func (x *TimelineEvent) String() string {
 func (*TimelineEvent) ProtoMessage() {}
 
 func (x *TimelineEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1201,7 +1306,7 @@ func (x *TimelineEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimelineEvent.ProtoReflect.Descriptor instead.
 func (*TimelineEvent) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{11}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TimelineEvent) GetTime() *timestamppb.Timestamp {
@@ -1269,14 +1374,19 @@ type ClusterProgress struct {
 	ObservedRevisions []*ObservedRevision `protobuf:"bytes,9,rep,name=observed_revisions,json=observedRevisions,proto3" json:"observed_revisions,omitempty"`
 	// The last problem the agent reported for the app (e.g. its listen
 	// address is taken); empty when there is none.
-	AgentError    string `protobuf:"bytes,10,opt,name=agent_error,json=agentError,proto3" json:"agent_error,omitempty"`
+	AgentError string `protobuf:"bytes,10,opt,name=agent_error,json=agentError,proto3" json:"agent_error,omitempty"`
+	// Blue-green: the revision a switch replaced, kept running without
+	// traffic until scale_down_time for an instant switch back.
+	PreviousRevision *Revision `protobuf:"bytes,11,opt,name=previous_revision,json=previousRevision,proto3" json:"previous_revision,omitempty"`
+	// When previous_revision is stopped.
+	ScaleDownTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=scale_down_time,json=scaleDownTime,proto3" json:"scale_down_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterProgress) Reset() {
 	*x = ClusterProgress{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1288,7 +1398,7 @@ func (x *ClusterProgress) String() string {
 func (*ClusterProgress) ProtoMessage() {}
 
 func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1301,7 +1411,7 @@ func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterProgress.ProtoReflect.Descriptor instead.
 func (*ClusterProgress) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{12}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ClusterProgress) GetCluster() string {
@@ -1374,6 +1484,20 @@ func (x *ClusterProgress) GetAgentError() string {
 	return ""
 }
 
+func (x *ClusterProgress) GetPreviousRevision() *Revision {
+	if x != nil {
+		return x.PreviousRevision
+	}
+	return nil
+}
+
+func (x *ClusterProgress) GetScaleDownTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ScaleDownTime
+	}
+	return nil
+}
+
 // ApplyRolloutRequest carries a manifest.
 type ApplyRolloutRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1386,7 +1510,7 @@ type ApplyRolloutRequest struct {
 
 func (x *ApplyRolloutRequest) Reset() {
 	*x = ApplyRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1522,7 @@ func (x *ApplyRolloutRequest) String() string {
 func (*ApplyRolloutRequest) ProtoMessage() {}
 
 func (x *ApplyRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1535,7 @@ func (x *ApplyRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{13}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ApplyRolloutRequest) GetManifest() string {
@@ -1434,7 +1558,7 @@ type ApplyRolloutResponse struct {
 
 func (x *ApplyRolloutResponse) Reset() {
 	*x = ApplyRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1570,7 @@ func (x *ApplyRolloutResponse) String() string {
 func (*ApplyRolloutResponse) ProtoMessage() {}
 
 func (x *ApplyRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1583,7 @@ func (x *ApplyRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ApplyRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{14}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ApplyRolloutResponse) GetRollout() *Rollout {
@@ -1487,7 +1611,7 @@ type GetRolloutRequest struct {
 
 func (x *GetRolloutRequest) Reset() {
 	*x = GetRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1623,7 @@ func (x *GetRolloutRequest) String() string {
 func (*GetRolloutRequest) ProtoMessage() {}
 
 func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1636,7 @@ func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutRequest.ProtoReflect.Descriptor instead.
 func (*GetRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{15}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetRolloutRequest) GetName() string {
@@ -1533,7 +1657,7 @@ type GetRolloutResponse struct {
 
 func (x *GetRolloutResponse) Reset() {
 	*x = GetRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1545,7 +1669,7 @@ func (x *GetRolloutResponse) String() string {
 func (*GetRolloutResponse) ProtoMessage() {}
 
 func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1558,7 +1682,7 @@ func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutResponse.ProtoReflect.Descriptor instead.
 func (*GetRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{16}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetRolloutResponse) GetRollout() *Rollout {
@@ -1577,7 +1701,7 @@ type ListRolloutsRequest struct {
 
 func (x *ListRolloutsRequest) Reset() {
 	*x = ListRolloutsRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +1713,7 @@ func (x *ListRolloutsRequest) String() string {
 func (*ListRolloutsRequest) ProtoMessage() {}
 
 func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1602,7 +1726,7 @@ func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutsRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{17}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{18}
 }
 
 // ListRolloutsResponse returns every rollout.
@@ -1616,7 +1740,7 @@ type ListRolloutsResponse struct {
 
 func (x *ListRolloutsResponse) Reset() {
 	*x = ListRolloutsResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1628,7 +1752,7 @@ func (x *ListRolloutsResponse) String() string {
 func (*ListRolloutsResponse) ProtoMessage() {}
 
 func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1641,7 +1765,7 @@ func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutsResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{18}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListRolloutsResponse) GetRollouts() []*Rollout {
@@ -1662,7 +1786,7 @@ type WatchRolloutRequest struct {
 
 func (x *WatchRolloutRequest) Reset() {
 	*x = WatchRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1674,7 +1798,7 @@ func (x *WatchRolloutRequest) String() string {
 func (*WatchRolloutRequest) ProtoMessage() {}
 
 func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1687,7 +1811,7 @@ func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutRequest.ProtoReflect.Descriptor instead.
 func (*WatchRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{19}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatchRolloutRequest) GetName() string {
@@ -1708,7 +1832,7 @@ type WatchRolloutResponse struct {
 
 func (x *WatchRolloutResponse) Reset() {
 	*x = WatchRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1720,7 +1844,7 @@ func (x *WatchRolloutResponse) String() string {
 func (*WatchRolloutResponse) ProtoMessage() {}
 
 func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1733,7 +1857,7 @@ func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutResponse.ProtoReflect.Descriptor instead.
 func (*WatchRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{20}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatchRolloutResponse) GetRollout() *Rollout {
@@ -1756,7 +1880,7 @@ type PromoteRolloutRequest struct {
 
 func (x *PromoteRolloutRequest) Reset() {
 	*x = PromoteRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1768,7 +1892,7 @@ func (x *PromoteRolloutRequest) String() string {
 func (*PromoteRolloutRequest) ProtoMessage() {}
 
 func (x *PromoteRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1781,7 +1905,7 @@ func (x *PromoteRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PromoteRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{21}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PromoteRolloutRequest) GetName() string {
@@ -1809,7 +1933,7 @@ type PromoteRolloutResponse struct {
 
 func (x *PromoteRolloutResponse) Reset() {
 	*x = PromoteRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1821,7 +1945,7 @@ func (x *PromoteRolloutResponse) String() string {
 func (*PromoteRolloutResponse) ProtoMessage() {}
 
 func (x *PromoteRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1834,7 +1958,7 @@ func (x *PromoteRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PromoteRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{22}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PromoteRolloutResponse) GetRollout() *Rollout {
@@ -1857,7 +1981,7 @@ type AbortRolloutRequest struct {
 
 func (x *AbortRolloutRequest) Reset() {
 	*x = AbortRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1869,7 +1993,7 @@ func (x *AbortRolloutRequest) String() string {
 func (*AbortRolloutRequest) ProtoMessage() {}
 
 func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1882,7 +2006,7 @@ func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutRequest.ProtoReflect.Descriptor instead.
 func (*AbortRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{23}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AbortRolloutRequest) GetName() string {
@@ -1910,7 +2034,7 @@ type AbortRolloutResponse struct {
 
 func (x *AbortRolloutResponse) Reset() {
 	*x = AbortRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1922,7 +2046,7 @@ func (x *AbortRolloutResponse) String() string {
 func (*AbortRolloutResponse) ProtoMessage() {}
 
 func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1935,7 +2059,7 @@ func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutResponse.ProtoReflect.Descriptor instead.
 func (*AbortRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{24}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AbortRolloutResponse) GetRollout() *Rollout {
@@ -1956,7 +2080,7 @@ type PauseRolloutRequest struct {
 
 func (x *PauseRolloutRequest) Reset() {
 	*x = PauseRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2092,7 @@ func (x *PauseRolloutRequest) String() string {
 func (*PauseRolloutRequest) ProtoMessage() {}
 
 func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2105,7 @@ func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PauseRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{25}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PauseRolloutRequest) GetName() string {
@@ -2002,7 +2126,7 @@ type PauseRolloutResponse struct {
 
 func (x *PauseRolloutResponse) Reset() {
 	*x = PauseRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2014,7 +2138,7 @@ func (x *PauseRolloutResponse) String() string {
 func (*PauseRolloutResponse) ProtoMessage() {}
 
 func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2027,7 +2151,7 @@ func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PauseRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{26}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PauseRolloutResponse) GetRollout() *Rollout {
@@ -2048,7 +2172,7 @@ type ResumeRolloutRequest struct {
 
 func (x *ResumeRolloutRequest) Reset() {
 	*x = ResumeRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2060,7 +2184,7 @@ func (x *ResumeRolloutRequest) String() string {
 func (*ResumeRolloutRequest) ProtoMessage() {}
 
 func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2073,7 +2197,7 @@ func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{27}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ResumeRolloutRequest) GetName() string {
@@ -2094,7 +2218,7 @@ type ResumeRolloutResponse struct {
 
 func (x *ResumeRolloutResponse) Reset() {
 	*x = ResumeRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2106,7 +2230,7 @@ func (x *ResumeRolloutResponse) String() string {
 func (*ResumeRolloutResponse) ProtoMessage() {}
 
 func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2119,7 +2243,7 @@ func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{28}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ResumeRolloutResponse) GetRollout() *Rollout {
@@ -2140,7 +2264,7 @@ type RetryRolloutRequest struct {
 
 func (x *RetryRolloutRequest) Reset() {
 	*x = RetryRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2152,7 +2276,7 @@ func (x *RetryRolloutRequest) String() string {
 func (*RetryRolloutRequest) ProtoMessage() {}
 
 func (x *RetryRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2165,7 +2289,7 @@ func (x *RetryRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRolloutRequest.ProtoReflect.Descriptor instead.
 func (*RetryRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{29}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RetryRolloutRequest) GetName() string {
@@ -2186,7 +2310,7 @@ type RetryRolloutResponse struct {
 
 func (x *RetryRolloutResponse) Reset() {
 	*x = RetryRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2198,7 +2322,7 @@ func (x *RetryRolloutResponse) String() string {
 func (*RetryRolloutResponse) ProtoMessage() {}
 
 func (x *RetryRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2211,7 +2335,7 @@ func (x *RetryRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRolloutResponse.ProtoReflect.Descriptor instead.
 func (*RetryRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{30}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RetryRolloutResponse) GetRollout() *Rollout {
@@ -2235,7 +2359,7 @@ type UndoRolloutRequest struct {
 
 func (x *UndoRolloutRequest) Reset() {
 	*x = UndoRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2247,7 +2371,7 @@ func (x *UndoRolloutRequest) String() string {
 func (*UndoRolloutRequest) ProtoMessage() {}
 
 func (x *UndoRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2260,7 +2384,7 @@ func (x *UndoRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoRolloutRequest.ProtoReflect.Descriptor instead.
 func (*UndoRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{31}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UndoRolloutRequest) GetName() string {
@@ -2288,7 +2412,7 @@ type UndoRolloutResponse struct {
 
 func (x *UndoRolloutResponse) Reset() {
 	*x = UndoRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2300,7 +2424,7 @@ func (x *UndoRolloutResponse) String() string {
 func (*UndoRolloutResponse) ProtoMessage() {}
 
 func (x *UndoRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2313,7 +2437,7 @@ func (x *UndoRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoRolloutResponse.ProtoReflect.Descriptor instead.
 func (*UndoRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{32}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UndoRolloutResponse) GetRollout() *Rollout {
@@ -2334,7 +2458,7 @@ type ListRolloutHistoryRequest struct {
 
 func (x *ListRolloutHistoryRequest) Reset() {
 	*x = ListRolloutHistoryRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2346,7 +2470,7 @@ func (x *ListRolloutHistoryRequest) String() string {
 func (*ListRolloutHistoryRequest) ProtoMessage() {}
 
 func (x *ListRolloutHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2359,7 +2483,7 @@ func (x *ListRolloutHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutHistoryRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{33}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListRolloutHistoryRequest) GetName() string {
@@ -2380,7 +2504,7 @@ type ListRolloutHistoryResponse struct {
 
 func (x *ListRolloutHistoryResponse) Reset() {
 	*x = ListRolloutHistoryResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2392,7 +2516,7 @@ func (x *ListRolloutHistoryResponse) String() string {
 func (*ListRolloutHistoryResponse) ProtoMessage() {}
 
 func (x *ListRolloutHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2405,7 +2529,7 @@ func (x *ListRolloutHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutHistoryResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{34}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListRolloutHistoryResponse) GetRollouts() []*Rollout {
@@ -2434,7 +2558,7 @@ type ObservedRevision struct {
 
 func (x *ObservedRevision) Reset() {
 	*x = ObservedRevision{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2446,7 +2570,7 @@ func (x *ObservedRevision) String() string {
 func (*ObservedRevision) ProtoMessage() {}
 
 func (x *ObservedRevision) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2459,7 +2583,7 @@ func (x *ObservedRevision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObservedRevision.ProtoReflect.Descriptor instead.
 func (*ObservedRevision) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{35}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ObservedRevision) GetRevision() string {
@@ -2539,11 +2663,21 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x05waves\x18\x01 \x03(\v2\x10.cutover.v1.WaveR\x05waves\"6\n" +
 	"\x04Wave\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
-	"\bclusters\x18\x02 \x03(\tR\bclusters\"L\n" +
+	"\bclusters\x18\x02 \x03(\tR\bclusters\"\x8c\x01\n" +
 	"\bStrategy\x124\n" +
-	"\x06canary\x18\x01 \x01(\v2\x1a.cutover.v1.CanaryStrategyH\x00R\x06canaryB\n" +
+	"\x06canary\x18\x01 \x01(\v2\x1a.cutover.v1.CanaryStrategyH\x00R\x06canary\x12>\n" +
 	"\n" +
-	"\bstrategy\">\n" +
+	"blue_green\x18\x02 \x01(\v2\x1d.cutover.v1.BlueGreenStrategyH\x00R\tblueGreenB\n" +
+	"\n" +
+	"\bstrategy\"\xe9\x02\n" +
+	"\x11BlueGreenStrategy\x12%\n" +
+	"\x0epreview_listen\x18\x01 \x01(\tR\rpreviewListen\x12s\n" +
+	"\x18preview_listen_overrides\x18\x02 \x03(\v29.cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntryR\x16previewListenOverrides\x124\n" +
+	"\x16auto_promotion_seconds\x18\x03 \x01(\x05R\x14autoPromotionSeconds\x127\n" +
+	"\x18scale_down_delay_seconds\x18\x04 \x01(\x05R\x15scaleDownDelaySeconds\x1aI\n" +
+	"\x1bPreviewListenOverridesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\">\n" +
 	"\x0eCanaryStrategy\x12,\n" +
 	"\x05steps\x18\x01 \x03(\v2\x16.cutover.v1.CanaryStepR\x05steps\"d\n" +
 	"\n" +
@@ -2575,7 +2709,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x04wave\x18\x03 \x01(\x05R\x04wave\x12\x12\n" +
 	"\x04step\x18\x04 \x01(\x05R\x04step\x12\x14\n" +
 	"\x05actor\x18\x05 \x01(\tR\x05actor\x12\x18\n" +
-	"\amessage\x18\x06 \x01(\tR\amessage\"\xbf\x03\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\"\xc6\x04\n" +
 	"\x0fClusterProgress\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x12\n" +
 	"\x04wave\x18\x02 \x01(\x05R\x04wave\x12.\n" +
@@ -2588,7 +2722,9 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x12observed_revisions\x18\t \x03(\v2\x1c.cutover.v1.ObservedRevisionR\x11observedRevisions\x12\x1f\n" +
 	"\vagent_error\x18\n" +
 	" \x01(\tR\n" +
-	"agentError\"1\n" +
+	"agentError\x12A\n" +
+	"\x11previous_revision\x18\v \x01(\v2\x14.cutover.v1.RevisionR\x10previousRevision\x12B\n" +
+	"\x0fscale_down_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\rscaleDownTime\"1\n" +
 	"\x13ApplyRolloutRequest\x12\x1a\n" +
 	"\bmanifest\x18\x01 \x01(\tR\bmanifest\"_\n" +
 	"\x14ApplyRolloutResponse\x12-\n" +
@@ -2672,11 +2808,13 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x1bTIMELINE_EVENT_TYPE_ABORTED\x10\b\x12\x1f\n" +
 	"\x1bTIMELINE_EVENT_TYPE_HEALTHY\x10\t\x12\"\n" +
 	"\x1eTIMELINE_EVENT_TYPE_SUPERSEDED\x10\n" +
-	"*B\n" +
+	"*i\n" +
 	"\x05Track\x12\x15\n" +
 	"\x11TRACK_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fTRACK_STABLE\x10\x01\x12\x10\n" +
-	"\fTRACK_CANARY\x10\x022\xb0\n" +
+	"\fTRACK_CANARY\x10\x02\x12\x11\n" +
+	"\rTRACK_PREVIEW\x10\x03\x12\x12\n" +
+	"\x0eTRACK_PREVIOUS\x10\x042\xb0\n" +
 	"\n" +
 	"\x0eRolloutService\x12j\n" +
 	"\fApplyRollout\x12\x1f.cutover.v1.ApplyRolloutRequest\x1a .cutover.v1.ApplyRolloutResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/rollouts\x12h\n" +
@@ -2705,7 +2843,7 @@ func file_cutover_v1_rollout_proto_rawDescGZIP() []byte {
 }
 
 var file_cutover_v1_rollout_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cutover_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
+var file_cutover_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_cutover_v1_rollout_proto_goTypes = []any{
 	(RolloutPhase)(0),                  // 0: cutover.v1.RolloutPhase
 	(PauseReason)(0),                   // 1: cutover.v1.PauseReason
@@ -2719,105 +2857,111 @@ var file_cutover_v1_rollout_proto_goTypes = []any{
 	(*Targets)(nil),                    // 9: cutover.v1.Targets
 	(*Wave)(nil),                       // 10: cutover.v1.Wave
 	(*Strategy)(nil),                   // 11: cutover.v1.Strategy
-	(*CanaryStrategy)(nil),             // 12: cutover.v1.CanaryStrategy
-	(*CanaryStep)(nil),                 // 13: cutover.v1.CanaryStep
-	(*PauseStep)(nil),                  // 14: cutover.v1.PauseStep
-	(*RolloutStatus)(nil),              // 15: cutover.v1.RolloutStatus
-	(*TimelineEvent)(nil),              // 16: cutover.v1.TimelineEvent
-	(*ClusterProgress)(nil),            // 17: cutover.v1.ClusterProgress
-	(*ApplyRolloutRequest)(nil),        // 18: cutover.v1.ApplyRolloutRequest
-	(*ApplyRolloutResponse)(nil),       // 19: cutover.v1.ApplyRolloutResponse
-	(*GetRolloutRequest)(nil),          // 20: cutover.v1.GetRolloutRequest
-	(*GetRolloutResponse)(nil),         // 21: cutover.v1.GetRolloutResponse
-	(*ListRolloutsRequest)(nil),        // 22: cutover.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),       // 23: cutover.v1.ListRolloutsResponse
-	(*WatchRolloutRequest)(nil),        // 24: cutover.v1.WatchRolloutRequest
-	(*WatchRolloutResponse)(nil),       // 25: cutover.v1.WatchRolloutResponse
-	(*PromoteRolloutRequest)(nil),      // 26: cutover.v1.PromoteRolloutRequest
-	(*PromoteRolloutResponse)(nil),     // 27: cutover.v1.PromoteRolloutResponse
-	(*AbortRolloutRequest)(nil),        // 28: cutover.v1.AbortRolloutRequest
-	(*AbortRolloutResponse)(nil),       // 29: cutover.v1.AbortRolloutResponse
-	(*PauseRolloutRequest)(nil),        // 30: cutover.v1.PauseRolloutRequest
-	(*PauseRolloutResponse)(nil),       // 31: cutover.v1.PauseRolloutResponse
-	(*ResumeRolloutRequest)(nil),       // 32: cutover.v1.ResumeRolloutRequest
-	(*ResumeRolloutResponse)(nil),      // 33: cutover.v1.ResumeRolloutResponse
-	(*RetryRolloutRequest)(nil),        // 34: cutover.v1.RetryRolloutRequest
-	(*RetryRolloutResponse)(nil),       // 35: cutover.v1.RetryRolloutResponse
-	(*UndoRolloutRequest)(nil),         // 36: cutover.v1.UndoRolloutRequest
-	(*UndoRolloutResponse)(nil),        // 37: cutover.v1.UndoRolloutResponse
-	(*ListRolloutHistoryRequest)(nil),  // 38: cutover.v1.ListRolloutHistoryRequest
-	(*ListRolloutHistoryResponse)(nil), // 39: cutover.v1.ListRolloutHistoryResponse
-	(*ObservedRevision)(nil),           // 40: cutover.v1.ObservedRevision
-	nil,                                // 41: cutover.v1.Revision.EnvEntry
-	nil,                                // 42: cutover.v1.Endpoint.ListenOverridesEntry
-	(*timestamppb.Timestamp)(nil),      // 43: google.protobuf.Timestamp
+	(*BlueGreenStrategy)(nil),          // 12: cutover.v1.BlueGreenStrategy
+	(*CanaryStrategy)(nil),             // 13: cutover.v1.CanaryStrategy
+	(*CanaryStep)(nil),                 // 14: cutover.v1.CanaryStep
+	(*PauseStep)(nil),                  // 15: cutover.v1.PauseStep
+	(*RolloutStatus)(nil),              // 16: cutover.v1.RolloutStatus
+	(*TimelineEvent)(nil),              // 17: cutover.v1.TimelineEvent
+	(*ClusterProgress)(nil),            // 18: cutover.v1.ClusterProgress
+	(*ApplyRolloutRequest)(nil),        // 19: cutover.v1.ApplyRolloutRequest
+	(*ApplyRolloutResponse)(nil),       // 20: cutover.v1.ApplyRolloutResponse
+	(*GetRolloutRequest)(nil),          // 21: cutover.v1.GetRolloutRequest
+	(*GetRolloutResponse)(nil),         // 22: cutover.v1.GetRolloutResponse
+	(*ListRolloutsRequest)(nil),        // 23: cutover.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),       // 24: cutover.v1.ListRolloutsResponse
+	(*WatchRolloutRequest)(nil),        // 25: cutover.v1.WatchRolloutRequest
+	(*WatchRolloutResponse)(nil),       // 26: cutover.v1.WatchRolloutResponse
+	(*PromoteRolloutRequest)(nil),      // 27: cutover.v1.PromoteRolloutRequest
+	(*PromoteRolloutResponse)(nil),     // 28: cutover.v1.PromoteRolloutResponse
+	(*AbortRolloutRequest)(nil),        // 29: cutover.v1.AbortRolloutRequest
+	(*AbortRolloutResponse)(nil),       // 30: cutover.v1.AbortRolloutResponse
+	(*PauseRolloutRequest)(nil),        // 31: cutover.v1.PauseRolloutRequest
+	(*PauseRolloutResponse)(nil),       // 32: cutover.v1.PauseRolloutResponse
+	(*ResumeRolloutRequest)(nil),       // 33: cutover.v1.ResumeRolloutRequest
+	(*ResumeRolloutResponse)(nil),      // 34: cutover.v1.ResumeRolloutResponse
+	(*RetryRolloutRequest)(nil),        // 35: cutover.v1.RetryRolloutRequest
+	(*RetryRolloutResponse)(nil),       // 36: cutover.v1.RetryRolloutResponse
+	(*UndoRolloutRequest)(nil),         // 37: cutover.v1.UndoRolloutRequest
+	(*UndoRolloutResponse)(nil),        // 38: cutover.v1.UndoRolloutResponse
+	(*ListRolloutHistoryRequest)(nil),  // 39: cutover.v1.ListRolloutHistoryRequest
+	(*ListRolloutHistoryResponse)(nil), // 40: cutover.v1.ListRolloutHistoryResponse
+	(*ObservedRevision)(nil),           // 41: cutover.v1.ObservedRevision
+	nil,                                // 42: cutover.v1.Revision.EnvEntry
+	nil,                                // 43: cutover.v1.Endpoint.ListenOverridesEntry
+	nil,                                // 44: cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
+	(*timestamppb.Timestamp)(nil),      // 45: google.protobuf.Timestamp
 }
 var file_cutover_v1_rollout_proto_depIdxs = []int32{
 	6,  // 0: cutover.v1.Rollout.spec:type_name -> cutover.v1.RolloutSpec
-	15, // 1: cutover.v1.Rollout.status:type_name -> cutover.v1.RolloutStatus
-	43, // 2: cutover.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	43, // 3: cutover.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	16, // 1: cutover.v1.Rollout.status:type_name -> cutover.v1.RolloutStatus
+	45, // 2: cutover.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	45, // 3: cutover.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
 	7,  // 4: cutover.v1.RolloutSpec.revision:type_name -> cutover.v1.Revision
 	8,  // 5: cutover.v1.RolloutSpec.endpoint:type_name -> cutover.v1.Endpoint
 	9,  // 6: cutover.v1.RolloutSpec.targets:type_name -> cutover.v1.Targets
 	11, // 7: cutover.v1.RolloutSpec.strategy:type_name -> cutover.v1.Strategy
-	41, // 8: cutover.v1.Revision.env:type_name -> cutover.v1.Revision.EnvEntry
-	42, // 9: cutover.v1.Endpoint.listen_overrides:type_name -> cutover.v1.Endpoint.ListenOverridesEntry
+	42, // 8: cutover.v1.Revision.env:type_name -> cutover.v1.Revision.EnvEntry
+	43, // 9: cutover.v1.Endpoint.listen_overrides:type_name -> cutover.v1.Endpoint.ListenOverridesEntry
 	10, // 10: cutover.v1.Targets.waves:type_name -> cutover.v1.Wave
-	12, // 11: cutover.v1.Strategy.canary:type_name -> cutover.v1.CanaryStrategy
-	13, // 12: cutover.v1.CanaryStrategy.steps:type_name -> cutover.v1.CanaryStep
-	14, // 13: cutover.v1.CanaryStep.pause:type_name -> cutover.v1.PauseStep
-	0,  // 14: cutover.v1.RolloutStatus.phase:type_name -> cutover.v1.RolloutPhase
-	1,  // 15: cutover.v1.RolloutStatus.pause_reason:type_name -> cutover.v1.PauseReason
-	43, // 16: cutover.v1.RolloutStatus.step_start_time:type_name -> google.protobuf.Timestamp
-	17, // 17: cutover.v1.RolloutStatus.clusters:type_name -> cutover.v1.ClusterProgress
-	43, // 18: cutover.v1.RolloutStatus.start_time:type_name -> google.protobuf.Timestamp
-	43, // 19: cutover.v1.RolloutStatus.end_time:type_name -> google.protobuf.Timestamp
-	16, // 20: cutover.v1.RolloutStatus.timeline:type_name -> cutover.v1.TimelineEvent
-	43, // 21: cutover.v1.TimelineEvent.time:type_name -> google.protobuf.Timestamp
-	3,  // 22: cutover.v1.TimelineEvent.type:type_name -> cutover.v1.TimelineEventType
-	2,  // 23: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
-	7,  // 24: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
-	40, // 25: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
-	5,  // 26: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 27: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 28: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
-	5,  // 29: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 30: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 31: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 32: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 33: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 34: cutover.v1.RetryRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 35: cutover.v1.UndoRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 36: cutover.v1.ListRolloutHistoryResponse.rollouts:type_name -> cutover.v1.Rollout
-	4,  // 37: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
-	18, // 38: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
-	20, // 39: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
-	22, // 40: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
-	24, // 41: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
-	26, // 42: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
-	28, // 43: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
-	30, // 44: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
-	32, // 45: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
-	34, // 46: cutover.v1.RolloutService.RetryRollout:input_type -> cutover.v1.RetryRolloutRequest
-	36, // 47: cutover.v1.RolloutService.UndoRollout:input_type -> cutover.v1.UndoRolloutRequest
-	38, // 48: cutover.v1.RolloutService.ListRolloutHistory:input_type -> cutover.v1.ListRolloutHistoryRequest
-	19, // 49: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
-	21, // 50: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
-	23, // 51: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
-	25, // 52: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
-	27, // 53: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
-	29, // 54: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
-	31, // 55: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
-	33, // 56: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
-	35, // 57: cutover.v1.RolloutService.RetryRollout:output_type -> cutover.v1.RetryRolloutResponse
-	37, // 58: cutover.v1.RolloutService.UndoRollout:output_type -> cutover.v1.UndoRolloutResponse
-	39, // 59: cutover.v1.RolloutService.ListRolloutHistory:output_type -> cutover.v1.ListRolloutHistoryResponse
-	49, // [49:60] is the sub-list for method output_type
-	38, // [38:49] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	13, // 11: cutover.v1.Strategy.canary:type_name -> cutover.v1.CanaryStrategy
+	12, // 12: cutover.v1.Strategy.blue_green:type_name -> cutover.v1.BlueGreenStrategy
+	44, // 13: cutover.v1.BlueGreenStrategy.preview_listen_overrides:type_name -> cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
+	14, // 14: cutover.v1.CanaryStrategy.steps:type_name -> cutover.v1.CanaryStep
+	15, // 15: cutover.v1.CanaryStep.pause:type_name -> cutover.v1.PauseStep
+	0,  // 16: cutover.v1.RolloutStatus.phase:type_name -> cutover.v1.RolloutPhase
+	1,  // 17: cutover.v1.RolloutStatus.pause_reason:type_name -> cutover.v1.PauseReason
+	45, // 18: cutover.v1.RolloutStatus.step_start_time:type_name -> google.protobuf.Timestamp
+	18, // 19: cutover.v1.RolloutStatus.clusters:type_name -> cutover.v1.ClusterProgress
+	45, // 20: cutover.v1.RolloutStatus.start_time:type_name -> google.protobuf.Timestamp
+	45, // 21: cutover.v1.RolloutStatus.end_time:type_name -> google.protobuf.Timestamp
+	17, // 22: cutover.v1.RolloutStatus.timeline:type_name -> cutover.v1.TimelineEvent
+	45, // 23: cutover.v1.TimelineEvent.time:type_name -> google.protobuf.Timestamp
+	3,  // 24: cutover.v1.TimelineEvent.type:type_name -> cutover.v1.TimelineEventType
+	2,  // 25: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
+	7,  // 26: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
+	41, // 27: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
+	7,  // 28: cutover.v1.ClusterProgress.previous_revision:type_name -> cutover.v1.Revision
+	45, // 29: cutover.v1.ClusterProgress.scale_down_time:type_name -> google.protobuf.Timestamp
+	5,  // 30: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 31: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 32: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
+	5,  // 33: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 34: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 35: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 36: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 37: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 38: cutover.v1.RetryRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 39: cutover.v1.UndoRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 40: cutover.v1.ListRolloutHistoryResponse.rollouts:type_name -> cutover.v1.Rollout
+	4,  // 41: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
+	19, // 42: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
+	21, // 43: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
+	23, // 44: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
+	25, // 45: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
+	27, // 46: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
+	29, // 47: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
+	31, // 48: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
+	33, // 49: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
+	35, // 50: cutover.v1.RolloutService.RetryRollout:input_type -> cutover.v1.RetryRolloutRequest
+	37, // 51: cutover.v1.RolloutService.UndoRollout:input_type -> cutover.v1.UndoRolloutRequest
+	39, // 52: cutover.v1.RolloutService.ListRolloutHistory:input_type -> cutover.v1.ListRolloutHistoryRequest
+	20, // 53: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
+	22, // 54: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
+	24, // 55: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
+	26, // 56: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
+	28, // 57: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
+	30, // 58: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
+	32, // 59: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
+	34, // 60: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
+	36, // 61: cutover.v1.RolloutService.RetryRollout:output_type -> cutover.v1.RetryRolloutResponse
+	38, // 62: cutover.v1.RolloutService.UndoRollout:output_type -> cutover.v1.UndoRolloutResponse
+	40, // 63: cutover.v1.RolloutService.ListRolloutHistory:output_type -> cutover.v1.ListRolloutHistoryResponse
+	53, // [53:64] is the sub-list for method output_type
+	42, // [42:53] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_cutover_v1_rollout_proto_init() }
@@ -2827,8 +2971,9 @@ func file_cutover_v1_rollout_proto_init() {
 	}
 	file_cutover_v1_rollout_proto_msgTypes[6].OneofWrappers = []any{
 		(*Strategy_Canary)(nil),
+		(*Strategy_BlueGreen)(nil),
 	}
-	file_cutover_v1_rollout_proto_msgTypes[8].OneofWrappers = []any{
+	file_cutover_v1_rollout_proto_msgTypes[9].OneofWrappers = []any{
 		(*CanaryStep_SetWeight)(nil),
 		(*CanaryStep_Pause)(nil),
 	}
@@ -2838,7 +2983,7 @@ func file_cutover_v1_rollout_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cutover_v1_rollout_proto_rawDesc), len(file_cutover_v1_rollout_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   38,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
