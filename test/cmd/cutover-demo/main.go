@@ -96,7 +96,7 @@ func (d *demo) printf(format string, args ...any) {
 }
 
 func (d *demo) run(ctx context.Context, bins harness.Binaries) error {
-	fmt.Fprintln(d.out, "Cutover demo: a canary rollout v1 -> v2 across two regions, on this machine.")
+	fmt.Fprintln(d.out, "Cutover demo: a canary v1 -> v2, then a blue-green switch v2 -> v3, across two regions on this machine.")
 	env, err := harness.NewEnv(ctx, bins, d.dir)
 	if err != nil {
 		return err
@@ -121,7 +121,14 @@ func (d *demo) run(ctx context.Context, bins harness.Binaries) error {
 	if err := d.canary(ctx); err != nil {
 		return err
 	}
-	return d.verify(ctx)
+	if err := d.verify(ctx, "v2"); err != nil {
+		return err
+	}
+	d.startLoad(ctx)
+	if err := d.blueGreen(ctx); err != nil {
+		return err
+	}
+	return d.verify(ctx, "v3")
 }
 
 func (d *demo) app(rev string, steps ...string) harness.App {
@@ -159,7 +166,58 @@ func (d *demo) canary(ctx context.Context) error {
 	}
 	d.printf("$ cutover apply -f demo-v2.yaml   ->  %s", trimNL(out))
 	d.printf("canary steps: setWeight 10, pause %s, setWeight 50, pause %s, promote; wave us-east, then eu-west", p, p)
+	return d.follow(ctx, "v2", nil)
+}
 
+// blueGreen starts v3 beside v2 behind a preview address in each region,
+// checks the preview, and switches each wave with `cutover promote`.
+func (d *demo) blueGreen(ctx context.Context) error {
+	a := d.app("v3")
+	preview := map[string]string{}
+	for _, c := range clusters {
+		addr, err := harness.FreeAddr()
+		if err != nil {
+			return err
+		}
+		preview[c] = addr
+	}
+	a.BlueGreen = &harness.BlueGreen{Preview: preview, ScaleDownSeconds: 5}
+	out, stderr, code, err := d.env.CLI(ctx, a.Manifest(), "apply", "-f", "-")
+	if err != nil || code != 0 {
+		return fmt.Errorf("cutover apply: exit %d: %v %s", code, err, stderr)
+	}
+	d.printf("$ cutover apply -f demo-v3-bluegreen.yaml   ->  %s", trimNL(out))
+	d.printf("blue-green: v3 starts beside v2, reachable only on each region's preview address; promote switches a wave at once")
+	client := harness.NewClient()
+	defer d.afterglow(ctx, "v3")
+	return d.follow(ctx, "v3", func(r *cutoverv1.Rollout) error {
+		c := clusters[r.GetStatus().GetCurrentWave()]
+		// Let the load show the wave still on v2 while v3 waits on preview.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d.opts.pause):
+		}
+		counts := harness.Sample(ctx, client, harness.URL(preview[c]), 20)
+		d.printf("smoke test of %s's preview %s: %d/20 requests served by v3", c, preview[c], counts["v3"])
+		if counts["v3"] != 20 {
+			return fmt.Errorf("preview of %s: %v", c, counts)
+		}
+		out, stderr, code, err := d.env.CLI(ctx, "", "promote", "demo")
+		if err != nil || code != 0 {
+			return fmt.Errorf("cutover promote: exit %d: %v %s", code, err, stderr)
+		}
+		d.printf("$ cutover promote demo   ->  %s (switch %s)", trimNL(out), c)
+		return nil
+	})
+}
+
+// follow prints the rollout's progress until it is Healthy. onPaused, when
+// set, runs in the background once per wave that waits for a promote, while
+// the progress keeps printing.
+func (d *demo) follow(ctx context.Context, version string, onPaused func(*cutoverv1.Rollout) error) error {
+	handled := map[int32]bool{}
+	failed := make(chan error, 4)
 	stream, err := d.env.Rollouts.WatchRollout(ctx, &cutoverv1.WatchRolloutRequest{Name: "demo"})
 	if err != nil {
 		return fmt.Errorf("watch: %w", err)
@@ -188,13 +246,24 @@ func (d *demo) canary(ctx context.Context) error {
 				return errors.New("watch stream ended")
 			}
 			r = u
-			if line := d.progress(r); line != last {
+			if line := d.progress(r, version); line != last {
 				d.printf("%s", line)
 				last = line
 			}
+			if wave := r.GetStatus().GetCurrentWave(); onPaused != nil && !handled[wave] &&
+				r.GetStatus().GetPauseReason() == cutoverv1.PauseReason_PAUSE_REASON_STEP && harness.Settled(r) {
+				handled[wave] = true
+				go func(r *cutoverv1.Rollout) {
+					if err := onPaused(r); err != nil {
+						failed <- err
+					}
+				}(r)
+			}
+		case err := <-failed:
+			return err
 		case <-tick.C:
 			if r != nil {
-				d.printf("%s", d.progress(r))
+				d.printf("%s", d.progress(r, version))
 			}
 		}
 		if r != nil && r.GetStatus().GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY && harness.Settled(r) {
@@ -210,7 +279,7 @@ func (d *demo) canary(ctx context.Context) error {
 // progress is one line: the rollout's position and, per region, the canary
 // weight the rollout asks for next to the share of v2 the load generator
 // actually got in the last second.
-func (d *demo) progress(r *cutoverv1.Rollout) string {
+func (d *demo) progress(r *cutoverv1.Rollout, version string) string {
 	st := r.GetStatus()
 	waves := r.GetSpec().GetTargets().GetWaves()
 	steps := rollout.Steps(r.GetSpec())
@@ -219,12 +288,16 @@ func (d *demo) progress(r *cutoverv1.Rollout) string {
 		step = fmt.Sprintf("step %d/%d", st.GetCurrentStep()+1, len(steps))
 	}
 	line := fmt.Sprintf("wave %d/%d %-8s %-9s |", st.GetCurrentWave()+1, len(waves), waves[st.GetCurrentWave()].GetName(), step)
+	label := "canary"
+	if r.GetSpec().GetStrategy().GetBlueGreen() != nil {
+		label = "switched"
+	}
 	for _, cp := range st.GetClusters() {
 		weight := cp.GetCanaryWeight()
 		if cp.GetPhase() == cutoverv1.ClusterPhase_CLUSTER_PHASE_PENDING {
 			weight = 0
 		}
-		line += fmt.Sprintf(" %s: canary %3d%%, served by v2 %3.0f%% |", cp.GetCluster(), weight, 100*d.loads[cp.GetCluster()].share("v2"))
+		line += fmt.Sprintf(" %s: %s %3d%%, served by %s %3.0f%% |", cp.GetCluster(), label, weight, version, 100*d.loads[cp.GetCluster()].share(version))
 	}
 	return line
 }
@@ -239,7 +312,7 @@ func (d *demo) startLoad(ctx context.Context) {
 	d.printf("steady load started: %d requests/s through each region's proxy", d.opts.rate)
 }
 
-func (d *demo) verify(ctx context.Context) error {
+func (d *demo) verify(ctx context.Context, version string) error {
 	for _, l := range d.loads {
 		l.stop()
 	}
@@ -248,16 +321,16 @@ func (d *demo) verify(ctx context.Context) error {
 	for _, c := range clusters {
 		counts := harness.Sample(ctx, client, harness.URL(d.listen[c]), 200)
 		total, errs := d.loads[c].totals()
-		d.printf("%s: %d/200 final requests served by v2; during the rollout %d requests, %d failed", c, counts["v2"], total, errs)
-		if counts["v2"] != 200 {
-			failed = errors.Join(failed, fmt.Errorf("%s: only %d/200 requests served by v2: %v", c, counts["v2"], counts))
+		d.printf("%s: %d/200 final requests served by %s; during the rollout %d requests, %d failed", c, counts[version], version, total, errs)
+		if counts[version] != 200 {
+			failed = errors.Join(failed, fmt.Errorf("%s: only %d/200 requests served by %s: %v", c, counts[version], version, counts))
 		}
 		if errs > 0 {
 			failed = errors.Join(failed, fmt.Errorf("%s: %d requests failed during the rollout", c, errs))
 		}
 	}
 	if failed == nil {
-		d.printf("done: both regions serve v2 and no request failed")
+		d.printf("both regions serve %s and no request failed", version)
 	}
 	return failed
 }
@@ -274,4 +347,18 @@ func trimNL(s string) string {
 		s = s[:len(s)-1]
 	}
 	return s
+}
+
+// afterglow lets the load run a moment longer so the last switch shows in
+// the live shares.
+func (d *demo) afterglow(ctx context.Context, version string) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(1500 * time.Millisecond):
+	}
+	r, err := d.env.Get(ctx, "demo")
+	if err == nil {
+		d.printf("%s", d.progress(r, version))
+	}
 }
