@@ -20,7 +20,7 @@ const (
 	minBackoff = 100 * time.Millisecond
 	maxBackoff = 5 * time.Second
 	// A session that lasted this long resets the backoff.
-	stableSession = 10 * time.Second
+	stableSession = time.Second
 )
 
 // Applier takes desired states.
