@@ -104,6 +104,9 @@ func stepAction(s *cutoverv1.CanaryStep) string {
 			return "pause " + d
 		}
 		return "pause until promoted"
+	case *cutoverv1.CanaryStep_SetHeaderRoute:
+		h := s.GetSetHeaderRoute()
+		return fmt.Sprintf("setHeaderRoute %s: %s", h.GetHeader(), h.GetValue())
 	}
 	return "unknown step"
 }

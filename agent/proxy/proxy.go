@@ -28,12 +28,23 @@ type Route struct {
 	Weight int
 	// Backends are host:port addresses of ready instances.
 	Backends []string
+	// Match, when set, makes this a header route: it receives exactly the
+	// requests whose Header equals Value (ignoring Weight), ahead of the
+	// weighted routes.
+	Match *Match
+}
+
+// Match is an exact header match.
+type Match struct {
+	Header string
+	Value  string
 }
 
 // table is an immutable routing table.
 type table struct {
-	routes []route
-	total  int
+	routes  []route // weighted
+	matches []route // header routes, tried first
+	total   int
 }
 
 type route struct {
@@ -81,7 +92,7 @@ func (p *Proxy) SetTable(routes []Route) {
 	t := &table{}
 	p.mu.Lock()
 	for _, r := range routes {
-		if r.Weight <= 0 || len(r.Backends) == 0 {
+		if len(r.Backends) == 0 || r.Match == nil && r.Weight <= 0 {
 			continue
 		}
 		c := p.cursors[r.Revision]
@@ -90,6 +101,12 @@ func (p *Proxy) SetTable(routes []Route) {
 			p.cursors[r.Revision] = c
 		}
 		r.Backends = append([]string(nil), r.Backends...)
+		if r.Match != nil {
+			m := *r.Match
+			r.Match = &m
+			t.matches = append(t.matches, route{Route: r, next: c})
+			continue
+		}
 		t.routes = append(t.routes, route{Route: r, next: c})
 		t.total += r.Weight
 	}
@@ -130,7 +147,7 @@ func (p *Proxy) Drain(ctx context.Context, backend string) error {
 
 // ServeHTTP routes one request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rev, backend, ok := p.table.Load().pick()
+	rev, backend, ok := p.table.Load().pick(r.Header)
 	if !ok {
 		http.Error(w, "no ready instance", http.StatusServiceUnavailable)
 		return
@@ -150,7 +167,13 @@ func (p *Proxy) counter(backend string) *atomic.Int64 {
 	return v.(*atomic.Int64)
 }
 
-func (t *table) pick() (revision, backend string, ok bool) {
+func (t *table) pick(h http.Header) (revision, backend string, ok bool) {
+	for _, r := range t.matches {
+		if h.Get(r.Match.Header) == r.Match.Value {
+			i := r.next.Add(1) - 1
+			return r.Revision, r.Backends[i%uint64(len(r.Backends))], true
+		}
+	}
 	if t.total == 0 {
 		return "", "", false
 	}

@@ -671,3 +671,40 @@ func BenchmarkProxy(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
+
+// A header route takes every matching request, whatever the weights, and
+// nothing else.
+func TestHeaderRouteWinsOverWeights(t *testing.T) {
+	_, stable := echoBackend(t, "v1")
+	_, canary := echoBackend(t, "v2")
+	p := proxy.New(slog.New(slog.DiscardHandler))
+	url := startProxy(t, p, time.Second).url
+	p.SetTable([]proxy.Route{
+		{Revision: "v1", Weight: 100, Backends: []string{stable}},
+		{Revision: "v2", Backends: []string{canary}, Match: &proxy.Match{Header: "X-Canary", Value: "always"}},
+	})
+	for i := range 200 {
+		want, hdr := "v1", ""
+		if i%2 == 0 {
+			want, hdr = "v2", "always"
+		}
+		if i%4 == 1 {
+			hdr = "sometimes" // another value does not match
+		}
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr != "" {
+			req.Header.Set("X-Canary", hdr)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if got := resp.Header.Get("X-Cutover-Revision"); got != want {
+			t.Fatalf("request %d with X-Canary %q went to %s, want %s", i, hdr, got, want)
+		}
+	}
+}

@@ -295,6 +295,12 @@ func (w *worker) route() {
 			routes = append(routes, proxy.Route{Revision: w.revName(key), Weight: int(wt), Backends: ready[key]})
 		}
 	}
+	for _, hr := range w.desired.GetHeaderRoutes() {
+		if key := w.trackKey(hr.GetTrack()); key != "" && len(ready[key]) > 0 {
+			routes = append(routes, proxy.Route{Revision: w.revName(key), Backends: ready[key],
+				Match: &proxy.Match{Header: hr.GetMatch().GetHeader(), Value: hr.GetMatch().GetValue()}})
+		}
+	}
 	w.main.setTable(routes)
 	var preview []proxy.Route
 	if key := w.previewKey(); key != "" && len(ready[key]) > 0 {
@@ -304,9 +310,12 @@ func (w *worker) route() {
 }
 
 // previewKey is the revision key of the PREVIEW revision, if any.
-func (w *worker) previewKey() string {
+func (w *worker) previewKey() string { return w.trackKey(cutoverv1.Track_TRACK_PREVIEW) }
+
+// trackKey is the revision key of the desired revision on a track, if any.
+func (w *worker) trackKey(t cutoverv1.Track) string {
 	for _, dr := range w.desired.GetRevisions() {
-		if dr.GetTrack() == cutoverv1.Track_TRACK_PREVIEW {
+		if dr.GetTrack() == t {
 			return runtime.RevisionKey(dr.GetRevision())
 		}
 	}
@@ -461,7 +470,8 @@ func wanted(dr *cutoverv1.DesiredRevision) int {
 }
 
 func sameRoute(a, b proxy.Route) bool {
-	return a.Revision == b.Revision && a.Weight == b.Weight && slices.Equal(a.Backends, b.Backends)
+	sameMatch := (a.Match == nil) == (b.Match == nil) && (a.Match == nil || *a.Match == *b.Match)
+	return a.Revision == b.Revision && a.Weight == b.Weight && sameMatch && slices.Equal(a.Backends, b.Backends)
 }
 
 func sortedIdx(m map[int]runtime.Instance) []int {

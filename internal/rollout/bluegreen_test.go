@@ -111,3 +111,44 @@ func TestBlueGreenAutoPromotion(t *testing.T) {
 	s.step(rollout.Tick{})
 	s.wants("eu-1", "stable:v2=100 previous:v1=0")
 }
+
+func headerRoute(header, value string) *cutoverv1.CanaryStep {
+	return &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_SetHeaderRoute{SetHeaderRoute: &cutoverv1.HeaderRoute{Header: header, Value: value}}}
+}
+
+// A header route is part of a cluster's desired state from its step until
+// the wave is promoted, and gone after an abort.
+func TestHeaderRouteLivesUntilPromotionOrAbort(t *testing.T) {
+	waves := [][]string{{"eu-1"}, {"us-1"}}
+	s := deployed(t, newSpec(t, "v1", waves, setWeight(50)))
+	s.step(apply(newSpec(t, "v2", waves, headerRoute("X-Canary", "always"), pause(""), setWeight(20), pause(""))))
+	routes := func(c string) int { return len(rollout.Desired(s.r, s.progress(c)).GetHeaderRoutes()) }
+	s.converge("eu-1") // canary at 0% up
+	s.converge("eu-1") // header route in force
+	if d := rollout.Desired(s.r, s.progress("eu-1")); len(d.GetHeaderRoutes()) != 1 ||
+		d.GetHeaderRoutes()[0].GetTrack() != cutoverv1.Track_TRACK_CANARY || d.GetHeaderRoutes()[0].GetMatch().GetValue() != "always" {
+		t.Fatalf("eu-1 header routes %v, want X-Canary: always to the canary", d.GetHeaderRoutes())
+	}
+	if p := showPhase(s.r.GetStatus()); p != "paused(step)" {
+		t.Fatalf("after the header route step: %s", p)
+	}
+	s.step(rollout.Promote{})
+	s.converge("eu-1")
+	if routes("eu-1") != 1 {
+		t.Error("the header route was dropped by a weight step")
+	}
+	s.step(rollout.Promote{})
+	s.converge("eu-1")
+	if routes("eu-1") != 0 {
+		t.Error("a promoted cluster still routes by header")
+	}
+	s.converge("us-1")
+	s.converge("us-1")
+	if routes("us-1") != 1 {
+		t.Fatal("wave 2 has no header route at its header route step")
+	}
+	s.step(rollout.Abort{})
+	if routes("us-1") != 0 || routes("eu-1") != 0 {
+		t.Error("an aborted rollout still routes by header")
+	}
+}

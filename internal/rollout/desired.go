@@ -42,6 +42,9 @@ func Desired(r *cutoverv1.Rollout, cp *cutoverv1.ClusterProgress) *cutoverv1.Des
 			track(cutoverv1.Track_TRACK_STABLE, stable, 100-w),
 			track(cutoverv1.Track_TRACK_CANARY, next, w),
 		}
+		if h := cp.GetHeaderRoute(); h != nil {
+			d.HeaderRoutes = []*cutoverv1.TrackRoute{{Match: h, Track: cutoverv1.Track_TRACK_CANARY}}
+		}
 	case cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED:
 		d.Revisions = []*cutoverv1.DesiredRevision{track(cutoverv1.Track_TRACK_STABLE, next, 100)}
 		if prev := cp.GetPreviousRevision(); prev != nil { // kept warm after a blue-green switch

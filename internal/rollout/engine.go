@@ -358,6 +358,14 @@ func (m *machine) stepOnce() bool {
 			st.Message = fmt.Sprintf("waiting for %d%% to be in force in wave %s", s.SetWeight, m.waveName())
 			return false
 		}
+	case *cutoverv1.CanaryStep_SetHeaderRoute:
+		for _, cp := range wave {
+			m.setHeaderRoute(cp, s.SetHeaderRoute)
+		}
+		if !converged(wave) {
+			st.Message = fmt.Sprintf("waiting for the %s header route to be in force in wave %s", s.SetHeaderRoute.GetHeader(), m.waveName())
+			return false
+		}
 	case *cutoverv1.CanaryStep_Pause:
 		d := spec.PauseDuration(s.Pause)
 		if d == 0 {
@@ -426,6 +434,17 @@ func (m *machine) nextStep() {
 	st.StepStartTime = timestamppb.New(m.now)
 }
 
+// setHeaderRoute puts a header route in force in a cluster that carries the
+// new revision beside the stable one.
+func (m *machine) setHeaderRoute(cp *cutoverv1.ClusterProgress, h *cutoverv1.HeaderRoute) {
+	if proto.Equal(cp.GetHeaderRoute(), h) {
+		return
+	}
+	before := Desired(m.r, cp)
+	cp.HeaderRoute = h
+	m.refresh(cp, before)
+}
+
 // setCluster changes a cluster's phase and weight, bumping its desired
 // generation when that changes what the agent must do.
 func (m *machine) setCluster(cp *cutoverv1.ClusterProgress, phase cutoverv1.ClusterPhase, weight int32) {
@@ -435,6 +454,9 @@ func (m *machine) setCluster(cp *cutoverv1.ClusterProgress, phase cutoverv1.Clus
 	before := Desired(m.r, cp)
 	cp.Phase = phase
 	cp.CanaryWeight = weight
+	if phase != cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING {
+		cp.HeaderRoute = nil // only a canary in progress routes by header
+	}
 	m.refresh(cp, before)
 }
 
@@ -589,6 +611,8 @@ func describeStep(s *cutoverv1.CanaryStep) string {
 			return "pause " + d
 		}
 		return "pause until promoted"
+	case *cutoverv1.CanaryStep_SetHeaderRoute:
+		return fmt.Sprintf("setHeaderRoute %s: %s", x.SetHeaderRoute.GetHeader(), x.SetHeaderRoute.GetValue())
 	}
 	return "step"
 }

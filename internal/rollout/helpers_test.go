@@ -190,8 +190,14 @@ func sameWork(a, b *cutoverv1.DesiredApp) bool {
 	if len(a.GetRevisions()) == 0 || len(b.GetRevisions()) == 0 {
 		return len(a.GetRevisions()) == len(b.GetRevisions())
 	}
-	if a.GetApp() != b.GetApp() || a.GetListen() != b.GetListen() || len(a.GetRevisions()) != len(b.GetRevisions()) {
+	if a.GetApp() != b.GetApp() || a.GetListen() != b.GetListen() || len(a.GetRevisions()) != len(b.GetRevisions()) ||
+		a.GetPreviewListen() != b.GetPreviewListen() || len(a.GetHeaderRoutes()) != len(b.GetHeaderRoutes()) {
 		return false
+	}
+	for i := range a.GetHeaderRoutes() {
+		if !proto.Equal(a.GetHeaderRoutes()[i], b.GetHeaderRoutes()[i]) {
+			return false
+		}
 	}
 	for i := range a.GetRevisions() {
 		if !proto.Equal(a.GetRevisions()[i], b.GetRevisions()[i]) {

@@ -160,7 +160,9 @@ func (g *generator) spec() *cutoverv1.RolloutSpec {
 	split := 1 + g.rng.IntN(len(order)-1)
 	var steps []*cutoverv1.CanaryStep
 	for range 1 + g.rng.IntN(4) {
-		switch g.rng.IntN(4) {
+		switch g.rng.IntN(5) {
+		case 3:
+			steps = append(steps, headerRoute("X-Canary", "always"))
 		case 0:
 			steps = append(steps, pause(""))
 		case 1:

@@ -153,8 +153,10 @@ func validateStrategy(c *errs, spec *cutoverv1.RolloutSpec, clusters map[string]
 			if d := x.Pause.GetDuration(); d != "" {
 				checkDuration(c, p+".pause.duration", d)
 			}
+		case *cutoverv1.CanaryStep_SetHeaderRoute:
+			checkHeaderRoute(c, p+".setHeaderRoute", x.SetHeaderRoute)
 		default:
-			c.add(p, "must set setWeight or pause")
+			c.add(p, "must set setWeight, pause or setHeaderRoute")
 		}
 	}
 }
@@ -217,6 +219,17 @@ func ReadyTimeout(r *cutoverv1.Revision) time.Duration {
 		return DefaultReadyTimeout
 	}
 	return d
+}
+
+var headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+func checkHeaderRoute(c *errs, path string, h *cutoverv1.HeaderRoute) {
+	if !headerNameRE.MatchString(h.GetHeader()) {
+		c.add(path+".header", "must be an HTTP header name such as X-Canary, got %q", h.GetHeader())
+	}
+	if h.GetValue() == "" || strings.ContainsAny(h.GetValue(), "\r\n") {
+		c.add(path+".value", "must be a non-empty single-line value, got %q", h.GetValue())
+	}
 }
 
 // MaxDelaySeconds bounds the blue-green delays (one day).

@@ -413,6 +413,9 @@ type DesiredApp struct {
 	// Listen address of a preview proxy that sends every request to the
 	// PREVIEW revision; empty for none.
 	PreviewListen string `protobuf:"bytes,5,opt,name=preview_listen,json=previewListen,proto3" json:"preview_listen,omitempty"`
+	// Requests matching one of these go to the route's track, whatever the
+	// weights.
+	HeaderRoutes  []*TrackRoute `protobuf:"bytes,6,rep,name=header_routes,json=headerRoutes,proto3" json:"header_routes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -482,6 +485,68 @@ func (x *DesiredApp) GetPreviewListen() string {
 	return ""
 }
 
+func (x *DesiredApp) GetHeaderRoutes() []*TrackRoute {
+	if x != nil {
+		return x.HeaderRoutes
+	}
+	return nil
+}
+
+// TrackRoute sends requests matching a header to one track.
+type TrackRoute struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The match.
+	Match *HeaderRoute `protobuf:"bytes,1,opt,name=match,proto3" json:"match,omitempty"`
+	// Where matching requests go.
+	Track         Track `protobuf:"varint,2,opt,name=track,proto3,enum=cutover.v1.Track" json:"track,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrackRoute) Reset() {
+	*x = TrackRoute{}
+	mi := &file_cutover_v1_agent_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrackRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrackRoute) ProtoMessage() {}
+
+func (x *TrackRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_agent_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrackRoute.ProtoReflect.Descriptor instead.
+func (*TrackRoute) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *TrackRoute) GetMatch() *HeaderRoute {
+	if x != nil {
+		return x.Match
+	}
+	return nil
+}
+
+func (x *TrackRoute) GetTrack() Track {
+	if x != nil {
+		return x.Track
+	}
+	return Track_TRACK_UNSPECIFIED
+}
+
 // DesiredRevision is one revision of a desired app.
 type DesiredRevision struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -497,7 +562,7 @@ type DesiredRevision struct {
 
 func (x *DesiredRevision) Reset() {
 	*x = DesiredRevision{}
-	mi := &file_cutover_v1_agent_proto_msgTypes[6]
+	mi := &file_cutover_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -509,7 +574,7 @@ func (x *DesiredRevision) String() string {
 func (*DesiredRevision) ProtoMessage() {}
 
 func (x *DesiredRevision) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_agent_proto_msgTypes[6]
+	mi := &file_cutover_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -522,7 +587,7 @@ func (x *DesiredRevision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DesiredRevision.ProtoReflect.Descriptor instead.
 func (*DesiredRevision) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DesiredRevision) GetTrack() Track {
@@ -570,7 +635,7 @@ type ObservedApp struct {
 
 func (x *ObservedApp) Reset() {
 	*x = ObservedApp{}
-	mi := &file_cutover_v1_agent_proto_msgTypes[7]
+	mi := &file_cutover_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -582,7 +647,7 @@ func (x *ObservedApp) String() string {
 func (*ObservedApp) ProtoMessage() {}
 
 func (x *ObservedApp) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_agent_proto_msgTypes[7]
+	mi := &file_cutover_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -595,7 +660,7 @@ func (x *ObservedApp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObservedApp.ProtoReflect.Descriptor instead.
 func (*ObservedApp) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ObservedApp) GetApp() string {
@@ -678,7 +743,7 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"generation\x18\x02 \x01(\x03R\n" +
 	"generation\";\n" +
 	"\tHeartbeat\x12.\n" +
-	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xb8\x01\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xf5\x01\n" +
 	"\n" +
 	"DesiredApp\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
@@ -687,7 +752,12 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"generation\x12\x16\n" +
 	"\x06listen\x18\x03 \x01(\tR\x06listen\x129\n" +
 	"\trevisions\x18\x04 \x03(\v2\x1b.cutover.v1.DesiredRevisionR\trevisions\x12%\n" +
-	"\x0epreview_listen\x18\x05 \x01(\tR\rpreviewListen\"\x84\x01\n" +
+	"\x0epreview_listen\x18\x05 \x01(\tR\rpreviewListen\x12;\n" +
+	"\rheader_routes\x18\x06 \x03(\v2\x16.cutover.v1.TrackRouteR\fheaderRoutes\"d\n" +
+	"\n" +
+	"TrackRoute\x12-\n" +
+	"\x05match\x18\x01 \x01(\v2\x17.cutover.v1.HeaderRouteR\x05match\x12'\n" +
+	"\x05track\x18\x02 \x01(\x0e2\x11.cutover.v1.TrackR\x05track\"\x84\x01\n" +
 	"\x0fDesiredRevision\x12'\n" +
 	"\x05track\x18\x01 \x01(\x0e2\x11.cutover.v1.TrackR\x05track\x120\n" +
 	"\brevision\x18\x02 \x01(\v2\x14.cutover.v1.RevisionR\brevision\x12\x16\n" +
@@ -715,7 +785,7 @@ func file_cutover_v1_agent_proto_rawDescGZIP() []byte {
 	return file_cutover_v1_agent_proto_rawDescData
 }
 
-var file_cutover_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_cutover_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_cutover_v1_agent_proto_goTypes = []any{
 	(*ConnectRequest)(nil),        // 0: cutover.v1.ConnectRequest
 	(*ConnectResponse)(nil),       // 1: cutover.v1.ConnectResponse
@@ -723,33 +793,38 @@ var file_cutover_v1_agent_proto_goTypes = []any{
 	(*AppGeneration)(nil),         // 3: cutover.v1.AppGeneration
 	(*Heartbeat)(nil),             // 4: cutover.v1.Heartbeat
 	(*DesiredApp)(nil),            // 5: cutover.v1.DesiredApp
-	(*DesiredRevision)(nil),       // 6: cutover.v1.DesiredRevision
-	(*ObservedApp)(nil),           // 7: cutover.v1.ObservedApp
-	nil,                           // 8: cutover.v1.Hello.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(Track)(0),                    // 10: cutover.v1.Track
-	(*Revision)(nil),              // 11: cutover.v1.Revision
-	(*ObservedRevision)(nil),      // 12: cutover.v1.ObservedRevision
+	(*TrackRoute)(nil),            // 6: cutover.v1.TrackRoute
+	(*DesiredRevision)(nil),       // 7: cutover.v1.DesiredRevision
+	(*ObservedApp)(nil),           // 8: cutover.v1.ObservedApp
+	nil,                           // 9: cutover.v1.Hello.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*HeaderRoute)(nil),           // 11: cutover.v1.HeaderRoute
+	(Track)(0),                    // 12: cutover.v1.Track
+	(*Revision)(nil),              // 13: cutover.v1.Revision
+	(*ObservedRevision)(nil),      // 14: cutover.v1.ObservedRevision
 }
 var file_cutover_v1_agent_proto_depIdxs = []int32{
 	2,  // 0: cutover.v1.ConnectRequest.hello:type_name -> cutover.v1.Hello
 	4,  // 1: cutover.v1.ConnectRequest.heartbeat:type_name -> cutover.v1.Heartbeat
-	7,  // 2: cutover.v1.ConnectRequest.observed:type_name -> cutover.v1.ObservedApp
+	8,  // 2: cutover.v1.ConnectRequest.observed:type_name -> cutover.v1.ObservedApp
 	5,  // 3: cutover.v1.ConnectResponse.desired:type_name -> cutover.v1.DesiredApp
-	8,  // 4: cutover.v1.Hello.labels:type_name -> cutover.v1.Hello.LabelsEntry
+	9,  // 4: cutover.v1.Hello.labels:type_name -> cutover.v1.Hello.LabelsEntry
 	3,  // 5: cutover.v1.Hello.apps:type_name -> cutover.v1.AppGeneration
-	9,  // 6: cutover.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	6,  // 7: cutover.v1.DesiredApp.revisions:type_name -> cutover.v1.DesiredRevision
-	10, // 8: cutover.v1.DesiredRevision.track:type_name -> cutover.v1.Track
-	11, // 9: cutover.v1.DesiredRevision.revision:type_name -> cutover.v1.Revision
-	12, // 10: cutover.v1.ObservedApp.revisions:type_name -> cutover.v1.ObservedRevision
-	0,  // 11: cutover.v1.AgentService.Connect:input_type -> cutover.v1.ConnectRequest
-	1,  // 12: cutover.v1.AgentService.Connect:output_type -> cutover.v1.ConnectResponse
-	12, // [12:13] is the sub-list for method output_type
-	11, // [11:12] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	10, // 6: cutover.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	7,  // 7: cutover.v1.DesiredApp.revisions:type_name -> cutover.v1.DesiredRevision
+	6,  // 8: cutover.v1.DesiredApp.header_routes:type_name -> cutover.v1.TrackRoute
+	11, // 9: cutover.v1.TrackRoute.match:type_name -> cutover.v1.HeaderRoute
+	12, // 10: cutover.v1.TrackRoute.track:type_name -> cutover.v1.Track
+	12, // 11: cutover.v1.DesiredRevision.track:type_name -> cutover.v1.Track
+	13, // 12: cutover.v1.DesiredRevision.revision:type_name -> cutover.v1.Revision
+	14, // 13: cutover.v1.ObservedApp.revisions:type_name -> cutover.v1.ObservedRevision
+	0,  // 14: cutover.v1.AgentService.Connect:input_type -> cutover.v1.ConnectRequest
+	1,  // 15: cutover.v1.AgentService.Connect:output_type -> cutover.v1.ConnectResponse
+	15, // [15:16] is the sub-list for method output_type
+	14, // [14:15] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_cutover_v1_agent_proto_init() }
@@ -772,7 +847,7 @@ func file_cutover_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cutover_v1_agent_proto_rawDesc), len(file_cutover_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -990,6 +990,7 @@ type CanaryStep struct {
 	//
 	//	*CanaryStep_SetWeight
 	//	*CanaryStep_Pause
+	//	*CanaryStep_SetHeaderRoute
 	Step          isCanaryStep_Step `protobuf_oneof:"step"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1050,6 +1051,15 @@ func (x *CanaryStep) GetPause() *PauseStep {
 	return nil
 }
 
+func (x *CanaryStep) GetSetHeaderRoute() *HeaderRoute {
+	if x != nil {
+		if x, ok := x.Step.(*CanaryStep_SetHeaderRoute); ok {
+			return x.SetHeaderRoute
+		}
+	}
+	return nil
+}
+
 type isCanaryStep_Step interface {
 	isCanaryStep_Step()
 }
@@ -1064,9 +1074,74 @@ type CanaryStep_Pause struct {
 	Pause *PauseStep `protobuf:"bytes,2,opt,name=pause,proto3,oneof"`
 }
 
+type CanaryStep_SetHeaderRoute struct {
+	// Send requests carrying a header to the new revision, whatever the
+	// weight (A/B testing, internal users first).
+	SetHeaderRoute *HeaderRoute `protobuf:"bytes,3,opt,name=set_header_route,json=setHeaderRoute,proto3,oneof"`
+}
+
 func (*CanaryStep_SetWeight) isCanaryStep_Step() {}
 
 func (*CanaryStep_Pause) isCanaryStep_Step() {}
+
+func (*CanaryStep_SetHeaderRoute) isCanaryStep_Step() {}
+
+// HeaderRoute matches requests by an exact header value. In a step it sends
+// them to the new revision; it stays in force until the wave is promoted or
+// the rollout aborted.
+type HeaderRoute struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Header name, e.g. "X-Canary".
+	Header string `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	// Exact value that matches, e.g. "always".
+	Value         string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeaderRoute) Reset() {
+	*x = HeaderRoute{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeaderRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeaderRoute) ProtoMessage() {}
+
+func (x *HeaderRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeaderRoute.ProtoReflect.Descriptor instead.
+func (*HeaderRoute) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *HeaderRoute) GetHeader() string {
+	if x != nil {
+		return x.Header
+	}
+	return ""
+}
+
+func (x *HeaderRoute) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
 
 // PauseStep waits for a duration, or for a promote when none is given.
 type PauseStep struct {
@@ -1079,7 +1154,7 @@ type PauseStep struct {
 
 func (x *PauseStep) Reset() {
 	*x = PauseStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1166,7 @@ func (x *PauseStep) String() string {
 func (*PauseStep) ProtoMessage() {}
 
 func (x *PauseStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1179,7 @@ func (x *PauseStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseStep.ProtoReflect.Descriptor instead.
 func (*PauseStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{10}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PauseStep) GetDuration() string {
@@ -1148,7 +1223,7 @@ type RolloutStatus struct {
 
 func (x *RolloutStatus) Reset() {
 	*x = RolloutStatus{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1235,7 @@ func (x *RolloutStatus) String() string {
 func (*RolloutStatus) ProtoMessage() {}
 
 func (x *RolloutStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1248,7 @@ func (x *RolloutStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutStatus.ProtoReflect.Descriptor instead.
 func (*RolloutStatus) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{11}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RolloutStatus) GetPhase() RolloutPhase {
@@ -1281,7 +1356,7 @@ type TimelineEvent struct {
 
 func (x *TimelineEvent) Reset() {
 	*x = TimelineEvent{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1293,7 +1368,7 @@ func (x *TimelineEvent) String() string {
 func (*TimelineEvent) ProtoMessage() {}
 
 func (x *TimelineEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1306,7 +1381,7 @@ func (x *TimelineEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimelineEvent.ProtoReflect.Descriptor instead.
 func (*TimelineEvent) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{12}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TimelineEvent) GetTime() *timestamppb.Timestamp {
@@ -1380,13 +1455,16 @@ type ClusterProgress struct {
 	PreviousRevision *Revision `protobuf:"bytes,11,opt,name=previous_revision,json=previousRevision,proto3" json:"previous_revision,omitempty"`
 	// When previous_revision is stopped.
 	ScaleDownTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=scale_down_time,json=scaleDownTime,proto3" json:"scale_down_time,omitempty"`
+	// Requests matching this header go to the new revision, whatever the
+	// weight; set by a setHeaderRoute step.
+	HeaderRoute   *HeaderRoute `protobuf:"bytes,13,opt,name=header_route,json=headerRoute,proto3" json:"header_route,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterProgress) Reset() {
 	*x = ClusterProgress{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1398,7 +1476,7 @@ func (x *ClusterProgress) String() string {
 func (*ClusterProgress) ProtoMessage() {}
 
 func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1411,7 +1489,7 @@ func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterProgress.ProtoReflect.Descriptor instead.
 func (*ClusterProgress) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{13}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ClusterProgress) GetCluster() string {
@@ -1498,6 +1576,13 @@ func (x *ClusterProgress) GetScaleDownTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ClusterProgress) GetHeaderRoute() *HeaderRoute {
+	if x != nil {
+		return x.HeaderRoute
+	}
+	return nil
+}
+
 // ApplyRolloutRequest carries a manifest.
 type ApplyRolloutRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1510,7 +1595,7 @@ type ApplyRolloutRequest struct {
 
 func (x *ApplyRolloutRequest) Reset() {
 	*x = ApplyRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1607,7 @@ func (x *ApplyRolloutRequest) String() string {
 func (*ApplyRolloutRequest) ProtoMessage() {}
 
 func (x *ApplyRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1620,7 @@ func (x *ApplyRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{14}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ApplyRolloutRequest) GetManifest() string {
@@ -1558,7 +1643,7 @@ type ApplyRolloutResponse struct {
 
 func (x *ApplyRolloutResponse) Reset() {
 	*x = ApplyRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1570,7 +1655,7 @@ func (x *ApplyRolloutResponse) String() string {
 func (*ApplyRolloutResponse) ProtoMessage() {}
 
 func (x *ApplyRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1583,7 +1668,7 @@ func (x *ApplyRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ApplyRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{15}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ApplyRolloutResponse) GetRollout() *Rollout {
@@ -1611,7 +1696,7 @@ type GetRolloutRequest struct {
 
 func (x *GetRolloutRequest) Reset() {
 	*x = GetRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +1708,7 @@ func (x *GetRolloutRequest) String() string {
 func (*GetRolloutRequest) ProtoMessage() {}
 
 func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +1721,7 @@ func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutRequest.ProtoReflect.Descriptor instead.
 func (*GetRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{16}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetRolloutRequest) GetName() string {
@@ -1657,7 +1742,7 @@ type GetRolloutResponse struct {
 
 func (x *GetRolloutResponse) Reset() {
 	*x = GetRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1754,7 @@ func (x *GetRolloutResponse) String() string {
 func (*GetRolloutResponse) ProtoMessage() {}
 
 func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1767,7 @@ func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutResponse.ProtoReflect.Descriptor instead.
 func (*GetRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{17}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetRolloutResponse) GetRollout() *Rollout {
@@ -1701,7 +1786,7 @@ type ListRolloutsRequest struct {
 
 func (x *ListRolloutsRequest) Reset() {
 	*x = ListRolloutsRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1713,7 +1798,7 @@ func (x *ListRolloutsRequest) String() string {
 func (*ListRolloutsRequest) ProtoMessage() {}
 
 func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1726,7 +1811,7 @@ func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutsRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{18}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{19}
 }
 
 // ListRolloutsResponse returns every rollout.
@@ -1740,7 +1825,7 @@ type ListRolloutsResponse struct {
 
 func (x *ListRolloutsResponse) Reset() {
 	*x = ListRolloutsResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1752,7 +1837,7 @@ func (x *ListRolloutsResponse) String() string {
 func (*ListRolloutsResponse) ProtoMessage() {}
 
 func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1765,7 +1850,7 @@ func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutsResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{19}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListRolloutsResponse) GetRollouts() []*Rollout {
@@ -1786,7 +1871,7 @@ type WatchRolloutRequest struct {
 
 func (x *WatchRolloutRequest) Reset() {
 	*x = WatchRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1798,7 +1883,7 @@ func (x *WatchRolloutRequest) String() string {
 func (*WatchRolloutRequest) ProtoMessage() {}
 
 func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1811,7 +1896,7 @@ func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutRequest.ProtoReflect.Descriptor instead.
 func (*WatchRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{20}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatchRolloutRequest) GetName() string {
@@ -1832,7 +1917,7 @@ type WatchRolloutResponse struct {
 
 func (x *WatchRolloutResponse) Reset() {
 	*x = WatchRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1844,7 +1929,7 @@ func (x *WatchRolloutResponse) String() string {
 func (*WatchRolloutResponse) ProtoMessage() {}
 
 func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1857,7 +1942,7 @@ func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutResponse.ProtoReflect.Descriptor instead.
 func (*WatchRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{21}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchRolloutResponse) GetRollout() *Rollout {
@@ -1880,7 +1965,7 @@ type PromoteRolloutRequest struct {
 
 func (x *PromoteRolloutRequest) Reset() {
 	*x = PromoteRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1892,7 +1977,7 @@ func (x *PromoteRolloutRequest) String() string {
 func (*PromoteRolloutRequest) ProtoMessage() {}
 
 func (x *PromoteRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1905,7 +1990,7 @@ func (x *PromoteRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PromoteRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{22}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PromoteRolloutRequest) GetName() string {
@@ -1933,7 +2018,7 @@ type PromoteRolloutResponse struct {
 
 func (x *PromoteRolloutResponse) Reset() {
 	*x = PromoteRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1945,7 +2030,7 @@ func (x *PromoteRolloutResponse) String() string {
 func (*PromoteRolloutResponse) ProtoMessage() {}
 
 func (x *PromoteRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1958,7 +2043,7 @@ func (x *PromoteRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PromoteRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{23}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PromoteRolloutResponse) GetRollout() *Rollout {
@@ -1981,7 +2066,7 @@ type AbortRolloutRequest struct {
 
 func (x *AbortRolloutRequest) Reset() {
 	*x = AbortRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1993,7 +2078,7 @@ func (x *AbortRolloutRequest) String() string {
 func (*AbortRolloutRequest) ProtoMessage() {}
 
 func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2006,7 +2091,7 @@ func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutRequest.ProtoReflect.Descriptor instead.
 func (*AbortRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{24}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AbortRolloutRequest) GetName() string {
@@ -2034,7 +2119,7 @@ type AbortRolloutResponse struct {
 
 func (x *AbortRolloutResponse) Reset() {
 	*x = AbortRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2046,7 +2131,7 @@ func (x *AbortRolloutResponse) String() string {
 func (*AbortRolloutResponse) ProtoMessage() {}
 
 func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2059,7 +2144,7 @@ func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutResponse.ProtoReflect.Descriptor instead.
 func (*AbortRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{25}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AbortRolloutResponse) GetRollout() *Rollout {
@@ -2080,7 +2165,7 @@ type PauseRolloutRequest struct {
 
 func (x *PauseRolloutRequest) Reset() {
 	*x = PauseRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2092,7 +2177,7 @@ func (x *PauseRolloutRequest) String() string {
 func (*PauseRolloutRequest) ProtoMessage() {}
 
 func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2105,7 +2190,7 @@ func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PauseRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{26}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PauseRolloutRequest) GetName() string {
@@ -2126,7 +2211,7 @@ type PauseRolloutResponse struct {
 
 func (x *PauseRolloutResponse) Reset() {
 	*x = PauseRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2138,7 +2223,7 @@ func (x *PauseRolloutResponse) String() string {
 func (*PauseRolloutResponse) ProtoMessage() {}
 
 func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2151,7 +2236,7 @@ func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PauseRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{27}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PauseRolloutResponse) GetRollout() *Rollout {
@@ -2172,7 +2257,7 @@ type ResumeRolloutRequest struct {
 
 func (x *ResumeRolloutRequest) Reset() {
 	*x = ResumeRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2184,7 +2269,7 @@ func (x *ResumeRolloutRequest) String() string {
 func (*ResumeRolloutRequest) ProtoMessage() {}
 
 func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2197,7 +2282,7 @@ func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{28}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ResumeRolloutRequest) GetName() string {
@@ -2218,7 +2303,7 @@ type ResumeRolloutResponse struct {
 
 func (x *ResumeRolloutResponse) Reset() {
 	*x = ResumeRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2230,7 +2315,7 @@ func (x *ResumeRolloutResponse) String() string {
 func (*ResumeRolloutResponse) ProtoMessage() {}
 
 func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2243,7 +2328,7 @@ func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{29}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ResumeRolloutResponse) GetRollout() *Rollout {
@@ -2264,7 +2349,7 @@ type RetryRolloutRequest struct {
 
 func (x *RetryRolloutRequest) Reset() {
 	*x = RetryRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2276,7 +2361,7 @@ func (x *RetryRolloutRequest) String() string {
 func (*RetryRolloutRequest) ProtoMessage() {}
 
 func (x *RetryRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2289,7 +2374,7 @@ func (x *RetryRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRolloutRequest.ProtoReflect.Descriptor instead.
 func (*RetryRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{30}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RetryRolloutRequest) GetName() string {
@@ -2310,7 +2395,7 @@ type RetryRolloutResponse struct {
 
 func (x *RetryRolloutResponse) Reset() {
 	*x = RetryRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2322,7 +2407,7 @@ func (x *RetryRolloutResponse) String() string {
 func (*RetryRolloutResponse) ProtoMessage() {}
 
 func (x *RetryRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2335,7 +2420,7 @@ func (x *RetryRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRolloutResponse.ProtoReflect.Descriptor instead.
 func (*RetryRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{31}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RetryRolloutResponse) GetRollout() *Rollout {
@@ -2359,7 +2444,7 @@ type UndoRolloutRequest struct {
 
 func (x *UndoRolloutRequest) Reset() {
 	*x = UndoRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2371,7 +2456,7 @@ func (x *UndoRolloutRequest) String() string {
 func (*UndoRolloutRequest) ProtoMessage() {}
 
 func (x *UndoRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2384,7 +2469,7 @@ func (x *UndoRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoRolloutRequest.ProtoReflect.Descriptor instead.
 func (*UndoRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{32}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UndoRolloutRequest) GetName() string {
@@ -2412,7 +2497,7 @@ type UndoRolloutResponse struct {
 
 func (x *UndoRolloutResponse) Reset() {
 	*x = UndoRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2424,7 +2509,7 @@ func (x *UndoRolloutResponse) String() string {
 func (*UndoRolloutResponse) ProtoMessage() {}
 
 func (x *UndoRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2437,7 +2522,7 @@ func (x *UndoRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoRolloutResponse.ProtoReflect.Descriptor instead.
 func (*UndoRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{33}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UndoRolloutResponse) GetRollout() *Rollout {
@@ -2458,7 +2543,7 @@ type ListRolloutHistoryRequest struct {
 
 func (x *ListRolloutHistoryRequest) Reset() {
 	*x = ListRolloutHistoryRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2470,7 +2555,7 @@ func (x *ListRolloutHistoryRequest) String() string {
 func (*ListRolloutHistoryRequest) ProtoMessage() {}
 
 func (x *ListRolloutHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2483,7 +2568,7 @@ func (x *ListRolloutHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutHistoryRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{34}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListRolloutHistoryRequest) GetName() string {
@@ -2504,7 +2589,7 @@ type ListRolloutHistoryResponse struct {
 
 func (x *ListRolloutHistoryResponse) Reset() {
 	*x = ListRolloutHistoryResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2516,7 +2601,7 @@ func (x *ListRolloutHistoryResponse) String() string {
 func (*ListRolloutHistoryResponse) ProtoMessage() {}
 
 func (x *ListRolloutHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2529,7 +2614,7 @@ func (x *ListRolloutHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutHistoryResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{35}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListRolloutHistoryResponse) GetRollouts() []*Rollout {
@@ -2558,7 +2643,7 @@ type ObservedRevision struct {
 
 func (x *ObservedRevision) Reset() {
 	*x = ObservedRevision{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2570,7 +2655,7 @@ func (x *ObservedRevision) String() string {
 func (*ObservedRevision) ProtoMessage() {}
 
 func (x *ObservedRevision) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2583,7 +2668,7 @@ func (x *ObservedRevision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObservedRevision.ProtoReflect.Descriptor instead.
 func (*ObservedRevision) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{36}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ObservedRevision) GetRevision() string {
@@ -2679,13 +2764,17 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\">\n" +
 	"\x0eCanaryStrategy\x12,\n" +
-	"\x05steps\x18\x01 \x03(\v2\x16.cutover.v1.CanaryStepR\x05steps\"d\n" +
+	"\x05steps\x18\x01 \x03(\v2\x16.cutover.v1.CanaryStepR\x05steps\"\xa9\x01\n" +
 	"\n" +
 	"CanaryStep\x12\x1f\n" +
 	"\n" +
 	"set_weight\x18\x01 \x01(\x05H\x00R\tsetWeight\x12-\n" +
-	"\x05pause\x18\x02 \x01(\v2\x15.cutover.v1.PauseStepH\x00R\x05pauseB\x06\n" +
-	"\x04step\"'\n" +
+	"\x05pause\x18\x02 \x01(\v2\x15.cutover.v1.PauseStepH\x00R\x05pause\x12C\n" +
+	"\x10set_header_route\x18\x03 \x01(\v2\x17.cutover.v1.HeaderRouteH\x00R\x0esetHeaderRouteB\x06\n" +
+	"\x04step\";\n" +
+	"\vHeaderRoute\x12\x16\n" +
+	"\x06header\x18\x01 \x01(\tR\x06header\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"'\n" +
 	"\tPauseStep\x12\x1a\n" +
 	"\bduration\x18\x01 \x01(\tR\bduration\"\xcb\x04\n" +
 	"\rRolloutStatus\x12.\n" +
@@ -2709,7 +2798,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x04wave\x18\x03 \x01(\x05R\x04wave\x12\x12\n" +
 	"\x04step\x18\x04 \x01(\x05R\x04step\x12\x14\n" +
 	"\x05actor\x18\x05 \x01(\tR\x05actor\x12\x18\n" +
-	"\amessage\x18\x06 \x01(\tR\amessage\"\xc6\x04\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\"\x82\x05\n" +
 	"\x0fClusterProgress\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x12\n" +
 	"\x04wave\x18\x02 \x01(\x05R\x04wave\x12.\n" +
@@ -2724,7 +2813,8 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	" \x01(\tR\n" +
 	"agentError\x12A\n" +
 	"\x11previous_revision\x18\v \x01(\v2\x14.cutover.v1.RevisionR\x10previousRevision\x12B\n" +
-	"\x0fscale_down_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\rscaleDownTime\"1\n" +
+	"\x0fscale_down_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\rscaleDownTime\x12:\n" +
+	"\fheader_route\x18\r \x01(\v2\x17.cutover.v1.HeaderRouteR\vheaderRoute\"1\n" +
 	"\x13ApplyRolloutRequest\x12\x1a\n" +
 	"\bmanifest\x18\x01 \x01(\tR\bmanifest\"_\n" +
 	"\x14ApplyRolloutResponse\x12-\n" +
@@ -2843,7 +2933,7 @@ func file_cutover_v1_rollout_proto_rawDescGZIP() []byte {
 }
 
 var file_cutover_v1_rollout_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cutover_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_cutover_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_cutover_v1_rollout_proto_goTypes = []any{
 	(RolloutPhase)(0),                  // 0: cutover.v1.RolloutPhase
 	(PauseReason)(0),                   // 1: cutover.v1.PauseReason
@@ -2860,108 +2950,111 @@ var file_cutover_v1_rollout_proto_goTypes = []any{
 	(*BlueGreenStrategy)(nil),          // 12: cutover.v1.BlueGreenStrategy
 	(*CanaryStrategy)(nil),             // 13: cutover.v1.CanaryStrategy
 	(*CanaryStep)(nil),                 // 14: cutover.v1.CanaryStep
-	(*PauseStep)(nil),                  // 15: cutover.v1.PauseStep
-	(*RolloutStatus)(nil),              // 16: cutover.v1.RolloutStatus
-	(*TimelineEvent)(nil),              // 17: cutover.v1.TimelineEvent
-	(*ClusterProgress)(nil),            // 18: cutover.v1.ClusterProgress
-	(*ApplyRolloutRequest)(nil),        // 19: cutover.v1.ApplyRolloutRequest
-	(*ApplyRolloutResponse)(nil),       // 20: cutover.v1.ApplyRolloutResponse
-	(*GetRolloutRequest)(nil),          // 21: cutover.v1.GetRolloutRequest
-	(*GetRolloutResponse)(nil),         // 22: cutover.v1.GetRolloutResponse
-	(*ListRolloutsRequest)(nil),        // 23: cutover.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),       // 24: cutover.v1.ListRolloutsResponse
-	(*WatchRolloutRequest)(nil),        // 25: cutover.v1.WatchRolloutRequest
-	(*WatchRolloutResponse)(nil),       // 26: cutover.v1.WatchRolloutResponse
-	(*PromoteRolloutRequest)(nil),      // 27: cutover.v1.PromoteRolloutRequest
-	(*PromoteRolloutResponse)(nil),     // 28: cutover.v1.PromoteRolloutResponse
-	(*AbortRolloutRequest)(nil),        // 29: cutover.v1.AbortRolloutRequest
-	(*AbortRolloutResponse)(nil),       // 30: cutover.v1.AbortRolloutResponse
-	(*PauseRolloutRequest)(nil),        // 31: cutover.v1.PauseRolloutRequest
-	(*PauseRolloutResponse)(nil),       // 32: cutover.v1.PauseRolloutResponse
-	(*ResumeRolloutRequest)(nil),       // 33: cutover.v1.ResumeRolloutRequest
-	(*ResumeRolloutResponse)(nil),      // 34: cutover.v1.ResumeRolloutResponse
-	(*RetryRolloutRequest)(nil),        // 35: cutover.v1.RetryRolloutRequest
-	(*RetryRolloutResponse)(nil),       // 36: cutover.v1.RetryRolloutResponse
-	(*UndoRolloutRequest)(nil),         // 37: cutover.v1.UndoRolloutRequest
-	(*UndoRolloutResponse)(nil),        // 38: cutover.v1.UndoRolloutResponse
-	(*ListRolloutHistoryRequest)(nil),  // 39: cutover.v1.ListRolloutHistoryRequest
-	(*ListRolloutHistoryResponse)(nil), // 40: cutover.v1.ListRolloutHistoryResponse
-	(*ObservedRevision)(nil),           // 41: cutover.v1.ObservedRevision
-	nil,                                // 42: cutover.v1.Revision.EnvEntry
-	nil,                                // 43: cutover.v1.Endpoint.ListenOverridesEntry
-	nil,                                // 44: cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
-	(*timestamppb.Timestamp)(nil),      // 45: google.protobuf.Timestamp
+	(*HeaderRoute)(nil),                // 15: cutover.v1.HeaderRoute
+	(*PauseStep)(nil),                  // 16: cutover.v1.PauseStep
+	(*RolloutStatus)(nil),              // 17: cutover.v1.RolloutStatus
+	(*TimelineEvent)(nil),              // 18: cutover.v1.TimelineEvent
+	(*ClusterProgress)(nil),            // 19: cutover.v1.ClusterProgress
+	(*ApplyRolloutRequest)(nil),        // 20: cutover.v1.ApplyRolloutRequest
+	(*ApplyRolloutResponse)(nil),       // 21: cutover.v1.ApplyRolloutResponse
+	(*GetRolloutRequest)(nil),          // 22: cutover.v1.GetRolloutRequest
+	(*GetRolloutResponse)(nil),         // 23: cutover.v1.GetRolloutResponse
+	(*ListRolloutsRequest)(nil),        // 24: cutover.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),       // 25: cutover.v1.ListRolloutsResponse
+	(*WatchRolloutRequest)(nil),        // 26: cutover.v1.WatchRolloutRequest
+	(*WatchRolloutResponse)(nil),       // 27: cutover.v1.WatchRolloutResponse
+	(*PromoteRolloutRequest)(nil),      // 28: cutover.v1.PromoteRolloutRequest
+	(*PromoteRolloutResponse)(nil),     // 29: cutover.v1.PromoteRolloutResponse
+	(*AbortRolloutRequest)(nil),        // 30: cutover.v1.AbortRolloutRequest
+	(*AbortRolloutResponse)(nil),       // 31: cutover.v1.AbortRolloutResponse
+	(*PauseRolloutRequest)(nil),        // 32: cutover.v1.PauseRolloutRequest
+	(*PauseRolloutResponse)(nil),       // 33: cutover.v1.PauseRolloutResponse
+	(*ResumeRolloutRequest)(nil),       // 34: cutover.v1.ResumeRolloutRequest
+	(*ResumeRolloutResponse)(nil),      // 35: cutover.v1.ResumeRolloutResponse
+	(*RetryRolloutRequest)(nil),        // 36: cutover.v1.RetryRolloutRequest
+	(*RetryRolloutResponse)(nil),       // 37: cutover.v1.RetryRolloutResponse
+	(*UndoRolloutRequest)(nil),         // 38: cutover.v1.UndoRolloutRequest
+	(*UndoRolloutResponse)(nil),        // 39: cutover.v1.UndoRolloutResponse
+	(*ListRolloutHistoryRequest)(nil),  // 40: cutover.v1.ListRolloutHistoryRequest
+	(*ListRolloutHistoryResponse)(nil), // 41: cutover.v1.ListRolloutHistoryResponse
+	(*ObservedRevision)(nil),           // 42: cutover.v1.ObservedRevision
+	nil,                                // 43: cutover.v1.Revision.EnvEntry
+	nil,                                // 44: cutover.v1.Endpoint.ListenOverridesEntry
+	nil,                                // 45: cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
+	(*timestamppb.Timestamp)(nil),      // 46: google.protobuf.Timestamp
 }
 var file_cutover_v1_rollout_proto_depIdxs = []int32{
 	6,  // 0: cutover.v1.Rollout.spec:type_name -> cutover.v1.RolloutSpec
-	16, // 1: cutover.v1.Rollout.status:type_name -> cutover.v1.RolloutStatus
-	45, // 2: cutover.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	45, // 3: cutover.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	17, // 1: cutover.v1.Rollout.status:type_name -> cutover.v1.RolloutStatus
+	46, // 2: cutover.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	46, // 3: cutover.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
 	7,  // 4: cutover.v1.RolloutSpec.revision:type_name -> cutover.v1.Revision
 	8,  // 5: cutover.v1.RolloutSpec.endpoint:type_name -> cutover.v1.Endpoint
 	9,  // 6: cutover.v1.RolloutSpec.targets:type_name -> cutover.v1.Targets
 	11, // 7: cutover.v1.RolloutSpec.strategy:type_name -> cutover.v1.Strategy
-	42, // 8: cutover.v1.Revision.env:type_name -> cutover.v1.Revision.EnvEntry
-	43, // 9: cutover.v1.Endpoint.listen_overrides:type_name -> cutover.v1.Endpoint.ListenOverridesEntry
+	43, // 8: cutover.v1.Revision.env:type_name -> cutover.v1.Revision.EnvEntry
+	44, // 9: cutover.v1.Endpoint.listen_overrides:type_name -> cutover.v1.Endpoint.ListenOverridesEntry
 	10, // 10: cutover.v1.Targets.waves:type_name -> cutover.v1.Wave
 	13, // 11: cutover.v1.Strategy.canary:type_name -> cutover.v1.CanaryStrategy
 	12, // 12: cutover.v1.Strategy.blue_green:type_name -> cutover.v1.BlueGreenStrategy
-	44, // 13: cutover.v1.BlueGreenStrategy.preview_listen_overrides:type_name -> cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
+	45, // 13: cutover.v1.BlueGreenStrategy.preview_listen_overrides:type_name -> cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
 	14, // 14: cutover.v1.CanaryStrategy.steps:type_name -> cutover.v1.CanaryStep
-	15, // 15: cutover.v1.CanaryStep.pause:type_name -> cutover.v1.PauseStep
-	0,  // 16: cutover.v1.RolloutStatus.phase:type_name -> cutover.v1.RolloutPhase
-	1,  // 17: cutover.v1.RolloutStatus.pause_reason:type_name -> cutover.v1.PauseReason
-	45, // 18: cutover.v1.RolloutStatus.step_start_time:type_name -> google.protobuf.Timestamp
-	18, // 19: cutover.v1.RolloutStatus.clusters:type_name -> cutover.v1.ClusterProgress
-	45, // 20: cutover.v1.RolloutStatus.start_time:type_name -> google.protobuf.Timestamp
-	45, // 21: cutover.v1.RolloutStatus.end_time:type_name -> google.protobuf.Timestamp
-	17, // 22: cutover.v1.RolloutStatus.timeline:type_name -> cutover.v1.TimelineEvent
-	45, // 23: cutover.v1.TimelineEvent.time:type_name -> google.protobuf.Timestamp
-	3,  // 24: cutover.v1.TimelineEvent.type:type_name -> cutover.v1.TimelineEventType
-	2,  // 25: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
-	7,  // 26: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
-	41, // 27: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
-	7,  // 28: cutover.v1.ClusterProgress.previous_revision:type_name -> cutover.v1.Revision
-	45, // 29: cutover.v1.ClusterProgress.scale_down_time:type_name -> google.protobuf.Timestamp
-	5,  // 30: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 31: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 32: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
-	5,  // 33: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 34: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 35: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 36: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 37: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 38: cutover.v1.RetryRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 39: cutover.v1.UndoRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 40: cutover.v1.ListRolloutHistoryResponse.rollouts:type_name -> cutover.v1.Rollout
-	4,  // 41: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
-	19, // 42: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
-	21, // 43: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
-	23, // 44: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
-	25, // 45: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
-	27, // 46: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
-	29, // 47: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
-	31, // 48: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
-	33, // 49: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
-	35, // 50: cutover.v1.RolloutService.RetryRollout:input_type -> cutover.v1.RetryRolloutRequest
-	37, // 51: cutover.v1.RolloutService.UndoRollout:input_type -> cutover.v1.UndoRolloutRequest
-	39, // 52: cutover.v1.RolloutService.ListRolloutHistory:input_type -> cutover.v1.ListRolloutHistoryRequest
-	20, // 53: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
-	22, // 54: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
-	24, // 55: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
-	26, // 56: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
-	28, // 57: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
-	30, // 58: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
-	32, // 59: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
-	34, // 60: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
-	36, // 61: cutover.v1.RolloutService.RetryRollout:output_type -> cutover.v1.RetryRolloutResponse
-	38, // 62: cutover.v1.RolloutService.UndoRollout:output_type -> cutover.v1.UndoRolloutResponse
-	40, // 63: cutover.v1.RolloutService.ListRolloutHistory:output_type -> cutover.v1.ListRolloutHistoryResponse
-	53, // [53:64] is the sub-list for method output_type
-	42, // [42:53] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	16, // 15: cutover.v1.CanaryStep.pause:type_name -> cutover.v1.PauseStep
+	15, // 16: cutover.v1.CanaryStep.set_header_route:type_name -> cutover.v1.HeaderRoute
+	0,  // 17: cutover.v1.RolloutStatus.phase:type_name -> cutover.v1.RolloutPhase
+	1,  // 18: cutover.v1.RolloutStatus.pause_reason:type_name -> cutover.v1.PauseReason
+	46, // 19: cutover.v1.RolloutStatus.step_start_time:type_name -> google.protobuf.Timestamp
+	19, // 20: cutover.v1.RolloutStatus.clusters:type_name -> cutover.v1.ClusterProgress
+	46, // 21: cutover.v1.RolloutStatus.start_time:type_name -> google.protobuf.Timestamp
+	46, // 22: cutover.v1.RolloutStatus.end_time:type_name -> google.protobuf.Timestamp
+	18, // 23: cutover.v1.RolloutStatus.timeline:type_name -> cutover.v1.TimelineEvent
+	46, // 24: cutover.v1.TimelineEvent.time:type_name -> google.protobuf.Timestamp
+	3,  // 25: cutover.v1.TimelineEvent.type:type_name -> cutover.v1.TimelineEventType
+	2,  // 26: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
+	7,  // 27: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
+	42, // 28: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
+	7,  // 29: cutover.v1.ClusterProgress.previous_revision:type_name -> cutover.v1.Revision
+	46, // 30: cutover.v1.ClusterProgress.scale_down_time:type_name -> google.protobuf.Timestamp
+	15, // 31: cutover.v1.ClusterProgress.header_route:type_name -> cutover.v1.HeaderRoute
+	5,  // 32: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 33: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 34: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
+	5,  // 35: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 36: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 37: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 38: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 39: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 40: cutover.v1.RetryRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 41: cutover.v1.UndoRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 42: cutover.v1.ListRolloutHistoryResponse.rollouts:type_name -> cutover.v1.Rollout
+	4,  // 43: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
+	20, // 44: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
+	22, // 45: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
+	24, // 46: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
+	26, // 47: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
+	28, // 48: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
+	30, // 49: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
+	32, // 50: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
+	34, // 51: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
+	36, // 52: cutover.v1.RolloutService.RetryRollout:input_type -> cutover.v1.RetryRolloutRequest
+	38, // 53: cutover.v1.RolloutService.UndoRollout:input_type -> cutover.v1.UndoRolloutRequest
+	40, // 54: cutover.v1.RolloutService.ListRolloutHistory:input_type -> cutover.v1.ListRolloutHistoryRequest
+	21, // 55: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
+	23, // 56: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
+	25, // 57: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
+	27, // 58: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
+	29, // 59: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
+	31, // 60: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
+	33, // 61: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
+	35, // 62: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
+	37, // 63: cutover.v1.RolloutService.RetryRollout:output_type -> cutover.v1.RetryRolloutResponse
+	39, // 64: cutover.v1.RolloutService.UndoRollout:output_type -> cutover.v1.UndoRolloutResponse
+	41, // 65: cutover.v1.RolloutService.ListRolloutHistory:output_type -> cutover.v1.ListRolloutHistoryResponse
+	55, // [55:66] is the sub-list for method output_type
+	44, // [44:55] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_cutover_v1_rollout_proto_init() }
@@ -2976,6 +3069,7 @@ func file_cutover_v1_rollout_proto_init() {
 	file_cutover_v1_rollout_proto_msgTypes[9].OneofWrappers = []any{
 		(*CanaryStep_SetWeight)(nil),
 		(*CanaryStep_Pause)(nil),
+		(*CanaryStep_SetHeaderRoute)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2983,7 +3077,7 @@ func file_cutover_v1_rollout_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cutover_v1_rollout_proto_rawDesc), len(file_cutover_v1_rollout_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   40,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
