@@ -243,8 +243,13 @@ func (m *machine) handle(ev Event) error {
 		if terminal {
 			return fmt.Errorf("resume: %w (%s)", ErrTerminal, PhaseName(st.GetPhase()))
 		}
-		if st.GetPauseReason() == cutoverv1.PauseReason_PAUSE_REASON_OPERATOR {
+		switch st.GetPauseReason() {
+		case cutoverv1.PauseReason_PAUSE_REASON_OPERATOR:
 			m.setProgressing("resumed by an operator")
+			m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_RESUMED, e.Actor, st.GetMessage())
+		case cutoverv1.PauseReason_PAUSE_REASON_FAILURE:
+			st.StepStartTime = timestamppb.New(m.now) // a fresh deadline for the retried step
+			m.setProgressing("resumed after a failure")
 			m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_RESUMED, e.Actor, st.GetMessage())
 		}
 	case Observe:
@@ -273,6 +278,9 @@ func (m *machine) observe(e Observe) error {
 
 func (m *machine) promote(full bool, actor string) {
 	st := m.st()
+	if st.GetBakeUntil() != nil {
+		st.BakeUntil = timestamppb.New(m.now) // a promote ends the bake
+	}
 	if full {
 		st.PromoteFull = true
 		st.CurrentStep = int32(len(m.steps()))
@@ -355,16 +363,14 @@ func (m *machine) stepOnce() bool {
 			m.setCluster(cp, cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING, s.SetWeight)
 		}
 		if !converged(wave) {
-			st.Message = fmt.Sprintf("waiting for %d%% to be in force in wave %s", s.SetWeight, m.waveName())
-			return false
+			return m.waiting(fmt.Sprintf("waiting for %d%% to be in force in wave %s", s.SetWeight, m.waveName()))
 		}
 	case *cutoverv1.CanaryStep_SetHeaderRoute:
 		for _, cp := range wave {
 			m.setHeaderRoute(cp, s.SetHeaderRoute)
 		}
 		if !converged(wave) {
-			st.Message = fmt.Sprintf("waiting for the %s header route to be in force in wave %s", s.SetHeaderRoute.GetHeader(), m.waveName())
-			return false
+			return m.waiting(fmt.Sprintf("waiting for the %s header route to be in force in wave %s", s.SetHeaderRoute.GetHeader(), m.waveName()))
 		}
 	case *cutoverv1.CanaryStep_Pause:
 		d := spec.PauseDuration(s.Pause)
@@ -398,12 +404,27 @@ func (m *machine) promoteWave(wave []*cutoverv1.ClusterProgress) bool {
 		}
 		m.setCluster(cp, cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED, 100)
 	}
-	if !converged(wave) {
-		st.Message = fmt.Sprintf("promoting wave %s", m.waveName())
-		return false
+	// Once promoted and baking, a wave's later changes (a blue-green scale-
+	// down) are not waited for.
+	if st.GetBakeUntil() == nil && !converged(wave) {
+		return m.waiting(fmt.Sprintf("promoting wave %s", m.waveName()))
 	}
-	m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_WAVE_PROMOTED, "", fmt.Sprintf("wave %s promoted", m.waveName()))
-	if int(st.GetCurrentWave())+1 < len(m.r.GetSpec().GetTargets().GetWaves()) {
+	waves := m.r.GetSpec().GetTargets().GetWaves()
+	last := int(st.GetCurrentWave())+1 >= len(waves)
+	if st.GetBakeUntil() == nil {
+		m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_WAVE_PROMOTED, "", fmt.Sprintf("wave %s promoted", m.waveName()))
+		if b := spec.Bake(waves[st.GetCurrentWave()]); b > 0 && !last {
+			st.BakeUntil = timestamppb.New(m.now.Add(b))
+		}
+	}
+	if bu := st.GetBakeUntil(); bu != nil {
+		if m.now.Before(bu.AsTime()) {
+			st.Message = fmt.Sprintf("baking wave %s for %s", m.waveName(), bu.AsTime().Sub(m.now).Round(time.Second))
+			return false
+		}
+		st.BakeUntil = nil
+	}
+	if !last {
 		m.startWave(st.GetCurrentWave() + 1)
 		return true
 	}
@@ -432,6 +453,33 @@ func (m *machine) nextStep() {
 	}
 	st.CurrentStep++
 	st.StepStartTime = timestamppb.New(m.now)
+}
+
+// waiting notes that the current wave has not reported the step in force.
+// Past the progress deadline that is a failure. It returns false: the
+// rollout does not move on.
+func (m *machine) waiting(msg string) bool {
+	st := m.st()
+	deadline := spec.ProgressDeadline(m.r.GetSpec())
+	if m.now.Before(st.GetStepStartTime().AsTime().Add(deadline)) {
+		st.Message = msg
+		return false
+	}
+	m.fail(fmt.Sprintf("progress deadline %s exceeded %s", deadline, msg))
+	return false
+}
+
+// fail applies the failure policy: abort (the default) or hold.
+func (m *machine) fail(msg string) {
+	st := m.st()
+	m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_FAILED, "", msg)
+	if m.r.GetSpec().GetTargets().GetFailurePolicy() == spec.FailureHold {
+		st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_PAUSED
+		st.PauseReason = cutoverv1.PauseReason_PAUSE_REASON_FAILURE
+		st.Message = "held after a failure: " + msg
+		return
+	}
+	m.abort(msg, "")
 }
 
 // setHeaderRoute puts a header route in force in a cluster that carries the
@@ -529,16 +577,20 @@ func (m *machine) stepWakeAt() time.Time {
 	if st.GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING {
 		return time.Time{}
 	}
-	steps := m.steps()
-	if int(st.GetCurrentStep()) >= len(steps) {
-		return time.Time{}
+	if bu := st.GetBakeUntil(); bu != nil {
+		return bu.AsTime() // in the future: advance has moved past a bake that is over
 	}
-	if p := steps[st.GetCurrentStep()].GetPause(); p != nil {
-		if d := spec.PauseDuration(p); d > 0 {
-			return st.GetStepStartTime().AsTime().Add(d)
+	steps := m.steps()
+	if i := int(st.GetCurrentStep()); i < len(steps) {
+		if p := steps[i].GetPause(); p != nil {
+			if d := spec.PauseDuration(p); d > 0 {
+				return st.GetStepStartTime().AsTime().Add(d)
+			}
+			return time.Time{}
 		}
 	}
-	return time.Time{}
+	// Waiting for the wave to converge: wake at the progress deadline.
+	return st.GetStepStartTime().AsTime().Add(spec.ProgressDeadline(m.r.GetSpec()))
 }
 
 func (m *machine) steps() []*cutoverv1.CanaryStep { return Steps(m.r.GetSpec()) }

@@ -12,6 +12,7 @@ import (
 
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 	"github.com/cutover-dev/cutover/internal/rollout"
+	"github.com/cutover-dev/cutover/internal/spec"
 )
 
 // move is one event of a scenario and what the rollout must look like after it.
@@ -73,7 +74,7 @@ func play(t *testing.T, s *sim, moves []move) {
 		if got := sentTo(res); !slices.Equal(got, w.sent) {
 			t.Errorf("move %d (%s): desired states sent to %v, want %v", i, what, got, w.sent)
 		}
-		var wake time.Time
+		wake := deadlineWake(res.Rollout)
 		if w.wake != 0 {
 			wake = t0.Add(w.wake)
 		}
@@ -556,7 +557,7 @@ func TestReapplyingTheSameSpecChangesNothing(t *testing.T) {
 			if !proto.Equal(res.Rollout, before) {
 				t.Errorf("the rollout changed:\n got %v\nwant %v", res.Rollout, before)
 			}
-			var wake time.Time
+			wake := deadlineWake(res.Rollout)
 			if tt.wake != 0 {
 				wake = t0.Add(tt.wake)
 			}
@@ -773,4 +774,17 @@ func TestAChangeUndoneWithinAStepIsNoChange(t *testing.T) {
 			}},
 		})
 	})
+}
+
+// deadlineWake is the wake-up a rollout asks for while it waits for its wave
+// to converge: the step's progress deadline. Zero when it does not wait so.
+func deadlineWake(r *cutoverv1.Rollout) time.Time {
+	st := r.GetStatus()
+	if st.GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING || st.GetBakeUntil() != nil {
+		return time.Time{}
+	}
+	if steps := rollout.Steps(r.GetSpec()); int(st.GetCurrentStep()) < len(steps) && steps[st.GetCurrentStep()].GetPause() != nil {
+		return time.Time{}
+	}
+	return st.GetStepStartTime().AsTime().Add(spec.ProgressDeadline(r.GetSpec()))
 }

@@ -44,6 +44,8 @@ func newSpec(t testing.TB, rev string, waves [][]string, steps ...*cutoverv1.Can
 		Strategy: &cutoverv1.Strategy{Strategy: &cutoverv1.Strategy_Canary{
 			Canary: &cutoverv1.CanaryStrategy{Steps: steps},
 		}},
+		// Scenarios jump the clock by hours; deadlines have their own tests.
+		ProgressDeadline: "24h",
 	}
 	for i, clusters := range waves {
 		s.Targets.Waves = append(s.Targets.Waves, &cutoverv1.Wave{Name: fmt.Sprintf("wave-%d", i+1), Clusters: clusters})

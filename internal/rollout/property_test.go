@@ -175,6 +175,11 @@ func (g *generator) spec() *cutoverv1.RolloutSpec {
 	if g.rng.IntN(5) == 0 {
 		s.Endpoint.ListenOverrides = map[string]string{order[0]: "127.0.0.1:9090"}
 	}
+	if g.rng.IntN(3) == 0 { // deadlines the random clock can hit, either policy, a bake
+		s.ProgressDeadline = fmt.Sprintf("%ds", 3+g.rng.IntN(20))
+		s.Targets.FailurePolicy = []string{"abort", "hold"}[g.rng.IntN(2)]
+		s.Targets.Waves[0].Bake = fmt.Sprintf("%ds", g.rng.IntN(4))
+	}
 	if g.rng.IntN(3) == 0 {
 		s.Strategy = &cutoverv1.Strategy{Strategy: &cutoverv1.Strategy_BlueGreen{BlueGreen: &cutoverv1.BlueGreenStrategy{
 			PreviewListen:         ":9100",

@@ -87,10 +87,11 @@ func validSpec() *cutoverv1.RolloutSpec {
 		Targets: &cutoverv1.Targets{Waves: []*cutoverv1.Wave{
 			{Name: "canary", Clusters: []string{"eu-1"}},
 			{Name: "rest", Clusters: []string{"us-1", "us-2"}},
-		}},
+		}, FailurePolicy: "abort"},
 		Strategy: &cutoverv1.Strategy{Strategy: &cutoverv1.Strategy_Canary{Canary: &cutoverv1.CanaryStrategy{
 			Steps: []*cutoverv1.CanaryStep{step(10), pause(""), step(50), pause("30s"), step(100)},
 		}}},
+		ProgressDeadline: "10m0s",
 	}
 }
 
@@ -172,8 +173,9 @@ func TestDefaultIsIdempotent(t *testing.T) {
 		t.Errorf("second Default gave %v, first %v", s, once)
 	}
 	want := &cutoverv1.RolloutSpec{
-		Revision: &cutoverv1.Revision{Name: "v1", Instances: 1, ReadinessPath: "/healthz", ReadyTimeout: "30s"},
-		Targets:  &cutoverv1.Targets{Waves: []*cutoverv1.Wave{{Name: "wave-1"}, {Name: "b"}}},
+		Revision:         &cutoverv1.Revision{Name: "v1", Instances: 1, ReadinessPath: "/healthz", ReadyTimeout: "30s"},
+		Targets:          &cutoverv1.Targets{Waves: []*cutoverv1.Wave{{Name: "wave-1"}, {Name: "b"}}, FailurePolicy: "abort"},
+		ProgressDeadline: "10m0s",
 	}
 	if !proto.Equal(s, want) {
 		t.Errorf("Default = %v, want %v", s, want)
@@ -182,7 +184,7 @@ func TestDefaultIsIdempotent(t *testing.T) {
 	// A spec without a revision is left without one, not a panic.
 	empty := &cutoverv1.RolloutSpec{}
 	spec.Default(empty)
-	if !proto.Equal(empty, &cutoverv1.RolloutSpec{}) {
+	if !proto.Equal(empty, &cutoverv1.RolloutSpec{ProgressDeadline: "10m0s"}) {
 		t.Errorf("Default(empty) = %v, want it unchanged", empty)
 	}
 }

@@ -21,7 +21,12 @@ const (
 	MaxInstances         = 256
 	// DefaultScaleDownDelaySeconds keeps a blue-green's old revision warm.
 	DefaultScaleDownDelaySeconds = 30
-	maxRevisionNameLength        = 63
+	// DefaultProgressDeadline bounds how long a step waits for its wave.
+	DefaultProgressDeadline = 10 * time.Minute
+	// Failure policies.
+	FailureAbort          = "abort"
+	FailureHold           = "hold"
+	maxRevisionNameLength = 63
 )
 
 var revisionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -34,6 +39,9 @@ func Validate(s *cutoverv1.RolloutSpec) error {
 	clusters := validateTargets(&c, s.GetTargets())
 	validateEndpoint(&c, s.GetEndpoint(), clusters)
 	validateStrategy(&c, s, clusters)
+	if d := s.GetProgressDeadline(); d != "" {
+		checkDuration(&c, "spec.progressDeadline", d)
+	}
 	return c.err()
 }
 
@@ -75,8 +83,16 @@ func validateTargets(c *errs, t *cutoverv1.Targets) map[string]bool {
 		c.add("spec.targets.waves", "must list at least one wave")
 		return clusters
 	}
+	switch t.GetFailurePolicy() {
+	case "", FailureAbort, FailureHold:
+	default:
+		c.add("spec.targets.failurePolicy", "must be %q or %q, got %q", FailureAbort, FailureHold, t.GetFailurePolicy())
+	}
 	for i, w := range t.GetWaves() {
 		wp := fmt.Sprintf("spec.targets.waves[%d]", i)
+		if b := w.GetBake(); b != "" {
+			checkDuration(c, wp+".bake", b)
+		}
 		if len(w.GetClusters()) == 0 {
 			c.add(wp+".clusters", "must list at least one cluster")
 		}
@@ -186,6 +202,12 @@ func Default(s *cutoverv1.RolloutSpec) {
 			w.Name = fmt.Sprintf("wave-%d", i+1)
 		}
 	}
+	if s.GetProgressDeadline() == "" {
+		s.ProgressDeadline = DefaultProgressDeadline.String()
+	}
+	if t := s.GetTargets(); t != nil && t.GetFailurePolicy() == "" {
+		t.FailurePolicy = FailureAbort
+	}
 	if bg := s.GetStrategy().GetBlueGreen(); bg != nil && bg.GetScaleDownDelaySeconds() == 0 {
 		bg.ScaleDownDelaySeconds = DefaultScaleDownDelaySeconds
 	}
@@ -209,6 +231,21 @@ func CheckClusters(s *cutoverv1.RolloutSpec, known func(string) bool) error {
 // The spec was validated, so a parse error cannot happen.
 func PauseDuration(p *cutoverv1.PauseStep) time.Duration {
 	d, _ := time.ParseDuration(p.GetDuration())
+	return d
+}
+
+// ProgressDeadline returns the spec's progress deadline, defaulted.
+func ProgressDeadline(s *cutoverv1.RolloutSpec) time.Duration {
+	d, err := time.ParseDuration(s.GetProgressDeadline())
+	if err != nil || d <= 0 {
+		return DefaultProgressDeadline
+	}
+	return d
+}
+
+// Bake returns how long a wave bakes after its promotion.
+func Bake(w *cutoverv1.Wave) time.Duration {
+	d, _ := time.ParseDuration(w.GetBake())
 	return d
 }
 

@@ -23,6 +23,8 @@ type App struct {
 	Steps []string
 	// BlueGreen, when set, replaces the canary strategy.
 	BlueGreen *BlueGreen
+	// ProgressDeadline, when set, is spec.progressDeadline.
+	ProgressDeadline string
 }
 
 // BlueGreen is a blue-green strategy.
@@ -77,6 +79,9 @@ func (a App) Manifest() string {
 		}
 		w("      - name: %s", name)
 		w("        clusters: [%s]", strings.Join(wave, ", "))
+	}
+	if a.ProgressDeadline != "" {
+		w("  progressDeadline: %s", a.ProgressDeadline)
 	}
 	w("  strategy:")
 	if bg := a.BlueGreen; bg != nil {

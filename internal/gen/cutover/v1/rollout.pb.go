@@ -98,6 +98,9 @@ const (
 	PauseReason_PAUSE_REASON_STEP PauseReason = 1
 	// An operator paused the rollout; resume lifts it.
 	PauseReason_PAUSE_REASON_OPERATOR PauseReason = 2
+	// A step failed under failurePolicy hold; resume retries the step,
+	// abort gives up.
+	PauseReason_PAUSE_REASON_FAILURE PauseReason = 3
 )
 
 // Enum value maps for PauseReason.
@@ -106,11 +109,13 @@ var (
 		0: "PAUSE_REASON_UNSPECIFIED",
 		1: "PAUSE_REASON_STEP",
 		2: "PAUSE_REASON_OPERATOR",
+		3: "PAUSE_REASON_FAILURE",
 	}
 	PauseReason_value = map[string]int32{
 		"PAUSE_REASON_UNSPECIFIED": 0,
 		"PAUSE_REASON_STEP":        1,
 		"PAUSE_REASON_OPERATOR":    2,
+		"PAUSE_REASON_FAILURE":     3,
 	}
 )
 
@@ -228,6 +233,8 @@ const (
 	TimelineEventType_TIMELINE_EVENT_TYPE_HEALTHY TimelineEventType = 9
 	// A newer apply replaced the rollout.
 	TimelineEventType_TIMELINE_EVENT_TYPE_SUPERSEDED TimelineEventType = 10
+	// A step missed its progress deadline.
+	TimelineEventType_TIMELINE_EVENT_TYPE_FAILED TimelineEventType = 11
 )
 
 // Enum value maps for TimelineEventType.
@@ -244,6 +251,7 @@ var (
 		8:  "TIMELINE_EVENT_TYPE_ABORTED",
 		9:  "TIMELINE_EVENT_TYPE_HEALTHY",
 		10: "TIMELINE_EVENT_TYPE_SUPERSEDED",
+		11: "TIMELINE_EVENT_TYPE_FAILED",
 	}
 	TimelineEventType_value = map[string]int32{
 		"TIMELINE_EVENT_TYPE_UNSPECIFIED":    0,
@@ -257,6 +265,7 @@ var (
 		"TIMELINE_EVENT_TYPE_ABORTED":        8,
 		"TIMELINE_EVENT_TYPE_HEALTHY":        9,
 		"TIMELINE_EVENT_TYPE_SUPERSEDED":     10,
+		"TIMELINE_EVENT_TYPE_FAILED":         11,
 	}
 )
 
@@ -450,9 +459,12 @@ type RolloutSpec struct {
 	// The clusters to roll out to, in waves.
 	Targets *Targets `protobuf:"bytes,3,opt,name=targets,proto3" json:"targets,omitempty"`
 	// How traffic moves to the new revision.
-	Strategy      *Strategy `protobuf:"bytes,4,opt,name=strategy,proto3" json:"strategy,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Strategy *Strategy `protobuf:"bytes,4,opt,name=strategy,proto3" json:"strategy,omitempty"`
+	// How long a step may wait for the clusters of its wave to report the
+	// new state in force before the rollout fails, e.g. "10m" (default).
+	ProgressDeadline string `protobuf:"bytes,5,opt,name=progress_deadline,json=progressDeadline,proto3" json:"progress_deadline,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RolloutSpec) Reset() {
@@ -511,6 +523,13 @@ func (x *RolloutSpec) GetStrategy() *Strategy {
 		return x.Strategy
 	}
 	return nil
+}
+
+func (x *RolloutSpec) GetProgressDeadline() string {
+	if x != nil {
+		return x.ProgressDeadline
+	}
+	return ""
 }
 
 // Revision is one version of the app and how to run it.
@@ -672,7 +691,11 @@ func (x *Endpoint) GetListenOverrides() map[string]string {
 type Targets struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Waves, in order. A wave starts when the previous one is fully promoted.
-	Waves         []*Wave `protobuf:"bytes,1,rep,name=waves,proto3" json:"waves,omitempty"`
+	Waves []*Wave `protobuf:"bytes,1,rep,name=waves,proto3" json:"waves,omitempty"`
+	// What a failure (a missed progress deadline) does: "abort" (default)
+	// returns every touched cluster to stable; "hold" pauses the rollout
+	// where it is, traffic unchanged, until resumed or aborted.
+	FailurePolicy string `protobuf:"bytes,2,opt,name=failure_policy,json=failurePolicy,proto3" json:"failure_policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -714,13 +737,23 @@ func (x *Targets) GetWaves() []*Wave {
 	return nil
 }
 
+func (x *Targets) GetFailurePolicy() string {
+	if x != nil {
+		return x.FailurePolicy
+	}
+	return ""
+}
+
 // Wave is a group of clusters that move together.
 type Wave struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Display name, e.g. "canary-region".
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Names of the clusters (as the agents report them).
-	Clusters      []string `protobuf:"bytes,2,rep,name=clusters,proto3" json:"clusters,omitempty"`
+	Clusters []string `protobuf:"bytes,2,rep,name=clusters,proto3" json:"clusters,omitempty"`
+	// How long to wait after this wave is promoted before the next one
+	// starts, e.g. "10m"; empty for no wait.
+	Bake          string `protobuf:"bytes,3,opt,name=bake,proto3" json:"bake,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -767,6 +800,13 @@ func (x *Wave) GetClusters() []string {
 		return x.Clusters
 	}
 	return nil
+}
+
+func (x *Wave) GetBake() string {
+	if x != nil {
+		return x.Bake
+	}
+	return ""
 }
 
 // Strategy selects how traffic moves.
@@ -1216,7 +1256,9 @@ type RolloutStatus struct {
 	// Set by a full promote: every remaining step and wave is skipped.
 	PromoteFull bool `protobuf:"varint,11,opt,name=promote_full,json=promoteFull,proto3" json:"promote_full,omitempty"`
 	// What happened, in order. Each step appears exactly once.
-	Timeline      []*TimelineEvent `protobuf:"bytes,12,rep,name=timeline,proto3" json:"timeline,omitempty"`
+	Timeline []*TimelineEvent `protobuf:"bytes,12,rep,name=timeline,proto3" json:"timeline,omitempty"`
+	// While a promoted wave bakes: when the next wave may start.
+	BakeUntil     *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=bake_until,json=bakeUntil,proto3" json:"bake_until,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1331,6 +1373,13 @@ func (x *RolloutStatus) GetPromoteFull() bool {
 func (x *RolloutStatus) GetTimeline() []*TimelineEvent {
 	if x != nil {
 		return x.Timeline
+	}
+	return nil
+}
+
+func (x *RolloutStatus) GetBakeUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.BakeUntil
 	}
 	return nil
 }
@@ -2721,12 +2770,13 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\vupdate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x1d\n" +
 	"\n" +
-	"applied_by\x18\x06 \x01(\tR\tappliedBy\"\xd2\x01\n" +
+	"applied_by\x18\x06 \x01(\tR\tappliedBy\"\xff\x01\n" +
 	"\vRolloutSpec\x120\n" +
 	"\brevision\x18\x01 \x01(\v2\x14.cutover.v1.RevisionR\brevision\x120\n" +
 	"\bendpoint\x18\x02 \x01(\v2\x14.cutover.v1.EndpointR\bendpoint\x12-\n" +
 	"\atargets\x18\x03 \x01(\v2\x13.cutover.v1.TargetsR\atargets\x120\n" +
-	"\bstrategy\x18\x04 \x01(\v2\x14.cutover.v1.StrategyR\bstrategy\"\x9f\x02\n" +
+	"\bstrategy\x18\x04 \x01(\v2\x14.cutover.v1.StrategyR\bstrategy\x12+\n" +
+	"\x11progress_deadline\x18\x05 \x01(\tR\x10progressDeadline\"\x9f\x02\n" +
 	"\bRevision\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x12\n" +
@@ -2743,12 +2793,14 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x10listen_overrides\x18\x02 \x03(\v2).cutover.v1.Endpoint.ListenOverridesEntryR\x0flistenOverrides\x1aB\n" +
 	"\x14ListenOverridesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"1\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"X\n" +
 	"\aTargets\x12&\n" +
-	"\x05waves\x18\x01 \x03(\v2\x10.cutover.v1.WaveR\x05waves\"6\n" +
+	"\x05waves\x18\x01 \x03(\v2\x10.cutover.v1.WaveR\x05waves\x12%\n" +
+	"\x0efailure_policy\x18\x02 \x01(\tR\rfailurePolicy\"J\n" +
 	"\x04Wave\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
-	"\bclusters\x18\x02 \x03(\tR\bclusters\"\x8c\x01\n" +
+	"\bclusters\x18\x02 \x03(\tR\bclusters\x12\x12\n" +
+	"\x04bake\x18\x03 \x01(\tR\x04bake\"\x8c\x01\n" +
 	"\bStrategy\x124\n" +
 	"\x06canary\x18\x01 \x01(\v2\x1a.cutover.v1.CanaryStrategyH\x00R\x06canary\x12>\n" +
 	"\n" +
@@ -2776,7 +2828,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"'\n" +
 	"\tPauseStep\x12\x1a\n" +
-	"\bduration\x18\x01 \x01(\tR\bduration\"\xcb\x04\n" +
+	"\bduration\x18\x01 \x01(\tR\bduration\"\x86\x05\n" +
 	"\rRolloutStatus\x12.\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x18.cutover.v1.RolloutPhaseR\x05phase\x12:\n" +
 	"\fpause_reason\x18\x02 \x01(\x0e2\x17.cutover.v1.PauseReasonR\vpauseReason\x12\x18\n" +
@@ -2791,7 +2843,9 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x0erollout_number\x18\n" +
 	" \x01(\x03R\rrolloutNumber\x12!\n" +
 	"\fpromote_full\x18\v \x01(\bR\vpromoteFull\x125\n" +
-	"\btimeline\x18\f \x03(\v2\x19.cutover.v1.TimelineEventR\btimeline\"\xca\x01\n" +
+	"\btimeline\x18\f \x03(\v2\x19.cutover.v1.TimelineEventR\btimeline\x129\n" +
+	"\n" +
+	"bake_until\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tbakeUntil\"\xca\x01\n" +
 	"\rTimelineEvent\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x121\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1d.cutover.v1.TimelineEventTypeR\x04type\x12\x12\n" +
@@ -2875,17 +2929,18 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x14ROLLOUT_PHASE_PAUSED\x10\x02\x12\x19\n" +
 	"\x15ROLLOUT_PHASE_HEALTHY\x10\x03\x12\x19\n" +
 	"\x15ROLLOUT_PHASE_ABORTED\x10\x04\x12\x1c\n" +
-	"\x18ROLLOUT_PHASE_SUPERSEDED\x10\x05*]\n" +
+	"\x18ROLLOUT_PHASE_SUPERSEDED\x10\x05*w\n" +
 	"\vPauseReason\x12\x1c\n" +
 	"\x18PAUSE_REASON_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11PAUSE_REASON_STEP\x10\x01\x12\x19\n" +
-	"\x15PAUSE_REASON_OPERATOR\x10\x02*\x9e\x01\n" +
+	"\x15PAUSE_REASON_OPERATOR\x10\x02\x12\x18\n" +
+	"\x14PAUSE_REASON_FAILURE\x10\x03*\x9e\x01\n" +
 	"\fClusterPhase\x12\x1d\n" +
 	"\x19CLUSTER_PHASE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15CLUSTER_PHASE_PENDING\x10\x01\x12\x1d\n" +
 	"\x19CLUSTER_PHASE_PROGRESSING\x10\x02\x12\x1a\n" +
 	"\x16CLUSTER_PHASE_PROMOTED\x10\x03\x12\x19\n" +
-	"\x15CLUSTER_PHASE_ABORTED\x10\x04*\x97\x03\n" +
+	"\x15CLUSTER_PHASE_ABORTED\x10\x04*\xb7\x03\n" +
 	"\x11TimelineEventType\x12#\n" +
 	"\x1fTIMELINE_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bTIMELINE_EVENT_TYPE_STARTED\x10\x01\x12$\n" +
@@ -2898,7 +2953,8 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x1bTIMELINE_EVENT_TYPE_ABORTED\x10\b\x12\x1f\n" +
 	"\x1bTIMELINE_EVENT_TYPE_HEALTHY\x10\t\x12\"\n" +
 	"\x1eTIMELINE_EVENT_TYPE_SUPERSEDED\x10\n" +
-	"*i\n" +
+	"\x12\x1e\n" +
+	"\x1aTIMELINE_EVENT_TYPE_FAILED\x10\v*i\n" +
 	"\x05Track\x12\x15\n" +
 	"\x11TRACK_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fTRACK_STABLE\x10\x01\x12\x10\n" +
@@ -3008,53 +3064,54 @@ var file_cutover_v1_rollout_proto_depIdxs = []int32{
 	46, // 21: cutover.v1.RolloutStatus.start_time:type_name -> google.protobuf.Timestamp
 	46, // 22: cutover.v1.RolloutStatus.end_time:type_name -> google.protobuf.Timestamp
 	18, // 23: cutover.v1.RolloutStatus.timeline:type_name -> cutover.v1.TimelineEvent
-	46, // 24: cutover.v1.TimelineEvent.time:type_name -> google.protobuf.Timestamp
-	3,  // 25: cutover.v1.TimelineEvent.type:type_name -> cutover.v1.TimelineEventType
-	2,  // 26: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
-	7,  // 27: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
-	42, // 28: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
-	7,  // 29: cutover.v1.ClusterProgress.previous_revision:type_name -> cutover.v1.Revision
-	46, // 30: cutover.v1.ClusterProgress.scale_down_time:type_name -> google.protobuf.Timestamp
-	15, // 31: cutover.v1.ClusterProgress.header_route:type_name -> cutover.v1.HeaderRoute
-	5,  // 32: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 33: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 34: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
-	5,  // 35: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 36: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 37: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 38: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 39: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 40: cutover.v1.RetryRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 41: cutover.v1.UndoRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 42: cutover.v1.ListRolloutHistoryResponse.rollouts:type_name -> cutover.v1.Rollout
-	4,  // 43: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
-	20, // 44: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
-	22, // 45: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
-	24, // 46: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
-	26, // 47: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
-	28, // 48: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
-	30, // 49: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
-	32, // 50: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
-	34, // 51: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
-	36, // 52: cutover.v1.RolloutService.RetryRollout:input_type -> cutover.v1.RetryRolloutRequest
-	38, // 53: cutover.v1.RolloutService.UndoRollout:input_type -> cutover.v1.UndoRolloutRequest
-	40, // 54: cutover.v1.RolloutService.ListRolloutHistory:input_type -> cutover.v1.ListRolloutHistoryRequest
-	21, // 55: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
-	23, // 56: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
-	25, // 57: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
-	27, // 58: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
-	29, // 59: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
-	31, // 60: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
-	33, // 61: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
-	35, // 62: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
-	37, // 63: cutover.v1.RolloutService.RetryRollout:output_type -> cutover.v1.RetryRolloutResponse
-	39, // 64: cutover.v1.RolloutService.UndoRollout:output_type -> cutover.v1.UndoRolloutResponse
-	41, // 65: cutover.v1.RolloutService.ListRolloutHistory:output_type -> cutover.v1.ListRolloutHistoryResponse
-	55, // [55:66] is the sub-list for method output_type
-	44, // [44:55] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	46, // 24: cutover.v1.RolloutStatus.bake_until:type_name -> google.protobuf.Timestamp
+	46, // 25: cutover.v1.TimelineEvent.time:type_name -> google.protobuf.Timestamp
+	3,  // 26: cutover.v1.TimelineEvent.type:type_name -> cutover.v1.TimelineEventType
+	2,  // 27: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
+	7,  // 28: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
+	42, // 29: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
+	7,  // 30: cutover.v1.ClusterProgress.previous_revision:type_name -> cutover.v1.Revision
+	46, // 31: cutover.v1.ClusterProgress.scale_down_time:type_name -> google.protobuf.Timestamp
+	15, // 32: cutover.v1.ClusterProgress.header_route:type_name -> cutover.v1.HeaderRoute
+	5,  // 33: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 34: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 35: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
+	5,  // 36: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 37: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 38: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 39: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 40: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 41: cutover.v1.RetryRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 42: cutover.v1.UndoRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 43: cutover.v1.ListRolloutHistoryResponse.rollouts:type_name -> cutover.v1.Rollout
+	4,  // 44: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
+	20, // 45: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
+	22, // 46: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
+	24, // 47: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
+	26, // 48: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
+	28, // 49: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
+	30, // 50: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
+	32, // 51: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
+	34, // 52: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
+	36, // 53: cutover.v1.RolloutService.RetryRollout:input_type -> cutover.v1.RetryRolloutRequest
+	38, // 54: cutover.v1.RolloutService.UndoRollout:input_type -> cutover.v1.UndoRolloutRequest
+	40, // 55: cutover.v1.RolloutService.ListRolloutHistory:input_type -> cutover.v1.ListRolloutHistoryRequest
+	21, // 56: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
+	23, // 57: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
+	25, // 58: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
+	27, // 59: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
+	29, // 60: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
+	31, // 61: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
+	33, // 62: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
+	35, // 63: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
+	37, // 64: cutover.v1.RolloutService.RetryRollout:output_type -> cutover.v1.RetryRolloutResponse
+	39, // 65: cutover.v1.RolloutService.UndoRollout:output_type -> cutover.v1.UndoRolloutResponse
+	41, // 66: cutover.v1.RolloutService.ListRolloutHistory:output_type -> cutover.v1.ListRolloutHistoryResponse
+	56, // [56:67] is the sub-list for method output_type
+	45, // [45:56] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_cutover_v1_rollout_proto_init() }
