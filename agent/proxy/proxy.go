@@ -32,6 +32,10 @@ type Route struct {
 	// requests whose Header equals Value (ignoring Weight), ahead of the
 	// weighted routes.
 	Match *Match
+	// Mirror, when above 0, makes this a shadow route: it receives a copy
+	// of Mirror percent of all requests (ignoring Weight); the answers are
+	// discarded and nobody waits for them.
+	Mirror int
 }
 
 // Match is an exact header match.
@@ -44,6 +48,7 @@ type Match struct {
 type table struct {
 	routes  []route // weighted
 	matches []route // header routes, tried first
+	mirror  *route  // shadow route, gets copies
 	total   int
 }
 
@@ -60,11 +65,12 @@ type Proxy struct {
 	cursors  map[string]*atomic.Uint64
 	inflight sync.Map // backend address -> *atomic.Int64
 	rp       *httputil.ReverseProxy
+	mirrors  mirrors
 }
 
 // New returns a proxy with an empty table (every request gets 503).
 func New(log *slog.Logger) *Proxy {
-	p := &Proxy{log: log, cursors: map[string]*atomic.Uint64{}}
+	p := &Proxy{log: log, cursors: map[string]*atomic.Uint64{}, mirrors: newMirrors()}
 	p.table.Store(&table{})
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -101,6 +107,10 @@ func (p *Proxy) SetTable(routes []Route) {
 			p.cursors[r.Revision] = c
 		}
 		r.Backends = append([]string(nil), r.Backends...)
+		if r.Mirror > 0 {
+			t.mirror = &route{Route: r, next: c}
+			continue
+		}
 		if r.Match != nil {
 			m := *r.Match
 			r.Match = &m
@@ -147,7 +157,11 @@ func (p *Proxy) Drain(ctx context.Context, backend string) error {
 
 // ServeHTTP routes one request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rev, backend, ok := p.table.Load().pick(r.Header)
+	t := p.table.Load()
+	if m := t.mirror; m != nil && rand.IntN(100) < m.Mirror {
+		r = p.mirrors.send(r, m.Revision, m.Backends[(m.next.Add(1)-1)%uint64(len(m.Backends))])
+	}
+	rev, backend, ok := t.pick(r.Header)
 	if !ok {
 		http.Error(w, "no ready instance", http.StatusServiceUnavailable)
 		return

@@ -25,6 +25,7 @@ const (
 	drainTimeout   = 10 * time.Second
 	stopTimeout    = 15 * time.Second
 	proxyGrace     = 5 * time.Second
+	statsInterval  = time.Second
 )
 
 // worker reconciles one app. Fields below the mutex are owned by run.
@@ -46,6 +47,8 @@ type worker struct {
 	main      frontend          // the app's address: traffic split by weight
 	preview   frontend          // blue-green: every request to the PREVIEW revision
 	startErr  map[string]string // by slot, until a start succeeds
+	failed    map[string]int32  // instance failures per desired revision key
+	published time.Time         // when the report was last sent
 	lastErr   string
 	reported  *cutoverv1.ObservedApp
 
@@ -126,6 +129,7 @@ func newWorker(d *cutoverv1.DesiredApp, rt runtime.Runtime, out *Outbox, log *sl
 		slots:     map[string]map[int]runtime.Instance{},
 		lastStart: map[string]time.Time{},
 		startErr:  map[string]string{},
+		failed:    map[string]int32{},
 		inForce:   map[string]int32{},
 		stopping:  map[runtime.Instance]struct{}{},
 	}
@@ -249,6 +253,7 @@ func (w *worker) ensureInstances(ctx context.Context) {
 			}
 			if in != nil {
 				w.log.Warn("instance exited", "revision", key, "index", idx)
+				w.failed[key]++
 				delete(slots, idx)
 				_ = in.Stop(ctx) // forgets its record
 			}
@@ -301,6 +306,11 @@ func (w *worker) route() {
 				Match: &proxy.Match{Header: hr.GetMatch().GetHeader(), Value: hr.GetMatch().GetValue()}})
 		}
 	}
+	if pct := w.desired.GetMirrorPercent(); pct > 0 {
+		if key := w.trackKey(cutoverv1.Track_TRACK_SHADOW); key != "" && len(ready[key]) > 0 {
+			routes = append(routes, proxy.Route{Revision: w.revName(key), Backends: ready[key], Mirror: int(pct)})
+		}
+	}
 	w.main.setTable(routes)
 	var preview []proxy.Route
 	if key := w.previewKey(); key != "" && len(ready[key]) > 0 {
@@ -329,10 +339,13 @@ func (w *worker) retire() []runtime.Instance {
 	for _, dr := range w.desired.GetRevisions() {
 		n[runtime.RevisionKey(dr.GetRevision())] = wanted(dr)
 	}
+	// Surge first: a desired revision keeps instances beyond its count
+	// until every desired instance is ready, so capacity never drops.
+	allReady := w.allReady()
 	var victims []runtime.Instance
 	for key, slots := range w.slots {
 		for idx, in := range slots {
-			keep := idx < n[key] || (n[key] == 0 && w.inForce[key] > 0)
+			keep := idx < n[key] || (n[key] == 0 && w.inForce[key] > 0) || (n[key] > 0 && !allReady && in.Ready())
 			if !keep {
 				delete(slots, idx)
 				victims = append(victims, in)
@@ -343,6 +356,19 @@ func (w *worker) retire() []runtime.Instance {
 		}
 	}
 	return victims
+}
+
+// allReady reports whether every desired instance is ready.
+func (w *worker) allReady() bool {
+	for _, dr := range w.desired.GetRevisions() {
+		key := runtime.RevisionKey(dr.GetRevision())
+		for idx := range wanted(dr) {
+			if in := w.slots[key][idx]; in == nil || !in.Ready() {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (w *worker) drainAndStop(in runtime.Instance) {
@@ -409,13 +435,32 @@ func (w *worker) report() {
 		if ready < counts[key] || len(w.slots[key]) > counts[key] {
 			converged = false
 		}
-		obs.Revisions = append(obs.Revisions, &cutoverv1.ObservedRevision{
+		o := &cutoverv1.ObservedRevision{
 			Revision:        w.revName(key),
 			Track:           tracks[key],
 			InstancesWanted: int32(counts[key]),
 			InstancesReady:  int32(ready),
 			Weight:          w.inForce[key],
-		})
+			InstancesFailed: w.failed[key],
+		}
+		if tracks[key] == cutoverv1.Track_TRACK_SHADOW && w.main.px != nil {
+			if st, ok := w.main.px.MirrorStats()[o.GetRevision()]; ok {
+				o.Requests, o.LatencyP99Micros = st.Requests, st.P99.Microseconds()
+				o.StatusCodes = map[int32]int64{}
+				for c, n := range st.Codes {
+					o.StatusCodes[int32(c)] = n
+				}
+			}
+		}
+		obs.Revisions = append(obs.Revisions, o)
+	}
+	for key := range w.failed {
+		if _, desired := counts[key]; !desired {
+			delete(w.failed, key)
+		}
+	}
+	if want := w.trackKey(cutoverv1.Track_TRACK_SHADOW); want != "" && w.desired.GetMirrorPercent() > 0 {
+		converged = converged && w.mirroring()
 	}
 	w.stopMu.Lock()
 	if len(w.stopping) > 0 {
@@ -423,10 +468,41 @@ func (w *worker) report() {
 	}
 	w.stopMu.Unlock()
 	obs.Converged = converged
-	if !proto.Equal(obs, w.reported) {
-		w.reported = obs
-		w.out.Publish(obs)
+	if proto.Equal(obs, w.reported) {
+		return
 	}
+	// Traffic counters change all the time: on their own they are sent at
+	// most once a second.
+	if sameButCounters(obs, w.reported) && time.Since(w.published) < statsInterval {
+		return
+	}
+	w.reported, w.published = obs, time.Now()
+	w.out.Publish(obs)
+}
+
+// mirroring reports whether the main proxy's table mirrors to the shadow.
+func (w *worker) mirroring() bool {
+	for _, r := range w.main.table {
+		if r.Mirror > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// sameButCounters compares two reports ignoring the traffic counters.
+func sameButCounters(a, b *cutoverv1.ObservedApp) bool {
+	if b == nil {
+		return false
+	}
+	strip := func(o *cutoverv1.ObservedApp) *cutoverv1.ObservedApp {
+		c := proto.Clone(o).(*cutoverv1.ObservedApp)
+		for _, r := range c.GetRevisions() {
+			r.Requests, r.StatusCodes, r.LatencyP99Micros = 0, nil, 0
+		}
+		return c
+	}
+	return proto.Equal(strip(a), strip(b))
 }
 
 func (w *worker) shutdown() {
@@ -466,6 +542,9 @@ func (w *worker) revName(key string) string {
 }
 
 func wanted(dr *cutoverv1.DesiredRevision) int {
+	if n := dr.GetInstances(); n > 0 {
+		return int(n)
+	}
 	return max(int(dr.GetRevision().GetInstances()), 1)
 }
 

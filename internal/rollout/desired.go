@@ -37,11 +37,22 @@ func Desired(r *cutoverv1.Rollout, cp *cutoverv1.ClusterProgress) *cutoverv1.Des
 			}
 			break
 		}
-		w := cp.GetCanaryWeight()
-		d.Revisions = []*cutoverv1.DesiredRevision{
-			track(cutoverv1.Track_TRACK_STABLE, stable, 100-w),
-			track(cutoverv1.Track_TRACK_CANARY, next, w),
+		if sh := s.GetStrategy().GetShadow(); sh != nil { // copies of live requests only
+			d.MirrorPercent = sh.GetMirrorPercent()
+			d.Revisions = []*cutoverv1.DesiredRevision{
+				track(cutoverv1.Track_TRACK_STABLE, stable, 100),
+				track(cutoverv1.Track_TRACK_SHADOW, next, 0),
+			}
+			break
 		}
+		if s.GetStrategy().GetRolling() != nil {
+			d.Revisions = rolling(stable, next, cp.GetCanaryInstances())
+			break
+		}
+		w := cp.GetCanaryWeight()
+		canary := track(cutoverv1.Track_TRACK_CANARY, next, w)
+		canary.Instances = cp.GetCanaryInstances()
+		d.Revisions = []*cutoverv1.DesiredRevision{track(cutoverv1.Track_TRACK_STABLE, stable, 100-w), canary}
 		if h := cp.GetHeaderRoute(); h != nil {
 			d.HeaderRoutes = []*cutoverv1.TrackRoute{{Match: h, Track: cutoverv1.Track_TRACK_CANARY}}
 		}
@@ -56,6 +67,24 @@ func Desired(r *cutoverv1.Rollout, cp *cutoverv1.ClusterProgress) *cutoverv1.Des
 		}
 	}
 	return d
+}
+
+// rolling is a rolling update with k new instances: the old revision keeps
+// its other instances, and traffic is shared per instance.
+func rolling(stable, next *cutoverv1.Revision, k int32) []*cutoverv1.DesiredRevision {
+	if k <= 0 {
+		return []*cutoverv1.DesiredRevision{track(cutoverv1.Track_TRACK_STABLE, stable, 100)}
+	}
+	old := max(stable.GetInstances(), 1) - k
+	canary := track(cutoverv1.Track_TRACK_CANARY, next, 100)
+	canary.Instances = k
+	if old <= 0 {
+		return []*cutoverv1.DesiredRevision{canary}
+	}
+	canary.Weight = (200*k + k + old) / (2 * (k + old)) // 100k/(k+old), rounded
+	st := track(cutoverv1.Track_TRACK_STABLE, stable, 100-canary.Weight)
+	st.Instances = old
+	return []*cutoverv1.DesiredRevision{st, canary}
 }
 
 func track(t cutoverv1.Track, rev *cutoverv1.Revision, w int32) *cutoverv1.DesiredRevision {

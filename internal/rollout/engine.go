@@ -140,8 +140,11 @@ func apply(old *cutoverv1.Rollout, a Apply, force bool, now time.Time) Result {
 		Message:       fmt.Sprintf("rolling out revision %s", a.Spec.GetRevision().GetName()),
 	}
 	for i, w := range a.Spec.GetTargets().GetWaves() {
-		for _, c := range w.GetClusters() {
+		for j, c := range w.GetClusters() {
 			cp := &cutoverv1.ClusterProgress{Cluster: c, Wave: int32(i), Phase: cutoverv1.ClusterPhase_CLUSTER_PHASE_PENDING}
+			if n := int(w.GetMaxParallel()); n > 0 {
+				cp.Group = int32(j / n)
+			}
 			if p := prev[c]; p != nil {
 				cp.StableRevision = serving(p, old.GetSpec())
 				cp.DesiredGeneration = p.GetDesiredGeneration()
@@ -284,6 +287,7 @@ func (m *machine) promote(full bool, actor string) {
 	if full {
 		st.PromoteFull = true
 		st.CurrentStep = int32(len(m.steps()))
+		st.StepStartTime = timestamppb.New(m.now) // the promotion gets a full deadline
 		m.setProgressing("fully promoted by an operator")
 		m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_PROMOTED, actor, "every remaining step and wave skipped")
 		return
@@ -323,6 +327,7 @@ func (m *machine) record(t cutoverv1.TimelineEventType, actor, msg string) {
 		Time:    timestamppb.New(m.now),
 		Type:    t,
 		Wave:    st.GetCurrentWave(),
+		Group:   st.GetCurrentGroup(),
 		Step:    st.GetCurrentStep(),
 		Actor:   actor,
 		Message: msg,
@@ -350,7 +355,7 @@ func (m *machine) advance() {
 func (m *machine) stepOnce() bool {
 	st := m.st()
 	steps := m.steps()
-	wave := m.waveClusters(st.GetCurrentWave())
+	wave := m.groupClusters(st.GetCurrentWave(), st.GetCurrentGroup())
 	if int(st.GetCurrentStep()) < len(steps) && (st.GetPromoteFull() || firstDeploy(wave)) {
 		st.CurrentStep = int32(len(steps))
 	}
@@ -371,6 +376,17 @@ func (m *machine) stepOnce() bool {
 		}
 		if !converged(wave) {
 			return m.waiting(fmt.Sprintf("waiting for the %s header route to be in force in wave %s", s.SetHeaderRoute.GetHeader(), m.waveName()))
+		}
+	case *cutoverv1.CanaryStep_SetCanaryScale:
+		for _, cp := range wave {
+			m.setCanaryInstances(cp, s.SetCanaryScale.GetInstances())
+		}
+		if failed := m.failedInstances(wave); failed != "" {
+			m.fail(failed)
+			return false
+		}
+		if !converged(wave) {
+			return m.waiting(fmt.Sprintf("waiting for %d new instances in wave %s", s.SetCanaryScale.GetInstances(), m.waveName()))
 		}
 	case *cutoverv1.CanaryStep_Pause:
 		d := spec.PauseDuration(s.Pause)
@@ -410,6 +426,12 @@ func (m *machine) promoteWave(wave []*cutoverv1.ClusterProgress) bool {
 		return m.waiting(fmt.Sprintf("promoting wave %s", m.waveName()))
 	}
 	waves := m.r.GetSpec().GetTargets().GetWaves()
+	if st.GetBakeUntil() == nil && len(m.groupClusters(st.GetCurrentWave(), st.GetCurrentGroup()+1)) > 0 {
+		m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_WAVE_PROMOTED, "",
+			fmt.Sprintf("group %d of wave %s promoted", st.GetCurrentGroup()+1, m.waveName()))
+		m.startGroup(st.GetCurrentWave(), st.GetCurrentGroup()+1)
+		return true
+	}
 	last := int(st.GetCurrentWave())+1 >= len(waves)
 	if st.GetBakeUntil() == nil {
 		m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_WAVE_PROMOTED, "", fmt.Sprintf("wave %s promoted", m.waveName()))
@@ -435,15 +457,53 @@ func (m *machine) promoteWave(wave []*cutoverv1.ClusterProgress) bool {
 	return false
 }
 
-func (m *machine) startWave(i int32) {
+func (m *machine) startWave(i int32) { m.startGroup(i, 0) }
+
+// startGroup starts the steps for one group of a wave (the whole wave when
+// it has no maxParallel).
+func (m *machine) startGroup(wave, group int32) {
 	st := m.st()
-	st.CurrentWave = i
+	st.CurrentWave, st.CurrentGroup = wave, group
 	st.CurrentStep = 0
 	st.StepStartTime = timestamppb.New(m.now)
-	for _, cp := range m.waveClusters(i) {
+	for _, cp := range m.groupClusters(wave, group) {
 		m.setCluster(cp, cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING, 0)
 	}
-	m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_WAVE_STARTED, "", fmt.Sprintf("wave %s started", m.waveName()))
+	msg := fmt.Sprintf("wave %s started", m.waveName())
+	if group > 0 || len(m.groupClusters(wave, 1)) > 0 {
+		msg = fmt.Sprintf("group %d of wave %s started", group+1, m.waveName())
+	}
+	m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_WAVE_STARTED, "", msg)
+}
+
+// setCanaryInstances sets how many instances of the new revision a cluster
+// runs.
+func (m *machine) setCanaryInstances(cp *cutoverv1.ClusterProgress, n int32) {
+	if cp.GetCanaryInstances() == n {
+		return
+	}
+	before := Desired(m.r, cp)
+	cp.CanaryInstances = n
+	m.refresh(cp, before)
+}
+
+// failedInstances describes, for a rolling update, a cluster whose new
+// instances failed readiness at least failureThreshold times.
+func (m *machine) failedInstances(wave []*cutoverv1.ClusterProgress) string {
+	r := m.r.GetSpec().GetStrategy().GetRolling()
+	if r == nil {
+		return ""
+	}
+	threshold := max(r.GetFailureThreshold(), 1)
+	name := m.r.GetSpec().GetRevision().GetName()
+	for _, cp := range wave {
+		for _, o := range cp.GetObservedRevisions() {
+			if o.GetRevision() == name && o.GetInstancesFailed() >= threshold {
+				return fmt.Sprintf("%d new instances of %s failed in %s (failure threshold %d)", o.GetInstancesFailed(), name, cp.GetCluster(), threshold)
+			}
+		}
+	}
+	return ""
 }
 
 func (m *machine) nextStep() {
@@ -504,6 +564,7 @@ func (m *machine) setCluster(cp *cutoverv1.ClusterProgress, phase cutoverv1.Clus
 	cp.CanaryWeight = weight
 	if phase != cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING {
 		cp.HeaderRoute = nil // only a canary in progress routes by header
+		cp.CanaryInstances = 0
 	}
 	m.refresh(cp, before)
 }
@@ -610,17 +671,45 @@ func Steps(s *cutoverv1.RolloutSpec) []*cutoverv1.CanaryStep {
 			{Step: &cutoverv1.CanaryStep_Pause{Pause: wait}},
 		}
 	}
+	if r := s.GetStrategy().GetRolling(); r != nil {
+		return rollingSteps(r, int(max(s.GetRevision().GetInstances(), 1)))
+	}
+	if sh := s.GetStrategy().GetShadow(); sh != nil {
+		return []*cutoverv1.CanaryStep{
+			{Step: &cutoverv1.CanaryStep_SetWeight{SetWeight: 0}},
+			{Step: &cutoverv1.CanaryStep_Pause{Pause: &cutoverv1.PauseStep{Duration: sh.GetDuration()}}},
+		}
+	}
 	return s.GetStrategy().GetCanary().GetSteps()
+}
+
+// rollingSteps are one setCanaryScale per batch, with the pause between
+// batches; traffic follows the instances (see Desired).
+func rollingSteps(r *cutoverv1.RollingStrategy, total int) []*cutoverv1.CanaryStep {
+	batch := spec.BatchSize(r, total)
+	var steps []*cutoverv1.CanaryStep
+	for k := batch; ; k += batch {
+		k = min(k, total)
+		steps = append(steps, &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_SetCanaryScale{
+			SetCanaryScale: &cutoverv1.SetCanaryScale{Instances: int32(k)}}})
+		if k == total {
+			return steps
+		}
+		if d := r.GetPauseBetweenBatches(); d != "" {
+			steps = append(steps, &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_Pause{Pause: &cutoverv1.PauseStep{Duration: d}}})
+		}
+	}
 }
 
 func (m *machine) waveName() string {
 	return m.r.GetSpec().GetTargets().GetWaves()[m.st().GetCurrentWave()].GetName()
 }
 
-func (m *machine) waveClusters(i int32) []*cutoverv1.ClusterProgress {
+// groupClusters are the clusters of one group of a wave.
+func (m *machine) groupClusters(wave, group int32) []*cutoverv1.ClusterProgress {
 	var out []*cutoverv1.ClusterProgress
 	for _, cp := range m.st().GetClusters() {
-		if cp.GetWave() == i {
+		if cp.GetWave() == wave && cp.GetGroup() == group {
 			out = append(out, cp)
 		}
 	}
@@ -665,6 +754,8 @@ func describeStep(s *cutoverv1.CanaryStep) string {
 		return "pause until promoted"
 	case *cutoverv1.CanaryStep_SetHeaderRoute:
 		return fmt.Sprintf("setHeaderRoute %s: %s", x.SetHeaderRoute.GetHeader(), x.SetHeaderRoute.GetValue())
+	case *cutoverv1.CanaryStep_SetCanaryScale:
+		return fmt.Sprintf("setCanaryScale %d", x.SetCanaryScale.GetInstances())
 	}
 	return "step"
 }

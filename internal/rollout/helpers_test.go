@@ -192,21 +192,9 @@ func sameWork(a, b *cutoverv1.DesiredApp) bool {
 	if len(a.GetRevisions()) == 0 || len(b.GetRevisions()) == 0 {
 		return len(a.GetRevisions()) == len(b.GetRevisions())
 	}
-	if a.GetApp() != b.GetApp() || a.GetListen() != b.GetListen() || len(a.GetRevisions()) != len(b.GetRevisions()) ||
-		a.GetPreviewListen() != b.GetPreviewListen() || len(a.GetHeaderRoutes()) != len(b.GetHeaderRoutes()) {
-		return false
-	}
-	for i := range a.GetHeaderRoutes() {
-		if !proto.Equal(a.GetHeaderRoutes()[i], b.GetHeaderRoutes()[i]) {
-			return false
-		}
-	}
-	for i := range a.GetRevisions() {
-		if !proto.Equal(a.GetRevisions()[i], b.GetRevisions()[i]) {
-			return false
-		}
-	}
-	return true
+	x, y := proto.Clone(a).(*cutoverv1.DesiredApp), proto.Clone(b).(*cutoverv1.DesiredApp)
+	x.Generation, y.Generation = 0, 0
+	return proto.Equal(x, y)
 }
 
 // checkStep checks the engine's invariants for one Step from prev (frozen is
@@ -379,6 +367,10 @@ func checkWaves(r *cutoverv1.Rollout) error {
 			want = []cutoverv1.ClusterPhase{cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED}
 		case cp.GetWave() > st.GetCurrentWave():
 			want = []cutoverv1.ClusterPhase{cutoverv1.ClusterPhase_CLUSTER_PHASE_PENDING}
+		case cp.GetGroup() < st.GetCurrentGroup(): // earlier group of the current wave
+			want = []cutoverv1.ClusterPhase{cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED}
+		case cp.GetGroup() > st.GetCurrentGroup():
+			want = []cutoverv1.ClusterPhase{cutoverv1.ClusterPhase_CLUSTER_PHASE_PENDING}
 		default:
 			want = []cutoverv1.ClusterPhase{cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING, cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED}
 		}
@@ -408,14 +400,14 @@ func checkTimeline(prev, next *cutoverv1.Rollout) error {
 	} else if len(tl) == 0 || tl[0].GetType() != cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_STARTED {
 		return errors.New("a new rollout's timeline does not begin with STARTED")
 	}
-	done := map[[2]int32]bool{}
+	done := map[[3]int32]bool{}
 	ends := 0
 	for _, e := range tl {
 		switch e.GetType() {
 		case cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_STEP_COMPLETED:
-			k := [2]int32{e.GetWave(), e.GetStep()}
+			k := [3]int32{e.GetWave(), e.GetGroup(), e.GetStep()}
 			if done[k] {
-				return fmt.Errorf("step %d of wave %d completed twice", k[1], k[0])
+				return fmt.Errorf("step %d of wave %d group %d completed twice", k[2], k[0], k[1])
 			}
 			done[k] = true
 		case cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_HEALTHY, cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_ABORTED:

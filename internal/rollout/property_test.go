@@ -162,7 +162,12 @@ func (g *generator) spec() *cutoverv1.RolloutSpec {
 	for range 1 + g.rng.IntN(4) {
 		switch g.rng.IntN(5) {
 		case 3:
-			steps = append(steps, headerRoute("X-Canary", "always"))
+			if g.rng.IntN(2) == 0 {
+				steps = append(steps, headerRoute("X-Canary", "always"))
+			} else {
+				steps = append(steps, &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_SetCanaryScale{
+					SetCanaryScale: &cutoverv1.SetCanaryScale{Instances: int32(1 + g.rng.IntN(3))}}})
+			}
 		case 0:
 			steps = append(steps, pause(""))
 		case 1:
@@ -179,6 +184,20 @@ func (g *generator) spec() *cutoverv1.RolloutSpec {
 		s.ProgressDeadline = fmt.Sprintf("%ds", 3+g.rng.IntN(20))
 		s.Targets.FailurePolicy = []string{"abort", "hold"}[g.rng.IntN(2)]
 		s.Targets.Waves[0].Bake = fmt.Sprintf("%ds", g.rng.IntN(4))
+	}
+	if g.rng.IntN(4) == 0 { // groups of one within the bigger wave
+		s.Targets.Waves[len(s.Targets.Waves)-1].MaxParallel = 1
+	}
+	switch g.rng.IntN(6) {
+	case 0:
+		s.Strategy = &cutoverv1.Strategy{Strategy: &cutoverv1.Strategy_Rolling{Rolling: &cutoverv1.RollingStrategy{
+			BatchSize: []string{"1", "50%", "2"}[g.rng.IntN(3)], FailureThreshold: 1 + int32(g.rng.IntN(2)),
+			PauseBetweenBatches: []string{"", "1s"}[g.rng.IntN(2)],
+		}}}
+	case 1:
+		s.Strategy = &cutoverv1.Strategy{Strategy: &cutoverv1.Strategy_Shadow{Shadow: &cutoverv1.ShadowStrategy{
+			MirrorPercent: 1 + int32(g.rng.IntN(100)), Duration: []string{"", "2s"}[g.rng.IntN(2)],
+		}}}
 	}
 	if g.rng.IntN(3) == 0 {
 		s.Strategy = &cutoverv1.Strategy{Strategy: &cutoverv1.Strategy_BlueGreen{BlueGreen: &cutoverv1.BlueGreenStrategy{

@@ -271,7 +271,7 @@ func TestParseInvalid(t *testing.T) {
 			"spec.revision: is required",
 			"spec.targets.waves: must list at least one wave",
 			"spec.endpoint.listen: is required",
-			"spec.strategy: must set canary or blueGreen",
+			"spec.strategy: must set canary, blueGreen, rolling or shadow",
 		}},
 		{"many-problems.yaml", []string{
 			`spec.revision.name: must be 1-63 letters, digits, '.', '_' or '-', got "-v2"`,
@@ -286,7 +286,7 @@ func TestParseInvalid(t *testing.T) {
 			`spec.endpoint.listenOverrides.eu-1: port must be between 1 and 65535, got "99999"`,
 			`spec.endpoint.listenOverrides.zz-9: cluster "zz-9" is not a target of this rollout`,
 			"spec.strategy.canary.steps[0].setWeight: must be between 0 and 100, got -1",
-			"spec.strategy.canary.steps[1]: must set setWeight, pause or setHeaderRoute",
+			"spec.strategy.canary.steps[1]: must set setWeight, pause, setHeaderRoute or setCanaryScale",
 		}},
 	}
 	seen := map[string]bool{}
@@ -367,7 +367,7 @@ func TestValidateBounds(t *testing.T) {
 		{"bad override address", func(s *cutoverv1.RolloutSpec) { s.Endpoint.ListenOverrides["us-1"] = "us-1" },
 			[]string{`spec.endpoint.listenOverrides.us-1: must be host:port, got "us-1"`}},
 		{"no strategy", func(s *cutoverv1.RolloutSpec) { s.Strategy = nil },
-			[]string{"spec.strategy: must set canary or blueGreen"}},
+			[]string{"spec.strategy: must set canary, blueGreen, rolling or shadow"}},
 		{"no targets", func(s *cutoverv1.RolloutSpec) { s.Targets = nil },
 			// The override names a cluster that is no longer a target.
 			[]string{"spec.targets.waves: must list at least one wave",

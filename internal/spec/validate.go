@@ -93,6 +93,9 @@ func validateTargets(c *errs, t *cutoverv1.Targets) map[string]bool {
 		if b := w.GetBake(); b != "" {
 			checkDuration(c, wp+".bake", b)
 		}
+		if n := w.GetMaxParallel(); n < 0 {
+			c.add(wp+".maxParallel", "must be 0 (all at once) or more, got %d", n)
+		}
 		if len(w.GetClusters()) == 0 {
 			c.add(wp+".clusters", "must list at least one cluster")
 		}
@@ -146,13 +149,20 @@ func checkListen(c *errs, path, addr string) {
 
 func validateStrategy(c *errs, spec *cutoverv1.RolloutSpec, clusters map[string]bool) {
 	s := spec.GetStrategy()
-	if bg := s.GetBlueGreen(); bg != nil {
-		validateBlueGreen(c, spec, bg, clusters)
+	switch {
+	case s.GetBlueGreen() != nil:
+		validateBlueGreen(c, spec, s.GetBlueGreen(), clusters)
+		return
+	case s.GetRolling() != nil:
+		validateRolling(c, s.GetRolling())
+		return
+	case s.GetShadow() != nil:
+		validateShadow(c, s.GetShadow())
 		return
 	}
 	canary := s.GetCanary()
 	if canary == nil {
-		c.add("spec.strategy", "must set canary or blueGreen")
+		c.add("spec.strategy", "must set canary, blueGreen, rolling or shadow")
 		return
 	}
 	if len(canary.GetSteps()) == 0 {
@@ -171,8 +181,12 @@ func validateStrategy(c *errs, spec *cutoverv1.RolloutSpec, clusters map[string]
 			}
 		case *cutoverv1.CanaryStep_SetHeaderRoute:
 			checkHeaderRoute(c, p+".setHeaderRoute", x.SetHeaderRoute)
+		case *cutoverv1.CanaryStep_SetCanaryScale:
+			if n := x.SetCanaryScale.GetInstances(); n < 1 || n > MaxInstances {
+				c.add(p+".setCanaryScale.instances", "must be between 1 and %d, got %d", MaxInstances, n)
+			}
 		default:
-			c.add(p, "must set setWeight, pause or setHeaderRoute")
+			c.add(p, "must set setWeight, pause, setHeaderRoute or setCanaryScale")
 		}
 	}
 }
@@ -207,6 +221,14 @@ func Default(s *cutoverv1.RolloutSpec) {
 	}
 	if t := s.GetTargets(); t != nil && t.GetFailurePolicy() == "" {
 		t.FailurePolicy = FailureAbort
+	}
+	if r := s.GetStrategy().GetRolling(); r != nil {
+		if r.GetBatchSize() == "" {
+			r.BatchSize = "1"
+		}
+		if r.GetFailureThreshold() == 0 {
+			r.FailureThreshold = 1
+		}
 	}
 	if bg := s.GetStrategy().GetBlueGreen(); bg != nil && bg.GetScaleDownDelaySeconds() == 0 {
 		bg.ScaleDownDelaySeconds = DefaultScaleDownDelaySeconds
@@ -267,6 +289,58 @@ func checkHeaderRoute(c *errs, path string, h *cutoverv1.HeaderRoute) {
 	if h.GetValue() == "" || strings.ContainsAny(h.GetValue(), "\r\n") {
 		c.add(path+".value", "must be a non-empty single-line value, got %q", h.GetValue())
 	}
+}
+
+func validateRolling(c *errs, r *cutoverv1.RollingStrategy) {
+	const p = "spec.strategy.rolling"
+	if b := r.GetBatchSize(); b != "" {
+		if _, _, err := parseBatch(b); err != nil {
+			c.add(p+".batchSize", "%v, got %q", err, b)
+		}
+	}
+	if d := r.GetPauseBetweenBatches(); d != "" {
+		checkDuration(c, p+".pauseBetweenBatches", d)
+	}
+	if n := r.GetFailureThreshold(); n < 0 || n > MaxInstances {
+		c.add(p+".failureThreshold", "must be between 1 and %d, got %d", MaxInstances, n)
+	}
+}
+
+func validateShadow(c *errs, s *cutoverv1.ShadowStrategy) {
+	const p = "spec.strategy.shadow"
+	if n := s.GetMirrorPercent(); n < 1 || n > 100 {
+		c.add(p+".mirrorPercent", "must be between 1 and 100, got %d", n)
+	}
+	if d := s.GetDuration(); d != "" {
+		checkDuration(c, p+".duration", d)
+	}
+}
+
+// parseBatch reads a batch size: a count ("2") or a percentage ("25%").
+func parseBatch(s string) (n int, percent bool, err error) {
+	num, percent := strings.CutSuffix(s, "%")
+	n, err = strconv.Atoi(num)
+	switch {
+	case err != nil:
+		return 0, false, fmt.Errorf("must be a count such as 2 or a percentage such as 25%%")
+	case percent && (n < 1 || n > 100):
+		return 0, false, fmt.Errorf("percentage must be between 1%% and 100%%")
+	case !percent && (n < 1 || n > MaxInstances):
+		return 0, false, fmt.Errorf("count must be between 1 and %d", MaxInstances)
+	}
+	return n, percent, nil
+}
+
+// BatchSize is the number of instances per rolling batch out of total.
+func BatchSize(r *cutoverv1.RollingStrategy, total int) int {
+	n, percent, err := parseBatch(r.GetBatchSize())
+	if err != nil {
+		return 1
+	}
+	if percent {
+		n = (total*n + 99) / 100
+	}
+	return max(1, min(n, total))
 }
 
 // MaxDelaySeconds bounds the blue-green delays (one day).

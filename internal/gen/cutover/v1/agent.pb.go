@@ -415,7 +415,9 @@ type DesiredApp struct {
 	PreviewListen string `protobuf:"bytes,5,opt,name=preview_listen,json=previewListen,proto3" json:"preview_listen,omitempty"`
 	// Requests matching one of these go to the route's track, whatever the
 	// weights.
-	HeaderRoutes  []*TrackRoute `protobuf:"bytes,6,rep,name=header_routes,json=headerRoutes,proto3" json:"header_routes,omitempty"`
+	HeaderRoutes []*TrackRoute `protobuf:"bytes,6,rep,name=header_routes,json=headerRoutes,proto3" json:"header_routes,omitempty"`
+	// Share of requests (0-100) copied to the SHADOW revision.
+	MirrorPercent int32 `protobuf:"varint,7,opt,name=mirror_percent,json=mirrorPercent,proto3" json:"mirror_percent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -492,6 +494,13 @@ func (x *DesiredApp) GetHeaderRoutes() []*TrackRoute {
 	return nil
 }
 
+func (x *DesiredApp) GetMirrorPercent() int32 {
+	if x != nil {
+		return x.MirrorPercent
+	}
+	return 0
+}
+
 // TrackRoute sends requests matching a header to one track.
 type TrackRoute struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -555,7 +564,9 @@ type DesiredRevision struct {
 	// What to run.
 	Revision *Revision `protobuf:"bytes,2,opt,name=revision,proto3" json:"revision,omitempty"`
 	// Traffic percentage, 0-100.
-	Weight        int32 `protobuf:"varint,3,opt,name=weight,proto3" json:"weight,omitempty"`
+	Weight int32 `protobuf:"varint,3,opt,name=weight,proto3" json:"weight,omitempty"`
+	// Instances to run; 0 for the revision's own count.
+	Instances     int32 `protobuf:"varint,4,opt,name=instances,proto3" json:"instances,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -607,6 +618,13 @@ func (x *DesiredRevision) GetRevision() *Revision {
 func (x *DesiredRevision) GetWeight() int32 {
 	if x != nil {
 		return x.Weight
+	}
+	return 0
+}
+
+func (x *DesiredRevision) GetInstances() int32 {
+	if x != nil {
+		return x.Instances
 	}
 	return 0
 }
@@ -743,7 +761,7 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"generation\x18\x02 \x01(\x03R\n" +
 	"generation\";\n" +
 	"\tHeartbeat\x12.\n" +
-	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xf5\x01\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x9c\x02\n" +
 	"\n" +
 	"DesiredApp\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
@@ -753,15 +771,17 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"\x06listen\x18\x03 \x01(\tR\x06listen\x129\n" +
 	"\trevisions\x18\x04 \x03(\v2\x1b.cutover.v1.DesiredRevisionR\trevisions\x12%\n" +
 	"\x0epreview_listen\x18\x05 \x01(\tR\rpreviewListen\x12;\n" +
-	"\rheader_routes\x18\x06 \x03(\v2\x16.cutover.v1.TrackRouteR\fheaderRoutes\"d\n" +
+	"\rheader_routes\x18\x06 \x03(\v2\x16.cutover.v1.TrackRouteR\fheaderRoutes\x12%\n" +
+	"\x0emirror_percent\x18\a \x01(\x05R\rmirrorPercent\"d\n" +
 	"\n" +
 	"TrackRoute\x12-\n" +
 	"\x05match\x18\x01 \x01(\v2\x17.cutover.v1.HeaderRouteR\x05match\x12'\n" +
-	"\x05track\x18\x02 \x01(\x0e2\x11.cutover.v1.TrackR\x05track\"\x84\x01\n" +
+	"\x05track\x18\x02 \x01(\x0e2\x11.cutover.v1.TrackR\x05track\"\xa2\x01\n" +
 	"\x0fDesiredRevision\x12'\n" +
 	"\x05track\x18\x01 \x01(\x0e2\x11.cutover.v1.TrackR\x05track\x120\n" +
 	"\brevision\x18\x02 \x01(\v2\x14.cutover.v1.RevisionR\brevision\x12\x16\n" +
-	"\x06weight\x18\x03 \x01(\x05R\x06weight\"\xff\x01\n" +
+	"\x06weight\x18\x03 \x01(\x05R\x06weight\x12\x1c\n" +
+	"\tinstances\x18\x04 \x01(\x05R\tinstances\"\xff\x01\n" +
 	"\vObservedApp\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12/\n" +
 	"\x13observed_generation\x18\x02 \x01(\x03R\x12observedGeneration\x12\x1c\n" +

@@ -311,6 +311,8 @@ const (
 	// Blue-green: the revision a switch replaced, running without traffic
 	// until it is scaled down.
 	Track_TRACK_PREVIOUS Track = 4
+	// Shadow: the new revision, receiving copies of live requests.
+	Track_TRACK_SHADOW Track = 5
 )
 
 // Enum value maps for Track.
@@ -321,6 +323,7 @@ var (
 		2: "TRACK_CANARY",
 		3: "TRACK_PREVIEW",
 		4: "TRACK_PREVIOUS",
+		5: "TRACK_SHADOW",
 	}
 	Track_value = map[string]int32{
 		"TRACK_UNSPECIFIED": 0,
@@ -328,6 +331,7 @@ var (
 		"TRACK_CANARY":      2,
 		"TRACK_PREVIEW":     3,
 		"TRACK_PREVIOUS":    4,
+		"TRACK_SHADOW":      5,
 	}
 )
 
@@ -751,6 +755,9 @@ type Wave struct {
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Names of the clusters (as the agents report them).
 	Clusters []string `protobuf:"bytes,2,rep,name=clusters,proto3" json:"clusters,omitempty"`
+	// At most this many clusters of the wave move at a time (they go
+	// through the steps together, then the next group starts); 0 for all.
+	MaxParallel int32 `protobuf:"varint,4,opt,name=max_parallel,json=maxParallel,proto3" json:"max_parallel,omitempty"`
 	// How long to wait after this wave is promoted before the next one
 	// starts, e.g. "10m"; empty for no wait.
 	Bake          string `protobuf:"bytes,3,opt,name=bake,proto3" json:"bake,omitempty"`
@@ -802,6 +809,13 @@ func (x *Wave) GetClusters() []string {
 	return nil
 }
 
+func (x *Wave) GetMaxParallel() int32 {
+	if x != nil {
+		return x.MaxParallel
+	}
+	return 0
+}
+
 func (x *Wave) GetBake() string {
 	if x != nil {
 		return x.Bake
@@ -818,6 +832,8 @@ type Strategy struct {
 	//
 	//	*Strategy_Canary
 	//	*Strategy_BlueGreen
+	//	*Strategy_Rolling
+	//	*Strategy_Shadow
 	Strategy      isStrategy_Strategy `protobuf_oneof:"strategy"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -878,6 +894,24 @@ func (x *Strategy) GetBlueGreen() *BlueGreenStrategy {
 	return nil
 }
 
+func (x *Strategy) GetRolling() *RollingStrategy {
+	if x != nil {
+		if x, ok := x.Strategy.(*Strategy_Rolling); ok {
+			return x.Rolling
+		}
+	}
+	return nil
+}
+
+func (x *Strategy) GetShadow() *ShadowStrategy {
+	if x != nil {
+		if x, ok := x.Strategy.(*Strategy_Shadow); ok {
+			return x.Shadow
+		}
+	}
+	return nil
+}
+
 type isStrategy_Strategy interface {
 	isStrategy_Strategy()
 }
@@ -893,9 +927,152 @@ type Strategy_BlueGreen struct {
 	BlueGreen *BlueGreenStrategy `protobuf:"bytes,2,opt,name=blue_green,json=blueGreen,proto3,oneof"`
 }
 
+type Strategy_Rolling struct {
+	// Replace instances in batches, each new instance ready before the
+	// next batch.
+	Rolling *RollingStrategy `protobuf:"bytes,3,opt,name=rolling,proto3,oneof"`
+}
+
+type Strategy_Shadow struct {
+	// Mirror a share of live requests to the new revision, then promote or
+	// discard it.
+	Shadow *ShadowStrategy `protobuf:"bytes,4,opt,name=shadow,proto3,oneof"`
+}
+
 func (*Strategy_Canary) isStrategy_Strategy() {}
 
 func (*Strategy_BlueGreen) isStrategy_Strategy() {}
+
+func (*Strategy_Rolling) isStrategy_Strategy() {}
+
+func (*Strategy_Shadow) isStrategy_Strategy() {}
+
+// RollingStrategy replaces the old revision's instances with new ones in
+// batches. Traffic follows the instances (each ready instance gets an equal
+// share). Replacement is surge-first: an old instance stops only once the
+// new ones of its batch are ready, so capacity never drops.
+type RollingStrategy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Instances per batch: a count ("2") or a share of the instances
+	// ("25%", rounded up); default "1".
+	BatchSize string `protobuf:"bytes,1,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	// Wait between batches, e.g. "30s"; empty for none.
+	PauseBetweenBatches string `protobuf:"bytes,2,opt,name=pause_between_batches,json=pauseBetweenBatches,proto3" json:"pause_between_batches,omitempty"`
+	// Readiness failures of new instances (per cluster) that fail the
+	// rollout, which then rolls the replaced instances back; default 1.
+	FailureThreshold int32 `protobuf:"varint,3,opt,name=failure_threshold,json=failureThreshold,proto3" json:"failure_threshold,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RollingStrategy) Reset() {
+	*x = RollingStrategy{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollingStrategy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollingStrategy) ProtoMessage() {}
+
+func (x *RollingStrategy) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollingStrategy.ProtoReflect.Descriptor instead.
+func (*RollingStrategy) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RollingStrategy) GetBatchSize() string {
+	if x != nil {
+		return x.BatchSize
+	}
+	return ""
+}
+
+func (x *RollingStrategy) GetPauseBetweenBatches() string {
+	if x != nil {
+		return x.PauseBetweenBatches
+	}
+	return ""
+}
+
+func (x *RollingStrategy) GetFailureThreshold() int32 {
+	if x != nil {
+		return x.FailureThreshold
+	}
+	return 0
+}
+
+// ShadowStrategy runs the new revision beside the stable one and sends it a
+// copy of mirror_percent of live requests. Clients only ever get the stable
+// revision's answers and never wait for the shadow's; the agent records the
+// shadow's status codes and latency.
+type ShadowStrategy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Share of requests copied to the shadow, 1-100.
+	MirrorPercent int32 `protobuf:"varint,1,opt,name=mirror_percent,json=mirrorPercent,proto3" json:"mirror_percent,omitempty"`
+	// How long to shadow before promoting, e.g. "5m"; empty waits for promote.
+	Duration      string `protobuf:"bytes,2,opt,name=duration,proto3" json:"duration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShadowStrategy) Reset() {
+	*x = ShadowStrategy{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShadowStrategy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShadowStrategy) ProtoMessage() {}
+
+func (x *ShadowStrategy) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShadowStrategy.ProtoReflect.Descriptor instead.
+func (*ShadowStrategy) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ShadowStrategy) GetMirrorPercent() int32 {
+	if x != nil {
+		return x.MirrorPercent
+	}
+	return 0
+}
+
+func (x *ShadowStrategy) GetDuration() string {
+	if x != nil {
+		return x.Duration
+	}
+	return ""
+}
 
 // BlueGreenStrategy runs the new revision beside the active one, reachable
 // only on a preview address, and switches all traffic at once on promote
@@ -919,7 +1096,7 @@ type BlueGreenStrategy struct {
 
 func (x *BlueGreenStrategy) Reset() {
 	*x = BlueGreenStrategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1108,7 @@ func (x *BlueGreenStrategy) String() string {
 func (*BlueGreenStrategy) ProtoMessage() {}
 
 func (x *BlueGreenStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1121,7 @@ func (x *BlueGreenStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlueGreenStrategy.ProtoReflect.Descriptor instead.
 func (*BlueGreenStrategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{7}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BlueGreenStrategy) GetPreviewListen() string {
@@ -986,7 +1163,7 @@ type CanaryStrategy struct {
 
 func (x *CanaryStrategy) Reset() {
 	*x = CanaryStrategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1175,7 @@ func (x *CanaryStrategy) String() string {
 func (*CanaryStrategy) ProtoMessage() {}
 
 func (x *CanaryStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1188,7 @@ func (x *CanaryStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanaryStrategy.ProtoReflect.Descriptor instead.
 func (*CanaryStrategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{8}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CanaryStrategy) GetSteps() []*CanaryStep {
@@ -1031,6 +1208,7 @@ type CanaryStep struct {
 	//	*CanaryStep_SetWeight
 	//	*CanaryStep_Pause
 	//	*CanaryStep_SetHeaderRoute
+	//	*CanaryStep_SetCanaryScale
 	Step          isCanaryStep_Step `protobuf_oneof:"step"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1038,7 +1216,7 @@ type CanaryStep struct {
 
 func (x *CanaryStep) Reset() {
 	*x = CanaryStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1050,7 +1228,7 @@ func (x *CanaryStep) String() string {
 func (*CanaryStep) ProtoMessage() {}
 
 func (x *CanaryStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1063,7 +1241,7 @@ func (x *CanaryStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanaryStep.ProtoReflect.Descriptor instead.
 func (*CanaryStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{9}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CanaryStep) GetStep() isCanaryStep_Step {
@@ -1100,6 +1278,15 @@ func (x *CanaryStep) GetSetHeaderRoute() *HeaderRoute {
 	return nil
 }
 
+func (x *CanaryStep) GetSetCanaryScale() *SetCanaryScale {
+	if x != nil {
+		if x, ok := x.Step.(*CanaryStep_SetCanaryScale); ok {
+			return x.SetCanaryScale
+		}
+	}
+	return nil
+}
+
 type isCanaryStep_Step interface {
 	isCanaryStep_Step()
 }
@@ -1120,11 +1307,65 @@ type CanaryStep_SetHeaderRoute struct {
 	SetHeaderRoute *HeaderRoute `protobuf:"bytes,3,opt,name=set_header_route,json=setHeaderRoute,proto3,oneof"`
 }
 
+type CanaryStep_SetCanaryScale struct {
+	// Run this many instances of the new revision (default: as many as the
+	// revision asks for), independently of its weight.
+	SetCanaryScale *SetCanaryScale `protobuf:"bytes,4,opt,name=set_canary_scale,json=setCanaryScale,proto3,oneof"`
+}
+
 func (*CanaryStep_SetWeight) isCanaryStep_Step() {}
 
 func (*CanaryStep_Pause) isCanaryStep_Step() {}
 
 func (*CanaryStep_SetHeaderRoute) isCanaryStep_Step() {}
+
+func (*CanaryStep_SetCanaryScale) isCanaryStep_Step() {}
+
+// SetCanaryScale sets how many instances of the new revision run.
+type SetCanaryScale struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Number of instances, 1 or more.
+	Instances     int32 `protobuf:"varint,1,opt,name=instances,proto3" json:"instances,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetCanaryScale) Reset() {
+	*x = SetCanaryScale{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetCanaryScale) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetCanaryScale) ProtoMessage() {}
+
+func (x *SetCanaryScale) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetCanaryScale.ProtoReflect.Descriptor instead.
+func (*SetCanaryScale) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SetCanaryScale) GetInstances() int32 {
+	if x != nil {
+		return x.Instances
+	}
+	return 0
+}
 
 // HeaderRoute matches requests by an exact header value. In a step it sends
 // them to the new revision; it stays in force until the wave is promoted or
@@ -1141,7 +1382,7 @@ type HeaderRoute struct {
 
 func (x *HeaderRoute) Reset() {
 	*x = HeaderRoute{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1394,7 @@ func (x *HeaderRoute) String() string {
 func (*HeaderRoute) ProtoMessage() {}
 
 func (x *HeaderRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1407,7 @@ func (x *HeaderRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderRoute.ProtoReflect.Descriptor instead.
 func (*HeaderRoute) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{10}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HeaderRoute) GetHeader() string {
@@ -1194,7 +1435,7 @@ type PauseStep struct {
 
 func (x *PauseStep) Reset() {
 	*x = PauseStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1206,7 +1447,7 @@ func (x *PauseStep) String() string {
 func (*PauseStep) ProtoMessage() {}
 
 func (x *PauseStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1219,7 +1460,7 @@ func (x *PauseStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseStep.ProtoReflect.Descriptor instead.
 func (*PauseStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{11}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PauseStep) GetDuration() string {
@@ -1258,14 +1499,16 @@ type RolloutStatus struct {
 	// What happened, in order. Each step appears exactly once.
 	Timeline []*TimelineEvent `protobuf:"bytes,12,rep,name=timeline,proto3" json:"timeline,omitempty"`
 	// While a promoted wave bakes: when the next wave may start.
-	BakeUntil     *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=bake_until,json=bakeUntil,proto3" json:"bake_until,omitempty"`
+	BakeUntil *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=bake_until,json=bakeUntil,proto3" json:"bake_until,omitempty"`
+	// Within a wave with maxParallel: the group of clusters in progress.
+	CurrentGroup  int32 `protobuf:"varint,14,opt,name=current_group,json=currentGroup,proto3" json:"current_group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RolloutStatus) Reset() {
 	*x = RolloutStatus{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1277,7 +1520,7 @@ func (x *RolloutStatus) String() string {
 func (*RolloutStatus) ProtoMessage() {}
 
 func (x *RolloutStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1290,7 +1533,7 @@ func (x *RolloutStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutStatus.ProtoReflect.Descriptor instead.
 func (*RolloutStatus) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{12}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RolloutStatus) GetPhase() RolloutPhase {
@@ -1384,6 +1627,13 @@ func (x *RolloutStatus) GetBakeUntil() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *RolloutStatus) GetCurrentGroup() int32 {
+	if x != nil {
+		return x.CurrentGroup
+	}
+	return 0
+}
+
 // TimelineEvent is one entry of a rollout's timeline.
 type TimelineEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1398,14 +1648,16 @@ type TimelineEvent struct {
 	// Who did it; empty for the engine itself.
 	Actor string `protobuf:"bytes,5,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Human-readable detail.
-	Message       string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	Message string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	// Group within the wave it concerns (waves with maxParallel).
+	Group         int32 `protobuf:"varint,7,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TimelineEvent) Reset() {
 	*x = TimelineEvent{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1417,7 +1669,7 @@ func (x *TimelineEvent) String() string {
 func (*TimelineEvent) ProtoMessage() {}
 
 func (x *TimelineEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1430,7 +1682,7 @@ func (x *TimelineEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimelineEvent.ProtoReflect.Descriptor instead.
 func (*TimelineEvent) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{13}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TimelineEvent) GetTime() *timestamppb.Timestamp {
@@ -1475,6 +1727,13 @@ func (x *TimelineEvent) GetMessage() string {
 	return ""
 }
 
+func (x *TimelineEvent) GetGroup() int32 {
+	if x != nil {
+		return x.Group
+	}
+	return 0
+}
+
 // ClusterProgress is one cluster's share of a rollout.
 type ClusterProgress struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1506,14 +1765,19 @@ type ClusterProgress struct {
 	ScaleDownTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=scale_down_time,json=scaleDownTime,proto3" json:"scale_down_time,omitempty"`
 	// Requests matching this header go to the new revision, whatever the
 	// weight; set by a setHeaderRoute step.
-	HeaderRoute   *HeaderRoute `protobuf:"bytes,13,opt,name=header_route,json=headerRoute,proto3" json:"header_route,omitempty"`
+	HeaderRoute *HeaderRoute `protobuf:"bytes,13,opt,name=header_route,json=headerRoute,proto3" json:"header_route,omitempty"`
+	// Instances of the new revision (setCanaryScale, rolling batches); 0 for
+	// the revision's own count.
+	CanaryInstances int32 `protobuf:"varint,14,opt,name=canary_instances,json=canaryInstances,proto3" json:"canary_instances,omitempty"`
+	// The group of a wave with maxParallel this cluster moves in.
+	Group         int32 `protobuf:"varint,15,opt,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterProgress) Reset() {
 	*x = ClusterProgress{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1789,7 @@ func (x *ClusterProgress) String() string {
 func (*ClusterProgress) ProtoMessage() {}
 
 func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +1802,7 @@ func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterProgress.ProtoReflect.Descriptor instead.
 func (*ClusterProgress) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{14}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ClusterProgress) GetCluster() string {
@@ -1632,6 +1896,20 @@ func (x *ClusterProgress) GetHeaderRoute() *HeaderRoute {
 	return nil
 }
 
+func (x *ClusterProgress) GetCanaryInstances() int32 {
+	if x != nil {
+		return x.CanaryInstances
+	}
+	return 0
+}
+
+func (x *ClusterProgress) GetGroup() int32 {
+	if x != nil {
+		return x.Group
+	}
+	return 0
+}
+
 // ApplyRolloutRequest carries a manifest.
 type ApplyRolloutRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1644,7 +1922,7 @@ type ApplyRolloutRequest struct {
 
 func (x *ApplyRolloutRequest) Reset() {
 	*x = ApplyRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1656,7 +1934,7 @@ func (x *ApplyRolloutRequest) String() string {
 func (*ApplyRolloutRequest) ProtoMessage() {}
 
 func (x *ApplyRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1669,7 +1947,7 @@ func (x *ApplyRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{15}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ApplyRolloutRequest) GetManifest() string {
@@ -1692,7 +1970,7 @@ type ApplyRolloutResponse struct {
 
 func (x *ApplyRolloutResponse) Reset() {
 	*x = ApplyRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1982,7 @@ func (x *ApplyRolloutResponse) String() string {
 func (*ApplyRolloutResponse) ProtoMessage() {}
 
 func (x *ApplyRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1995,7 @@ func (x *ApplyRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ApplyRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{16}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ApplyRolloutResponse) GetRollout() *Rollout {
@@ -1745,7 +2023,7 @@ type GetRolloutRequest struct {
 
 func (x *GetRolloutRequest) Reset() {
 	*x = GetRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +2035,7 @@ func (x *GetRolloutRequest) String() string {
 func (*GetRolloutRequest) ProtoMessage() {}
 
 func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +2048,7 @@ func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutRequest.ProtoReflect.Descriptor instead.
 func (*GetRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{17}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetRolloutRequest) GetName() string {
@@ -1791,7 +2069,7 @@ type GetRolloutResponse struct {
 
 func (x *GetRolloutResponse) Reset() {
 	*x = GetRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1803,7 +2081,7 @@ func (x *GetRolloutResponse) String() string {
 func (*GetRolloutResponse) ProtoMessage() {}
 
 func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1816,7 +2094,7 @@ func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutResponse.ProtoReflect.Descriptor instead.
 func (*GetRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{18}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetRolloutResponse) GetRollout() *Rollout {
@@ -1835,7 +2113,7 @@ type ListRolloutsRequest struct {
 
 func (x *ListRolloutsRequest) Reset() {
 	*x = ListRolloutsRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +2125,7 @@ func (x *ListRolloutsRequest) String() string {
 func (*ListRolloutsRequest) ProtoMessage() {}
 
 func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +2138,7 @@ func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutsRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{19}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{22}
 }
 
 // ListRolloutsResponse returns every rollout.
@@ -1874,7 +2152,7 @@ type ListRolloutsResponse struct {
 
 func (x *ListRolloutsResponse) Reset() {
 	*x = ListRolloutsResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1886,7 +2164,7 @@ func (x *ListRolloutsResponse) String() string {
 func (*ListRolloutsResponse) ProtoMessage() {}
 
 func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1899,7 +2177,7 @@ func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutsResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{20}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListRolloutsResponse) GetRollouts() []*Rollout {
@@ -1920,7 +2198,7 @@ type WatchRolloutRequest struct {
 
 func (x *WatchRolloutRequest) Reset() {
 	*x = WatchRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1932,7 +2210,7 @@ func (x *WatchRolloutRequest) String() string {
 func (*WatchRolloutRequest) ProtoMessage() {}
 
 func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1945,7 +2223,7 @@ func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutRequest.ProtoReflect.Descriptor instead.
 func (*WatchRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{21}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WatchRolloutRequest) GetName() string {
@@ -1966,7 +2244,7 @@ type WatchRolloutResponse struct {
 
 func (x *WatchRolloutResponse) Reset() {
 	*x = WatchRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1978,7 +2256,7 @@ func (x *WatchRolloutResponse) String() string {
 func (*WatchRolloutResponse) ProtoMessage() {}
 
 func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1991,7 +2269,7 @@ func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutResponse.ProtoReflect.Descriptor instead.
 func (*WatchRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{22}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WatchRolloutResponse) GetRollout() *Rollout {
@@ -2014,7 +2292,7 @@ type PromoteRolloutRequest struct {
 
 func (x *PromoteRolloutRequest) Reset() {
 	*x = PromoteRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2026,7 +2304,7 @@ func (x *PromoteRolloutRequest) String() string {
 func (*PromoteRolloutRequest) ProtoMessage() {}
 
 func (x *PromoteRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2039,7 +2317,7 @@ func (x *PromoteRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PromoteRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{23}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PromoteRolloutRequest) GetName() string {
@@ -2067,7 +2345,7 @@ type PromoteRolloutResponse struct {
 
 func (x *PromoteRolloutResponse) Reset() {
 	*x = PromoteRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2079,7 +2357,7 @@ func (x *PromoteRolloutResponse) String() string {
 func (*PromoteRolloutResponse) ProtoMessage() {}
 
 func (x *PromoteRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2092,7 +2370,7 @@ func (x *PromoteRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PromoteRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{24}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PromoteRolloutResponse) GetRollout() *Rollout {
@@ -2115,7 +2393,7 @@ type AbortRolloutRequest struct {
 
 func (x *AbortRolloutRequest) Reset() {
 	*x = AbortRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2405,7 @@ func (x *AbortRolloutRequest) String() string {
 func (*AbortRolloutRequest) ProtoMessage() {}
 
 func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2418,7 @@ func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutRequest.ProtoReflect.Descriptor instead.
 func (*AbortRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{25}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AbortRolloutRequest) GetName() string {
@@ -2168,7 +2446,7 @@ type AbortRolloutResponse struct {
 
 func (x *AbortRolloutResponse) Reset() {
 	*x = AbortRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2458,7 @@ func (x *AbortRolloutResponse) String() string {
 func (*AbortRolloutResponse) ProtoMessage() {}
 
 func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2471,7 @@ func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutResponse.ProtoReflect.Descriptor instead.
 func (*AbortRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{26}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AbortRolloutResponse) GetRollout() *Rollout {
@@ -2214,7 +2492,7 @@ type PauseRolloutRequest struct {
 
 func (x *PauseRolloutRequest) Reset() {
 	*x = PauseRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2226,7 +2504,7 @@ func (x *PauseRolloutRequest) String() string {
 func (*PauseRolloutRequest) ProtoMessage() {}
 
 func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2239,7 +2517,7 @@ func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PauseRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{27}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PauseRolloutRequest) GetName() string {
@@ -2260,7 +2538,7 @@ type PauseRolloutResponse struct {
 
 func (x *PauseRolloutResponse) Reset() {
 	*x = PauseRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2272,7 +2550,7 @@ func (x *PauseRolloutResponse) String() string {
 func (*PauseRolloutResponse) ProtoMessage() {}
 
 func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2285,7 +2563,7 @@ func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PauseRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{28}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PauseRolloutResponse) GetRollout() *Rollout {
@@ -2306,7 +2584,7 @@ type ResumeRolloutRequest struct {
 
 func (x *ResumeRolloutRequest) Reset() {
 	*x = ResumeRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2318,7 +2596,7 @@ func (x *ResumeRolloutRequest) String() string {
 func (*ResumeRolloutRequest) ProtoMessage() {}
 
 func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2331,7 +2609,7 @@ func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{29}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ResumeRolloutRequest) GetName() string {
@@ -2352,7 +2630,7 @@ type ResumeRolloutResponse struct {
 
 func (x *ResumeRolloutResponse) Reset() {
 	*x = ResumeRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2364,7 +2642,7 @@ func (x *ResumeRolloutResponse) String() string {
 func (*ResumeRolloutResponse) ProtoMessage() {}
 
 func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2377,7 +2655,7 @@ func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{30}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ResumeRolloutResponse) GetRollout() *Rollout {
@@ -2398,7 +2676,7 @@ type RetryRolloutRequest struct {
 
 func (x *RetryRolloutRequest) Reset() {
 	*x = RetryRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2410,7 +2688,7 @@ func (x *RetryRolloutRequest) String() string {
 func (*RetryRolloutRequest) ProtoMessage() {}
 
 func (x *RetryRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2423,7 +2701,7 @@ func (x *RetryRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRolloutRequest.ProtoReflect.Descriptor instead.
 func (*RetryRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{31}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RetryRolloutRequest) GetName() string {
@@ -2444,7 +2722,7 @@ type RetryRolloutResponse struct {
 
 func (x *RetryRolloutResponse) Reset() {
 	*x = RetryRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2456,7 +2734,7 @@ func (x *RetryRolloutResponse) String() string {
 func (*RetryRolloutResponse) ProtoMessage() {}
 
 func (x *RetryRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2469,7 +2747,7 @@ func (x *RetryRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRolloutResponse.ProtoReflect.Descriptor instead.
 func (*RetryRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{32}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RetryRolloutResponse) GetRollout() *Rollout {
@@ -2493,7 +2771,7 @@ type UndoRolloutRequest struct {
 
 func (x *UndoRolloutRequest) Reset() {
 	*x = UndoRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2505,7 +2783,7 @@ func (x *UndoRolloutRequest) String() string {
 func (*UndoRolloutRequest) ProtoMessage() {}
 
 func (x *UndoRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2518,7 +2796,7 @@ func (x *UndoRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoRolloutRequest.ProtoReflect.Descriptor instead.
 func (*UndoRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{33}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UndoRolloutRequest) GetName() string {
@@ -2546,7 +2824,7 @@ type UndoRolloutResponse struct {
 
 func (x *UndoRolloutResponse) Reset() {
 	*x = UndoRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2558,7 +2836,7 @@ func (x *UndoRolloutResponse) String() string {
 func (*UndoRolloutResponse) ProtoMessage() {}
 
 func (x *UndoRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2571,7 +2849,7 @@ func (x *UndoRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoRolloutResponse.ProtoReflect.Descriptor instead.
 func (*UndoRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{34}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UndoRolloutResponse) GetRollout() *Rollout {
@@ -2592,7 +2870,7 @@ type ListRolloutHistoryRequest struct {
 
 func (x *ListRolloutHistoryRequest) Reset() {
 	*x = ListRolloutHistoryRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2604,7 +2882,7 @@ func (x *ListRolloutHistoryRequest) String() string {
 func (*ListRolloutHistoryRequest) ProtoMessage() {}
 
 func (x *ListRolloutHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2617,7 +2895,7 @@ func (x *ListRolloutHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutHistoryRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{35}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListRolloutHistoryRequest) GetName() string {
@@ -2638,7 +2916,7 @@ type ListRolloutHistoryResponse struct {
 
 func (x *ListRolloutHistoryResponse) Reset() {
 	*x = ListRolloutHistoryResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2650,7 +2928,7 @@ func (x *ListRolloutHistoryResponse) String() string {
 func (*ListRolloutHistoryResponse) ProtoMessage() {}
 
 func (x *ListRolloutHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2663,7 +2941,7 @@ func (x *ListRolloutHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutHistoryResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{36}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListRolloutHistoryResponse) GetRollouts() []*Rollout {
@@ -2685,14 +2963,23 @@ type ObservedRevision struct {
 	// Instances ready.
 	InstancesReady int32 `protobuf:"varint,4,opt,name=instances_ready,json=instancesReady,proto3" json:"instances_ready,omitempty"`
 	// Traffic weight actually in force.
-	Weight        int32 `protobuf:"varint,5,opt,name=weight,proto3" json:"weight,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Weight int32 `protobuf:"varint,5,opt,name=weight,proto3" json:"weight,omitempty"`
+	// Instances that failed their readiness check or exited since the
+	// revision was first desired.
+	InstancesFailed int32 `protobuf:"varint,6,opt,name=instances_failed,json=instancesFailed,proto3" json:"instances_failed,omitempty"`
+	// Requests answered (for a shadow: mirrored copies), recent window.
+	Requests int64 `protobuf:"varint,7,opt,name=requests,proto3" json:"requests,omitempty"`
+	// Of those, answers by HTTP status code (0 for a failed connection).
+	StatusCodes map[int32]int64 `protobuf:"bytes,8,rep,name=status_codes,json=statusCodes,proto3" json:"status_codes,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// 99th percentile latency of those answers, in microseconds.
+	LatencyP99Micros int64 `protobuf:"varint,9,opt,name=latency_p99_micros,json=latencyP99Micros,proto3" json:"latency_p99_micros,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ObservedRevision) Reset() {
 	*x = ObservedRevision{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2704,7 +2991,7 @@ func (x *ObservedRevision) String() string {
 func (*ObservedRevision) ProtoMessage() {}
 
 func (x *ObservedRevision) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2717,7 +3004,7 @@ func (x *ObservedRevision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObservedRevision.ProtoReflect.Descriptor instead.
 func (*ObservedRevision) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{37}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ObservedRevision) GetRevision() string {
@@ -2751,6 +3038,34 @@ func (x *ObservedRevision) GetInstancesReady() int32 {
 func (x *ObservedRevision) GetWeight() int32 {
 	if x != nil {
 		return x.Weight
+	}
+	return 0
+}
+
+func (x *ObservedRevision) GetInstancesFailed() int32 {
+	if x != nil {
+		return x.InstancesFailed
+	}
+	return 0
+}
+
+func (x *ObservedRevision) GetRequests() int64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *ObservedRevision) GetStatusCodes() map[int32]int64 {
+	if x != nil {
+		return x.StatusCodes
+	}
+	return nil
+}
+
+func (x *ObservedRevision) GetLatencyP99Micros() int64 {
+	if x != nil {
+		return x.LatencyP99Micros
 	}
 	return 0
 }
@@ -2796,17 +3111,28 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"X\n" +
 	"\aTargets\x12&\n" +
 	"\x05waves\x18\x01 \x03(\v2\x10.cutover.v1.WaveR\x05waves\x12%\n" +
-	"\x0efailure_policy\x18\x02 \x01(\tR\rfailurePolicy\"J\n" +
+	"\x0efailure_policy\x18\x02 \x01(\tR\rfailurePolicy\"m\n" +
 	"\x04Wave\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1a\n" +
-	"\bclusters\x18\x02 \x03(\tR\bclusters\x12\x12\n" +
-	"\x04bake\x18\x03 \x01(\tR\x04bake\"\x8c\x01\n" +
+	"\bclusters\x18\x02 \x03(\tR\bclusters\x12!\n" +
+	"\fmax_parallel\x18\x04 \x01(\x05R\vmaxParallel\x12\x12\n" +
+	"\x04bake\x18\x03 \x01(\tR\x04bake\"\xfb\x01\n" +
 	"\bStrategy\x124\n" +
 	"\x06canary\x18\x01 \x01(\v2\x1a.cutover.v1.CanaryStrategyH\x00R\x06canary\x12>\n" +
 	"\n" +
-	"blue_green\x18\x02 \x01(\v2\x1d.cutover.v1.BlueGreenStrategyH\x00R\tblueGreenB\n" +
+	"blue_green\x18\x02 \x01(\v2\x1d.cutover.v1.BlueGreenStrategyH\x00R\tblueGreen\x127\n" +
+	"\arolling\x18\x03 \x01(\v2\x1b.cutover.v1.RollingStrategyH\x00R\arolling\x124\n" +
+	"\x06shadow\x18\x04 \x01(\v2\x1a.cutover.v1.ShadowStrategyH\x00R\x06shadowB\n" +
 	"\n" +
-	"\bstrategy\"\xe9\x02\n" +
+	"\bstrategy\"\x91\x01\n" +
+	"\x0fRollingStrategy\x12\x1d\n" +
+	"\n" +
+	"batch_size\x18\x01 \x01(\tR\tbatchSize\x122\n" +
+	"\x15pause_between_batches\x18\x02 \x01(\tR\x13pauseBetweenBatches\x12+\n" +
+	"\x11failure_threshold\x18\x03 \x01(\x05R\x10failureThreshold\"S\n" +
+	"\x0eShadowStrategy\x12%\n" +
+	"\x0emirror_percent\x18\x01 \x01(\x05R\rmirrorPercent\x12\x1a\n" +
+	"\bduration\x18\x02 \x01(\tR\bduration\"\xe9\x02\n" +
 	"\x11BlueGreenStrategy\x12%\n" +
 	"\x0epreview_listen\x18\x01 \x01(\tR\rpreviewListen\x12s\n" +
 	"\x18preview_listen_overrides\x18\x02 \x03(\v29.cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntryR\x16previewListenOverrides\x124\n" +
@@ -2816,19 +3142,22 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\">\n" +
 	"\x0eCanaryStrategy\x12,\n" +
-	"\x05steps\x18\x01 \x03(\v2\x16.cutover.v1.CanaryStepR\x05steps\"\xa9\x01\n" +
+	"\x05steps\x18\x01 \x03(\v2\x16.cutover.v1.CanaryStepR\x05steps\"\xf1\x01\n" +
 	"\n" +
 	"CanaryStep\x12\x1f\n" +
 	"\n" +
 	"set_weight\x18\x01 \x01(\x05H\x00R\tsetWeight\x12-\n" +
 	"\x05pause\x18\x02 \x01(\v2\x15.cutover.v1.PauseStepH\x00R\x05pause\x12C\n" +
-	"\x10set_header_route\x18\x03 \x01(\v2\x17.cutover.v1.HeaderRouteH\x00R\x0esetHeaderRouteB\x06\n" +
-	"\x04step\";\n" +
+	"\x10set_header_route\x18\x03 \x01(\v2\x17.cutover.v1.HeaderRouteH\x00R\x0esetHeaderRoute\x12F\n" +
+	"\x10set_canary_scale\x18\x04 \x01(\v2\x1a.cutover.v1.SetCanaryScaleH\x00R\x0esetCanaryScaleB\x06\n" +
+	"\x04step\".\n" +
+	"\x0eSetCanaryScale\x12\x1c\n" +
+	"\tinstances\x18\x01 \x01(\x05R\tinstances\";\n" +
 	"\vHeaderRoute\x12\x16\n" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"'\n" +
 	"\tPauseStep\x12\x1a\n" +
-	"\bduration\x18\x01 \x01(\tR\bduration\"\x86\x05\n" +
+	"\bduration\x18\x01 \x01(\tR\bduration\"\xab\x05\n" +
 	"\rRolloutStatus\x12.\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x18.cutover.v1.RolloutPhaseR\x05phase\x12:\n" +
 	"\fpause_reason\x18\x02 \x01(\x0e2\x17.cutover.v1.PauseReasonR\vpauseReason\x12\x18\n" +
@@ -2845,14 +3174,16 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\fpromote_full\x18\v \x01(\bR\vpromoteFull\x125\n" +
 	"\btimeline\x18\f \x03(\v2\x19.cutover.v1.TimelineEventR\btimeline\x129\n" +
 	"\n" +
-	"bake_until\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tbakeUntil\"\xca\x01\n" +
+	"bake_until\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tbakeUntil\x12#\n" +
+	"\rcurrent_group\x18\x0e \x01(\x05R\fcurrentGroup\"\xe0\x01\n" +
 	"\rTimelineEvent\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x121\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1d.cutover.v1.TimelineEventTypeR\x04type\x12\x12\n" +
 	"\x04wave\x18\x03 \x01(\x05R\x04wave\x12\x12\n" +
 	"\x04step\x18\x04 \x01(\x05R\x04step\x12\x14\n" +
 	"\x05actor\x18\x05 \x01(\tR\x05actor\x12\x18\n" +
-	"\amessage\x18\x06 \x01(\tR\amessage\"\x82\x05\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\x12\x14\n" +
+	"\x05group\x18\a \x01(\x05R\x05group\"\xc3\x05\n" +
 	"\x0fClusterProgress\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x12\n" +
 	"\x04wave\x18\x02 \x01(\x05R\x04wave\x12.\n" +
@@ -2868,7 +3199,9 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"agentError\x12A\n" +
 	"\x11previous_revision\x18\v \x01(\v2\x14.cutover.v1.RevisionR\x10previousRevision\x12B\n" +
 	"\x0fscale_down_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\rscaleDownTime\x12:\n" +
-	"\fheader_route\x18\r \x01(\v2\x17.cutover.v1.HeaderRouteR\vheaderRoute\"1\n" +
+	"\fheader_route\x18\r \x01(\v2\x17.cutover.v1.HeaderRouteR\vheaderRoute\x12)\n" +
+	"\x10canary_instances\x18\x0e \x01(\x05R\x0fcanaryInstances\x12\x14\n" +
+	"\x05group\x18\x0f \x01(\x05R\x05group\"1\n" +
 	"\x13ApplyRolloutRequest\x12\x1a\n" +
 	"\bmanifest\x18\x01 \x01(\tR\bmanifest\"_\n" +
 	"\x14ApplyRolloutResponse\x12-\n" +
@@ -2916,13 +3249,20 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x19ListRolloutHistoryRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"M\n" +
 	"\x1aListRolloutHistoryResponse\x12/\n" +
-	"\brollouts\x18\x01 \x03(\v2\x13.cutover.v1.RolloutR\brollouts\"\xc3\x01\n" +
+	"\brollouts\x18\x01 \x03(\v2\x13.cutover.v1.RolloutR\brollouts\"\xca\x03\n" +
 	"\x10ObservedRevision\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\tR\brevision\x12'\n" +
 	"\x05track\x18\x02 \x01(\x0e2\x11.cutover.v1.TrackR\x05track\x12)\n" +
 	"\x10instances_wanted\x18\x03 \x01(\x05R\x0finstancesWanted\x12'\n" +
 	"\x0finstances_ready\x18\x04 \x01(\x05R\x0einstancesReady\x12\x16\n" +
-	"\x06weight\x18\x05 \x01(\x05R\x06weight*\xba\x01\n" +
+	"\x06weight\x18\x05 \x01(\x05R\x06weight\x12)\n" +
+	"\x10instances_failed\x18\x06 \x01(\x05R\x0finstancesFailed\x12\x1a\n" +
+	"\brequests\x18\a \x01(\x03R\brequests\x12P\n" +
+	"\fstatus_codes\x18\b \x03(\v2-.cutover.v1.ObservedRevision.StatusCodesEntryR\vstatusCodes\x12,\n" +
+	"\x12latency_p99_micros\x18\t \x01(\x03R\x10latencyP99Micros\x1a>\n" +
+	"\x10StatusCodesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\xba\x01\n" +
 	"\fRolloutPhase\x12\x1d\n" +
 	"\x19ROLLOUT_PHASE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ROLLOUT_PHASE_PROGRESSING\x10\x01\x12\x18\n" +
@@ -2954,13 +3294,14 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x1bTIMELINE_EVENT_TYPE_HEALTHY\x10\t\x12\"\n" +
 	"\x1eTIMELINE_EVENT_TYPE_SUPERSEDED\x10\n" +
 	"\x12\x1e\n" +
-	"\x1aTIMELINE_EVENT_TYPE_FAILED\x10\v*i\n" +
+	"\x1aTIMELINE_EVENT_TYPE_FAILED\x10\v*{\n" +
 	"\x05Track\x12\x15\n" +
 	"\x11TRACK_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fTRACK_STABLE\x10\x01\x12\x10\n" +
 	"\fTRACK_CANARY\x10\x02\x12\x11\n" +
 	"\rTRACK_PREVIEW\x10\x03\x12\x12\n" +
-	"\x0eTRACK_PREVIOUS\x10\x042\xb0\n" +
+	"\x0eTRACK_PREVIOUS\x10\x04\x12\x10\n" +
+	"\fTRACK_SHADOW\x10\x052\xb0\n" +
 	"\n" +
 	"\x0eRolloutService\x12j\n" +
 	"\fApplyRollout\x12\x1f.cutover.v1.ApplyRolloutRequest\x1a .cutover.v1.ApplyRolloutResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/rollouts\x12h\n" +
@@ -2989,7 +3330,7 @@ func file_cutover_v1_rollout_proto_rawDescGZIP() []byte {
 }
 
 var file_cutover_v1_rollout_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cutover_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_cutover_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_cutover_v1_rollout_proto_goTypes = []any{
 	(RolloutPhase)(0),                  // 0: cutover.v1.RolloutPhase
 	(PauseReason)(0),                   // 1: cutover.v1.PauseReason
@@ -3003,115 +3344,123 @@ var file_cutover_v1_rollout_proto_goTypes = []any{
 	(*Targets)(nil),                    // 9: cutover.v1.Targets
 	(*Wave)(nil),                       // 10: cutover.v1.Wave
 	(*Strategy)(nil),                   // 11: cutover.v1.Strategy
-	(*BlueGreenStrategy)(nil),          // 12: cutover.v1.BlueGreenStrategy
-	(*CanaryStrategy)(nil),             // 13: cutover.v1.CanaryStrategy
-	(*CanaryStep)(nil),                 // 14: cutover.v1.CanaryStep
-	(*HeaderRoute)(nil),                // 15: cutover.v1.HeaderRoute
-	(*PauseStep)(nil),                  // 16: cutover.v1.PauseStep
-	(*RolloutStatus)(nil),              // 17: cutover.v1.RolloutStatus
-	(*TimelineEvent)(nil),              // 18: cutover.v1.TimelineEvent
-	(*ClusterProgress)(nil),            // 19: cutover.v1.ClusterProgress
-	(*ApplyRolloutRequest)(nil),        // 20: cutover.v1.ApplyRolloutRequest
-	(*ApplyRolloutResponse)(nil),       // 21: cutover.v1.ApplyRolloutResponse
-	(*GetRolloutRequest)(nil),          // 22: cutover.v1.GetRolloutRequest
-	(*GetRolloutResponse)(nil),         // 23: cutover.v1.GetRolloutResponse
-	(*ListRolloutsRequest)(nil),        // 24: cutover.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),       // 25: cutover.v1.ListRolloutsResponse
-	(*WatchRolloutRequest)(nil),        // 26: cutover.v1.WatchRolloutRequest
-	(*WatchRolloutResponse)(nil),       // 27: cutover.v1.WatchRolloutResponse
-	(*PromoteRolloutRequest)(nil),      // 28: cutover.v1.PromoteRolloutRequest
-	(*PromoteRolloutResponse)(nil),     // 29: cutover.v1.PromoteRolloutResponse
-	(*AbortRolloutRequest)(nil),        // 30: cutover.v1.AbortRolloutRequest
-	(*AbortRolloutResponse)(nil),       // 31: cutover.v1.AbortRolloutResponse
-	(*PauseRolloutRequest)(nil),        // 32: cutover.v1.PauseRolloutRequest
-	(*PauseRolloutResponse)(nil),       // 33: cutover.v1.PauseRolloutResponse
-	(*ResumeRolloutRequest)(nil),       // 34: cutover.v1.ResumeRolloutRequest
-	(*ResumeRolloutResponse)(nil),      // 35: cutover.v1.ResumeRolloutResponse
-	(*RetryRolloutRequest)(nil),        // 36: cutover.v1.RetryRolloutRequest
-	(*RetryRolloutResponse)(nil),       // 37: cutover.v1.RetryRolloutResponse
-	(*UndoRolloutRequest)(nil),         // 38: cutover.v1.UndoRolloutRequest
-	(*UndoRolloutResponse)(nil),        // 39: cutover.v1.UndoRolloutResponse
-	(*ListRolloutHistoryRequest)(nil),  // 40: cutover.v1.ListRolloutHistoryRequest
-	(*ListRolloutHistoryResponse)(nil), // 41: cutover.v1.ListRolloutHistoryResponse
-	(*ObservedRevision)(nil),           // 42: cutover.v1.ObservedRevision
-	nil,                                // 43: cutover.v1.Revision.EnvEntry
-	nil,                                // 44: cutover.v1.Endpoint.ListenOverridesEntry
-	nil,                                // 45: cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
-	(*timestamppb.Timestamp)(nil),      // 46: google.protobuf.Timestamp
+	(*RollingStrategy)(nil),            // 12: cutover.v1.RollingStrategy
+	(*ShadowStrategy)(nil),             // 13: cutover.v1.ShadowStrategy
+	(*BlueGreenStrategy)(nil),          // 14: cutover.v1.BlueGreenStrategy
+	(*CanaryStrategy)(nil),             // 15: cutover.v1.CanaryStrategy
+	(*CanaryStep)(nil),                 // 16: cutover.v1.CanaryStep
+	(*SetCanaryScale)(nil),             // 17: cutover.v1.SetCanaryScale
+	(*HeaderRoute)(nil),                // 18: cutover.v1.HeaderRoute
+	(*PauseStep)(nil),                  // 19: cutover.v1.PauseStep
+	(*RolloutStatus)(nil),              // 20: cutover.v1.RolloutStatus
+	(*TimelineEvent)(nil),              // 21: cutover.v1.TimelineEvent
+	(*ClusterProgress)(nil),            // 22: cutover.v1.ClusterProgress
+	(*ApplyRolloutRequest)(nil),        // 23: cutover.v1.ApplyRolloutRequest
+	(*ApplyRolloutResponse)(nil),       // 24: cutover.v1.ApplyRolloutResponse
+	(*GetRolloutRequest)(nil),          // 25: cutover.v1.GetRolloutRequest
+	(*GetRolloutResponse)(nil),         // 26: cutover.v1.GetRolloutResponse
+	(*ListRolloutsRequest)(nil),        // 27: cutover.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),       // 28: cutover.v1.ListRolloutsResponse
+	(*WatchRolloutRequest)(nil),        // 29: cutover.v1.WatchRolloutRequest
+	(*WatchRolloutResponse)(nil),       // 30: cutover.v1.WatchRolloutResponse
+	(*PromoteRolloutRequest)(nil),      // 31: cutover.v1.PromoteRolloutRequest
+	(*PromoteRolloutResponse)(nil),     // 32: cutover.v1.PromoteRolloutResponse
+	(*AbortRolloutRequest)(nil),        // 33: cutover.v1.AbortRolloutRequest
+	(*AbortRolloutResponse)(nil),       // 34: cutover.v1.AbortRolloutResponse
+	(*PauseRolloutRequest)(nil),        // 35: cutover.v1.PauseRolloutRequest
+	(*PauseRolloutResponse)(nil),       // 36: cutover.v1.PauseRolloutResponse
+	(*ResumeRolloutRequest)(nil),       // 37: cutover.v1.ResumeRolloutRequest
+	(*ResumeRolloutResponse)(nil),      // 38: cutover.v1.ResumeRolloutResponse
+	(*RetryRolloutRequest)(nil),        // 39: cutover.v1.RetryRolloutRequest
+	(*RetryRolloutResponse)(nil),       // 40: cutover.v1.RetryRolloutResponse
+	(*UndoRolloutRequest)(nil),         // 41: cutover.v1.UndoRolloutRequest
+	(*UndoRolloutResponse)(nil),        // 42: cutover.v1.UndoRolloutResponse
+	(*ListRolloutHistoryRequest)(nil),  // 43: cutover.v1.ListRolloutHistoryRequest
+	(*ListRolloutHistoryResponse)(nil), // 44: cutover.v1.ListRolloutHistoryResponse
+	(*ObservedRevision)(nil),           // 45: cutover.v1.ObservedRevision
+	nil,                                // 46: cutover.v1.Revision.EnvEntry
+	nil,                                // 47: cutover.v1.Endpoint.ListenOverridesEntry
+	nil,                                // 48: cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
+	nil,                                // 49: cutover.v1.ObservedRevision.StatusCodesEntry
+	(*timestamppb.Timestamp)(nil),      // 50: google.protobuf.Timestamp
 }
 var file_cutover_v1_rollout_proto_depIdxs = []int32{
 	6,  // 0: cutover.v1.Rollout.spec:type_name -> cutover.v1.RolloutSpec
-	17, // 1: cutover.v1.Rollout.status:type_name -> cutover.v1.RolloutStatus
-	46, // 2: cutover.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	46, // 3: cutover.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	20, // 1: cutover.v1.Rollout.status:type_name -> cutover.v1.RolloutStatus
+	50, // 2: cutover.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	50, // 3: cutover.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
 	7,  // 4: cutover.v1.RolloutSpec.revision:type_name -> cutover.v1.Revision
 	8,  // 5: cutover.v1.RolloutSpec.endpoint:type_name -> cutover.v1.Endpoint
 	9,  // 6: cutover.v1.RolloutSpec.targets:type_name -> cutover.v1.Targets
 	11, // 7: cutover.v1.RolloutSpec.strategy:type_name -> cutover.v1.Strategy
-	43, // 8: cutover.v1.Revision.env:type_name -> cutover.v1.Revision.EnvEntry
-	44, // 9: cutover.v1.Endpoint.listen_overrides:type_name -> cutover.v1.Endpoint.ListenOverridesEntry
+	46, // 8: cutover.v1.Revision.env:type_name -> cutover.v1.Revision.EnvEntry
+	47, // 9: cutover.v1.Endpoint.listen_overrides:type_name -> cutover.v1.Endpoint.ListenOverridesEntry
 	10, // 10: cutover.v1.Targets.waves:type_name -> cutover.v1.Wave
-	13, // 11: cutover.v1.Strategy.canary:type_name -> cutover.v1.CanaryStrategy
-	12, // 12: cutover.v1.Strategy.blue_green:type_name -> cutover.v1.BlueGreenStrategy
-	45, // 13: cutover.v1.BlueGreenStrategy.preview_listen_overrides:type_name -> cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
-	14, // 14: cutover.v1.CanaryStrategy.steps:type_name -> cutover.v1.CanaryStep
-	16, // 15: cutover.v1.CanaryStep.pause:type_name -> cutover.v1.PauseStep
-	15, // 16: cutover.v1.CanaryStep.set_header_route:type_name -> cutover.v1.HeaderRoute
-	0,  // 17: cutover.v1.RolloutStatus.phase:type_name -> cutover.v1.RolloutPhase
-	1,  // 18: cutover.v1.RolloutStatus.pause_reason:type_name -> cutover.v1.PauseReason
-	46, // 19: cutover.v1.RolloutStatus.step_start_time:type_name -> google.protobuf.Timestamp
-	19, // 20: cutover.v1.RolloutStatus.clusters:type_name -> cutover.v1.ClusterProgress
-	46, // 21: cutover.v1.RolloutStatus.start_time:type_name -> google.protobuf.Timestamp
-	46, // 22: cutover.v1.RolloutStatus.end_time:type_name -> google.protobuf.Timestamp
-	18, // 23: cutover.v1.RolloutStatus.timeline:type_name -> cutover.v1.TimelineEvent
-	46, // 24: cutover.v1.RolloutStatus.bake_until:type_name -> google.protobuf.Timestamp
-	46, // 25: cutover.v1.TimelineEvent.time:type_name -> google.protobuf.Timestamp
-	3,  // 26: cutover.v1.TimelineEvent.type:type_name -> cutover.v1.TimelineEventType
-	2,  // 27: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
-	7,  // 28: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
-	42, // 29: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
-	7,  // 30: cutover.v1.ClusterProgress.previous_revision:type_name -> cutover.v1.Revision
-	46, // 31: cutover.v1.ClusterProgress.scale_down_time:type_name -> google.protobuf.Timestamp
-	15, // 32: cutover.v1.ClusterProgress.header_route:type_name -> cutover.v1.HeaderRoute
-	5,  // 33: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 34: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 35: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
-	5,  // 36: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 37: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 38: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 39: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 40: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 41: cutover.v1.RetryRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 42: cutover.v1.UndoRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 43: cutover.v1.ListRolloutHistoryResponse.rollouts:type_name -> cutover.v1.Rollout
-	4,  // 44: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
-	20, // 45: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
-	22, // 46: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
-	24, // 47: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
-	26, // 48: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
-	28, // 49: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
-	30, // 50: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
-	32, // 51: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
-	34, // 52: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
-	36, // 53: cutover.v1.RolloutService.RetryRollout:input_type -> cutover.v1.RetryRolloutRequest
-	38, // 54: cutover.v1.RolloutService.UndoRollout:input_type -> cutover.v1.UndoRolloutRequest
-	40, // 55: cutover.v1.RolloutService.ListRolloutHistory:input_type -> cutover.v1.ListRolloutHistoryRequest
-	21, // 56: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
-	23, // 57: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
-	25, // 58: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
-	27, // 59: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
-	29, // 60: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
-	31, // 61: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
-	33, // 62: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
-	35, // 63: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
-	37, // 64: cutover.v1.RolloutService.RetryRollout:output_type -> cutover.v1.RetryRolloutResponse
-	39, // 65: cutover.v1.RolloutService.UndoRollout:output_type -> cutover.v1.UndoRolloutResponse
-	41, // 66: cutover.v1.RolloutService.ListRolloutHistory:output_type -> cutover.v1.ListRolloutHistoryResponse
-	56, // [56:67] is the sub-list for method output_type
-	45, // [45:56] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	15, // 11: cutover.v1.Strategy.canary:type_name -> cutover.v1.CanaryStrategy
+	14, // 12: cutover.v1.Strategy.blue_green:type_name -> cutover.v1.BlueGreenStrategy
+	12, // 13: cutover.v1.Strategy.rolling:type_name -> cutover.v1.RollingStrategy
+	13, // 14: cutover.v1.Strategy.shadow:type_name -> cutover.v1.ShadowStrategy
+	48, // 15: cutover.v1.BlueGreenStrategy.preview_listen_overrides:type_name -> cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
+	16, // 16: cutover.v1.CanaryStrategy.steps:type_name -> cutover.v1.CanaryStep
+	19, // 17: cutover.v1.CanaryStep.pause:type_name -> cutover.v1.PauseStep
+	18, // 18: cutover.v1.CanaryStep.set_header_route:type_name -> cutover.v1.HeaderRoute
+	17, // 19: cutover.v1.CanaryStep.set_canary_scale:type_name -> cutover.v1.SetCanaryScale
+	0,  // 20: cutover.v1.RolloutStatus.phase:type_name -> cutover.v1.RolloutPhase
+	1,  // 21: cutover.v1.RolloutStatus.pause_reason:type_name -> cutover.v1.PauseReason
+	50, // 22: cutover.v1.RolloutStatus.step_start_time:type_name -> google.protobuf.Timestamp
+	22, // 23: cutover.v1.RolloutStatus.clusters:type_name -> cutover.v1.ClusterProgress
+	50, // 24: cutover.v1.RolloutStatus.start_time:type_name -> google.protobuf.Timestamp
+	50, // 25: cutover.v1.RolloutStatus.end_time:type_name -> google.protobuf.Timestamp
+	21, // 26: cutover.v1.RolloutStatus.timeline:type_name -> cutover.v1.TimelineEvent
+	50, // 27: cutover.v1.RolloutStatus.bake_until:type_name -> google.protobuf.Timestamp
+	50, // 28: cutover.v1.TimelineEvent.time:type_name -> google.protobuf.Timestamp
+	3,  // 29: cutover.v1.TimelineEvent.type:type_name -> cutover.v1.TimelineEventType
+	2,  // 30: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
+	7,  // 31: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
+	45, // 32: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
+	7,  // 33: cutover.v1.ClusterProgress.previous_revision:type_name -> cutover.v1.Revision
+	50, // 34: cutover.v1.ClusterProgress.scale_down_time:type_name -> google.protobuf.Timestamp
+	18, // 35: cutover.v1.ClusterProgress.header_route:type_name -> cutover.v1.HeaderRoute
+	5,  // 36: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 37: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 38: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
+	5,  // 39: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 40: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 41: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 42: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 43: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 44: cutover.v1.RetryRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 45: cutover.v1.UndoRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 46: cutover.v1.ListRolloutHistoryResponse.rollouts:type_name -> cutover.v1.Rollout
+	4,  // 47: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
+	49, // 48: cutover.v1.ObservedRevision.status_codes:type_name -> cutover.v1.ObservedRevision.StatusCodesEntry
+	23, // 49: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
+	25, // 50: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
+	27, // 51: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
+	29, // 52: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
+	31, // 53: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
+	33, // 54: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
+	35, // 55: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
+	37, // 56: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
+	39, // 57: cutover.v1.RolloutService.RetryRollout:input_type -> cutover.v1.RetryRolloutRequest
+	41, // 58: cutover.v1.RolloutService.UndoRollout:input_type -> cutover.v1.UndoRolloutRequest
+	43, // 59: cutover.v1.RolloutService.ListRolloutHistory:input_type -> cutover.v1.ListRolloutHistoryRequest
+	24, // 60: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
+	26, // 61: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
+	28, // 62: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
+	30, // 63: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
+	32, // 64: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
+	34, // 65: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
+	36, // 66: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
+	38, // 67: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
+	40, // 68: cutover.v1.RolloutService.RetryRollout:output_type -> cutover.v1.RetryRolloutResponse
+	42, // 69: cutover.v1.RolloutService.UndoRollout:output_type -> cutover.v1.UndoRolloutResponse
+	44, // 70: cutover.v1.RolloutService.ListRolloutHistory:output_type -> cutover.v1.ListRolloutHistoryResponse
+	60, // [60:71] is the sub-list for method output_type
+	49, // [49:60] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_cutover_v1_rollout_proto_init() }
@@ -3122,11 +3471,14 @@ func file_cutover_v1_rollout_proto_init() {
 	file_cutover_v1_rollout_proto_msgTypes[6].OneofWrappers = []any{
 		(*Strategy_Canary)(nil),
 		(*Strategy_BlueGreen)(nil),
+		(*Strategy_Rolling)(nil),
+		(*Strategy_Shadow)(nil),
 	}
-	file_cutover_v1_rollout_proto_msgTypes[9].OneofWrappers = []any{
+	file_cutover_v1_rollout_proto_msgTypes[11].OneofWrappers = []any{
 		(*CanaryStep_SetWeight)(nil),
 		(*CanaryStep_Pause)(nil),
 		(*CanaryStep_SetHeaderRoute)(nil),
+		(*CanaryStep_SetCanaryScale)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3134,7 +3486,7 @@ func file_cutover_v1_rollout_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cutover_v1_rollout_proto_rawDesc), len(file_cutover_v1_rollout_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   41,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,108 @@
+package spec_test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/spec"
+)
+
+// exampleDirs hold the manifests users copy; each must parse with the real
+// parser, so a change to the spec that breaks them fails here first.
+var exampleDirs = []string{"../../examples", "../../deploy/examples"}
+
+func TestExamplesParse(t *testing.T) {
+	var files []string
+	for _, dir := range exampleDirs {
+		found, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, found...)
+	}
+	if len(files) < 4 {
+		t.Fatalf("found %d example manifests under %v, want at least 4: %v", len(files), exampleDirs, files)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if _, err := spec.Parse(data); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+// The trading and banking examples carry the seed's traffic percentages;
+// they must not drift from them.
+func TestExampleCanaryWeights(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want []int32
+	}{
+		{"trading-canary.yaml", []int32{1, 5, 25, 100}},
+		{"banking-canary.yaml", []int32{5, 15, 35, 65, 100}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			m := parseExample(t, tc.file)
+			if got := setWeights(m.Spec); !slices.Equal(got, tc.want) {
+				t.Errorf("setWeight steps = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// The banking canary stops for a person; the banking blue-green waits for
+// one before each switch and keeps the old release warm for five minutes.
+func TestExampleBankingManualPromotion(t *testing.T) {
+	if n := untimedPauses(parseExample(t, "banking-canary.yaml").Spec); n == 0 {
+		t.Error("banking-canary.yaml has no `pause: {}` step for a person to promote")
+	}
+	bg := parseExample(t, "banking-blue-green.yaml").Spec.GetStrategy().GetBlueGreen()
+	if bg == nil {
+		t.Fatal("banking-blue-green.yaml is not a blue-green rollout")
+	}
+	if bg.GetAutoPromotionSeconds() != 0 || bg.GetScaleDownDelaySeconds() != 300 {
+		t.Errorf("autoPromotionSeconds %d, scaleDownDelaySeconds %d; want 0 (manual) and 300",
+			bg.GetAutoPromotionSeconds(), bg.GetScaleDownDelaySeconds())
+	}
+}
+
+func parseExample(t *testing.T, name string) *spec.Manifest {
+	t.Helper()
+	path := filepath.Join(exampleDirs[0], name)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := spec.Parse(data)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return m
+}
+
+func setWeights(s *cutoverv1.RolloutSpec) []int32 {
+	var out []int32
+	for _, st := range s.GetStrategy().GetCanary().GetSteps() {
+		if w, ok := st.GetStep().(*cutoverv1.CanaryStep_SetWeight); ok {
+			out = append(out, w.SetWeight)
+		}
+	}
+	return out
+}
+
+func untimedPauses(s *cutoverv1.RolloutSpec) int {
+	n := 0
+	for _, st := range s.GetStrategy().GetCanary().GetSteps() {
+		if p := st.GetPause(); p != nil && p.GetDuration() == "" {
+			n++
+		}
+	}
+	return n
+}
