@@ -1,0 +1,152 @@
+package rollout_test
+
+import (
+	"testing"
+	"time"
+
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/rollout"
+)
+
+func withStrategy(sp *cutoverv1.RolloutSpec, s *cutoverv1.Strategy) *cutoverv1.RolloutSpec {
+	sp.Strategy = s
+	return sp
+}
+
+// instances renders a desired state with instance counts.
+func (s *sim) instances(cluster string) string {
+	s.t.Helper()
+	d := rollout.Desired(s.r, s.progress(cluster))
+	out := showRevisions(d)
+	for _, dr := range d.GetRevisions() {
+		if n := dr.GetInstances(); n > 0 {
+			out += " " + dr.GetRevision().GetName() + "x" + string(rune('0'+n))
+		}
+	}
+	return out
+}
+
+// Rolling over 4 instances in batches of 2: the new revision grows by a
+// batch per step, the old one shrinks, traffic follows the instances.
+func TestRollingBatches(t *testing.T) {
+	waves := [][]string{{"eu-1"}}
+	v1 := newSpec(t, "v1", waves, setWeight(50))
+	v1.Revision.Instances = 4
+	s := deployed(t, v1)
+	v2 := withStrategy(newSpec(t, "v2", waves, setWeight(50)), &cutoverv1.Strategy{Strategy: &cutoverv1.Strategy_Rolling{
+		Rolling: &cutoverv1.RollingStrategy{BatchSize: "50%", FailureThreshold: 1}}})
+	v2.Revision.Instances = 4
+	s.step(apply(v2))
+	if got, want := s.instances("eu-1"), "stable:v1=50 canary:v2=50 v1x2 v2x2"; got != want {
+		t.Fatalf("batch 1: %s, want %s", got, want)
+	}
+	s.converge("eu-1")
+	if got, want := s.instances("eu-1"), "canary:v2=100 v2x4"; got != want {
+		t.Fatalf("batch 2: %s, want %s", got, want)
+	}
+	s.converge("eu-1")
+	s.converge("eu-1")
+	if p := showPhase(s.r.GetStatus()); p != "healthy" {
+		t.Fatalf("end: %s", p)
+	}
+	if got := s.instances("eu-1"); got != "stable:v2=100" {
+		t.Errorf("promoted: %s", got)
+	}
+}
+
+// New instances failing readiness as often as failureThreshold fail the
+// rollout, which rolls back to the old revision at full strength.
+func TestRollingFailureThresholdRollsBack(t *testing.T) {
+	waves := [][]string{{"eu-1"}}
+	v1 := newSpec(t, "v1", waves, setWeight(50))
+	v1.Revision.Instances = 3
+	s := deployed(t, v1)
+	v2 := withStrategy(newSpec(t, "v2", waves, setWeight(50)), &cutoverv1.Strategy{Strategy: &cutoverv1.Strategy_Rolling{
+		Rolling: &cutoverv1.RollingStrategy{BatchSize: "1", FailureThreshold: 2}}})
+	v2.Revision.Instances = 3
+	s.step(apply(v2))
+	report := func(failed int32) {
+		s.step(rollout.Observe{Cluster: "eu-1", App: &cutoverv1.ObservedApp{App: app,
+			ObservedGeneration: s.progress("eu-1").GetDesiredGeneration(),
+			Revisions:          []*cutoverv1.ObservedRevision{{Revision: "v2", InstancesFailed: failed}}}})
+	}
+	report(1)
+	if p := showPhase(s.r.GetStatus()); p != "progressing" {
+		t.Fatalf("one failure under a threshold of 2: %s", p)
+	}
+	report(2)
+	if p := showPhase(s.r.GetStatus()); p != "aborted" {
+		t.Fatalf("two failures: %s, want aborted", p)
+	}
+	if got := s.instances("eu-1"); got != "stable:v1=100" {
+		t.Errorf("after the reverse roll eu-1 wants %s", got)
+	}
+}
+
+// Shadow: the new revision runs beside stable with a mirror share, gets no
+// traffic, and becomes stable on promote.
+func TestShadow(t *testing.T) {
+	waves := [][]string{{"eu-1"}}
+	s := deployed(t, newSpec(t, "v1", waves, setWeight(50)))
+	s.step(apply(withStrategy(newSpec(t, "v2", waves, setWeight(50)), &cutoverv1.Strategy{Strategy: &cutoverv1.Strategy_Shadow{
+		Shadow: &cutoverv1.ShadowStrategy{MirrorPercent: 20}}})))
+	d := rollout.Desired(s.r, s.progress("eu-1"))
+	if got := showRevisions(d); got != "stable:v1=100 shadow:v2=0" || d.GetMirrorPercent() != 20 {
+		t.Fatalf("shadowing: %s mirror %d", got, d.GetMirrorPercent())
+	}
+	s.converge("eu-1")
+	if p := showPhase(s.r.GetStatus()); p != "paused(step)" {
+		t.Fatalf("shadow up: %s, want waiting for promote", p)
+	}
+	s.step(rollout.Promote{})
+	s.converge("eu-1")
+	s.wants("eu-1", "stable:v2=100")
+	if p := showPhase(s.r.GetStatus()); p != "healthy" {
+		t.Errorf("end: %s", p)
+	}
+}
+
+// maxParallel 1 moves the clusters of a wave one at a time through every
+// step; each group's steps are recorded once.
+func TestMaxParallelGroups(t *testing.T) {
+	waves := [][]string{{"eu-1", "us-1", "ap-1"}}
+	s := deployed(t, newSpec(t, "v1", waves, setWeight(50)))
+	sp := newSpec(t, "v2", waves, setWeight(30), pause("1s"))
+	sp.Targets.Waves[0].MaxParallel = 2
+	s.step(apply(sp))
+	s.wants("eu-1", "stable:v1=70 canary:v2=30")
+	s.wants("us-1", "stable:v1=70 canary:v2=30")
+	s.wants("ap-1", "stable:v1=100")
+	s.converge("eu-1", "us-1")
+	s.now = s.now.Add(time.Second)
+	s.step(rollout.Tick{})
+	s.converge("eu-1", "us-1") // group 1 promoted
+	if g := s.r.GetStatus().GetCurrentGroup(); g != 1 {
+		t.Fatalf("after group 1: group %d", g)
+	}
+	s.wants("eu-1", "stable:v2=100")
+	s.wants("ap-1", "stable:v1=70 canary:v2=30")
+	s.converge("ap-1")
+	s.now = s.now.Add(time.Second)
+	s.step(rollout.Tick{})
+	s.converge("ap-1")
+	if p := showPhase(s.r.GetStatus()); p != "healthy" {
+		t.Fatalf("end: %s", p)
+	}
+}
+
+// setCanaryScale sets the new revision's instance count apart from its
+// weight.
+func TestSetCanaryScale(t *testing.T) {
+	waves := [][]string{{"eu-1"}}
+	s := deployed(t, newSpec(t, "v1", waves, setWeight(50)))
+	scale := &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_SetCanaryScale{SetCanaryScale: &cutoverv1.SetCanaryScale{Instances: 1}}}
+	s.step(apply(newSpec(t, "v2", waves, scale, setWeight(10), pause(""))))
+	if got, want := s.instances("eu-1"), "stable:v1=100 canary:v2=0 v2x1"; got != want {
+		t.Fatalf("after setCanaryScale: %s, want %s", got, want)
+	}
+	s.converge("eu-1")
+	if got, want := s.instances("eu-1"), "stable:v1=90 canary:v2=10 v2x1"; got != want {
+		t.Fatalf("after setWeight: %s, want %s", got, want)
+	}
+}
