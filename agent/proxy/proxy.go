@@ -98,7 +98,7 @@ func (p *Proxy) SetTable(routes []Route) {
 	t := &table{}
 	p.mu.Lock()
 	for _, r := range routes {
-		if len(r.Backends) == 0 || r.Match == nil && r.Weight <= 0 {
+		if len(r.Backends) == 0 || r.Match == nil && r.Mirror <= 0 && r.Weight <= 0 {
 			continue
 		}
 		c := p.cursors[r.Revision]

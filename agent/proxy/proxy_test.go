@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -706,5 +707,44 @@ func TestHeaderRouteWinsOverWeights(t *testing.T) {
 		if got := resp.Header.Get("X-Cutover-Revision"); got != want {
 			t.Fatalf("request %d with X-Canary %q went to %s, want %s", i, hdr, got, want)
 		}
+	}
+}
+
+// A shadow route gets copies of its share of requests; clients only ever
+// get the primary's answers, and the copies' codes and latency are counted.
+func TestMirrorCopiesWithoutAffectingClients(t *testing.T) {
+	primary, stable := echoBackend(t, "v1")
+	shadow, shadowAddr := echoBackend(t, "v2")
+	p := proxy.New(slog.New(slog.DiscardHandler))
+	url := startProxy(t, p, time.Second).url
+	p.SetTable([]proxy.Route{
+		{Revision: "v1", Weight: 100, Backends: []string{stable}},
+		{Revision: "v2", Backends: []string{shadowAddr}, Mirror: 50},
+	})
+	const n = 400
+	for range n {
+		resp, err := http.Post(url, "text/plain", strings.NewReader("payload"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if string(body) != "v1" {
+			t.Fatalf("a client got %q, want only the primary's answers", body)
+		}
+	}
+	if got := primary.hits.Load(); got != n {
+		t.Errorf("primary got %d requests, want %d", got, n)
+	}
+	waitFor(t, "mirrored copies counted", func() bool {
+		st := p.MirrorStats()["v2"]
+		return st.Requests == shadow.hits.Load() && st.Requests > 0
+	})
+	st := p.MirrorStats()["v2"]
+	if st.Requests < n*35/100 || st.Requests > n*65/100 {
+		t.Errorf("shadow got %d copies of %d requests at 50%%", st.Requests, n)
+	}
+	if st.Codes[200] != st.Requests || st.P99 <= 0 {
+		t.Errorf("shadow stats: codes %v p99 %v", st.Codes, st.P99)
 	}
 }

@@ -25,6 +25,24 @@ type App struct {
 	BlueGreen *BlueGreen
 	// ProgressDeadline, when set, is spec.progressDeadline.
 	ProgressDeadline string
+	// ReadyTimeout is the revision's readyTimeout (default 20s).
+	ReadyTimeout string
+	// Rolling or Shadow, when set, replace the canary strategy.
+	Rolling *Rolling
+	Shadow  *Shadow
+}
+
+// Rolling is a rolling strategy.
+type Rolling struct {
+	BatchSize        string
+	Pause            string
+	FailureThreshold int
+}
+
+// Shadow is a shadow strategy.
+type Shadow struct {
+	MirrorPercent int
+	Duration      string
 }
 
 // BlueGreen is a blue-green strategy.
@@ -59,7 +77,11 @@ func (a App) Manifest() string {
 		}
 	}
 	w("    readinessPath: /healthz")
-	w("    readyTimeout: 20s")
+	ready := a.ReadyTimeout
+	if ready == "" {
+		ready = "20s"
+	}
+	w("    readyTimeout: %s", ready)
 	clusters := sortedKeys(a.Listen)
 	w("  endpoint:")
 	w("    listen: %q", a.Listen[clusters[0]])
@@ -84,6 +106,25 @@ func (a App) Manifest() string {
 		w("  progressDeadline: %s", a.ProgressDeadline)
 	}
 	w("  strategy:")
+	if r := a.Rolling; r != nil {
+		w("    rolling:")
+		w("      batchSize: %q", r.BatchSize)
+		if r.Pause != "" {
+			w("      pauseBetweenBatches: %s", r.Pause)
+		}
+		if r.FailureThreshold > 0 {
+			w("      failureThreshold: %d", r.FailureThreshold)
+		}
+		return b.String()
+	}
+	if sh := a.Shadow; sh != nil {
+		w("    shadow:")
+		w("      mirrorPercent: %d", sh.MirrorPercent)
+		if sh.Duration != "" {
+			w("      duration: %s", sh.Duration)
+		}
+		return b.String()
+	}
 	if bg := a.BlueGreen; bg != nil {
 		w("    blueGreen:")
 		w("      previewListen: %q", bg.Preview[clusters[0]])

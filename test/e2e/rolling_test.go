@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/test/harness"
+)
+
+// deployWith deploys rev with n instances per cluster.
+func (f *twoRegions) deployWith(ctx context.Context, rev string, n int) {
+	f.t.Helper()
+	a := f.app(rev, "setWeight: 50")
+	a.Instances = n
+	if _, err := f.env.Apply(ctx, a.Manifest()); err != nil {
+		f.t.Fatalf("apply %s: %v", rev, err)
+	}
+	f.wait(ctx, "healthy", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY))
+}
+
+// startRecorder sends steady load to both regions until the test ends and
+// returns the recorder and a function that stops it.
+func (f *twoRegions) startRecorder(ctx context.Context) (*recorder, func()) {
+	rec := newRecorder(f)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, c := range []string{"us-east", "eu-west"} {
+		wg.Add(1)
+		go func() { defer wg.Done(); rec.run(ctx, c) }()
+	}
+	return rec, func() { cancel(); wg.Wait() }
+}
+
+// Given v1 with four instances per region, a rolling update in batches of
+// two replaces half the instances, pauses (traffic follows the instances:
+// half to v2), then the rest, and no request fails along the way.
+func TestRollingReplacesInBatches(t *testing.T) {
+	f := newTwoRegions(t)
+	ctx := f.ctx()
+	f.deployWith(ctx, "v1", 4)
+	rec, stop := f.startRecorder(ctx)
+
+	a := f.app("v2")
+	a.Instances = 4
+	a.Rolling = &harness.Rolling{BatchSize: "2", Pause: "1h"}
+	if _, err := f.env.Apply(ctx, a.Manifest()); err != nil {
+		t.Fatal(err)
+	}
+	f.wait(ctx, "first batch in us-east", func(r *cutoverv1.Rollout) bool {
+		st := r.GetStatus()
+		return st.GetCurrentWave() == 0 && st.GetCurrentStep() == 1 && harness.Settled(r)
+	})
+	f.expectShare(ctx, "us-east", "v2", 0.5, tolerance)
+	f.expectShare(ctx, "eu-west", "v1", 1, 0)
+	if v1, v2 := len(f.processes("v1")), len(f.processes("v2")); v1 != 6 || v2 != 2 {
+		t.Errorf("after the first batch: %d v1 and %d v2 processes, want 6 (2 in us-east, 4 in eu-west) and 2", v1, v2)
+	}
+	f.cli(ctx, "promote", "demo", "--full")
+	f.wait(ctx, "healthy", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY))
+	stop()
+	f.expectShare(ctx, "us-east", "v2", 1, 0)
+	f.expectShare(ctx, "eu-west", "v2", 1, 0)
+	if v1, v2 := len(f.processes("v1")), len(f.processes("v2")); v1 != 0 || v2 != 8 {
+		t.Errorf("at the end: %d v1 and %d v2 processes, want 0 and 8", v1, v2)
+	}
+	rec.check(t, time0, 20)
+}
+
+// A batch whose new instances never become ready reaches the failure
+// threshold: the rollout aborts and the replaced instances roll back, while
+// clients never see a failure.
+func TestRollingBatchThatFailsReadinessRollsBack(t *testing.T) {
+	f := newTwoRegions(t)
+	ctx := f.ctx()
+	f.deployWith(ctx, "v1", 3)
+	rec, stop := f.startRecorder(ctx)
+
+	a := f.app("v2")
+	a.Instances = 3
+	a.ExtraArgs = []string{"--ready-delay", "1h"}
+	a.ReadyTimeout = "1s"
+	a.Rolling = &harness.Rolling{BatchSize: "1", FailureThreshold: 1}
+	if _, err := f.env.Apply(ctx, a.Manifest()); err != nil {
+		t.Fatal(err)
+	}
+	r := f.wait(ctx, "rolled back", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED))
+	stop()
+	if msg := r.GetStatus().GetMessage(); !containsAll(msg, "failed in us-east", "failure threshold 1") {
+		t.Errorf("abort message %q does not say which instances failed where", msg)
+	}
+	f.expectShare(ctx, "us-east", "v1", 1, 0)
+	if v1, v2 := len(f.processes("v1")), len(f.processes("v2")); v1 != 6 || v2 != 0 {
+		t.Errorf("after the roll back: %d v1 and %d v2 processes, want 6 and 0", v1, v2)
+	}
+	rec.check(t, time0, 20)
+}
