@@ -82,9 +82,15 @@ func stepDetail(r *cutoverv1.Rollout, now time.Time) string {
 	if i := int(st.GetCurrentStep()); i >= 0 && i < len(steps) {
 		action := stepAction(steps[i])
 		if r.GetSpec().GetStrategy().GetBlueGreen() != nil {
-			action = []string{"preview", "switch on promote"}[min(i, 1)]
-			if d := steps[i].GetPause().GetDuration(); d != "" {
-				action = "switch after " + d
+			switch {
+			case steps[i].GetSetWeight() == 0 && steps[i].GetPause() == nil && steps[i].GetAnalysis() == nil:
+				action = "preview"
+			case steps[i].GetAnalysis() != nil:
+				action = "pre-promotion " + action
+			case steps[i].GetPause().GetDuration() != "":
+				action = "switch after " + steps[i].GetPause().GetDuration()
+			default:
+				action = "switch on promote"
 			}
 		}
 		label += " " + action
@@ -104,6 +110,10 @@ func stepAction(s *cutoverv1.CanaryStep) string {
 			return "pause " + d
 		}
 		return "pause until promoted"
+	case *cutoverv1.CanaryStep_SetCanaryScale:
+		return fmt.Sprintf("setCanaryScale %d", s.GetSetCanaryScale().GetInstances())
+	case *cutoverv1.CanaryStep_Analysis:
+		return "analysis " + s.GetAnalysis().GetWindow()
 	case *cutoverv1.CanaryStep_SetHeaderRoute:
 		h := s.GetSetHeaderRoute()
 		return fmt.Sprintf("setHeaderRoute %s: %s", h.GetHeader(), h.GetValue())

@@ -269,6 +269,13 @@ func (c *Controller) Undo(ctx context.Context, name, toRevision, actor string) (
 	spec.Revision = proto.Clone(target).(*cutoverv1.Revision)
 	r, _, err := c.Do(ctx, name, rollout.Apply{Name: name, Spec: spec, Actor: actor,
 		Reason: fmt.Sprintf("undo from %s", cur.GetSpec().GetRevision().GetName())})
+	if err != nil || spec.GetStrategy().GetBlueGreen() == nil {
+		return r, err
+	}
+	// A blue-green undo is the switch back: no preview to look at (the
+	// revision served before), and within the scale-down delay its
+	// processes are still warm, so it takes effect at once.
+	r, _, err = c.Do(ctx, name, rollout.Promote{Full: true, Actor: actor})
 	return r, err
 }
 

@@ -58,15 +58,26 @@ func Desired(r *cutoverv1.Rollout, cp *cutoverv1.ClusterProgress) *cutoverv1.Des
 		}
 	case cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED:
 		d.Revisions = []*cutoverv1.DesiredRevision{track(cutoverv1.Track_TRACK_STABLE, next, 100)}
-		if prev := cp.GetPreviousRevision(); prev != nil { // kept warm after a blue-green switch
-			d.Revisions = append(d.Revisions, track(cutoverv1.Track_TRACK_PREVIOUS, prev, 0))
-		}
 	default: // pending or aborted: the revision served before
 		if stable != nil {
 			d.Revisions = []*cutoverv1.DesiredRevision{track(cutoverv1.Track_TRACK_STABLE, stable, 100)}
 		}
 	}
+	// A revision kept warm after a blue-green switch runs, without traffic,
+	// until its scale-down, whatever rollout comes next.
+	if prev := cp.GetPreviousRevision(); prev != nil && len(d.GetRevisions()) > 0 && !runs(d, prev) {
+		d.Revisions = append(d.Revisions, track(cutoverv1.Track_TRACK_PREVIOUS, prev, 0))
+	}
 	return d
+}
+
+func runs(d *cutoverv1.DesiredApp, rev *cutoverv1.Revision) bool {
+	for _, dr := range d.GetRevisions() {
+		if proto.Equal(dr.GetRevision(), rev) {
+			return true
+		}
+	}
+	return false
 }
 
 // rolling is a rolling update with k new instances: the old revision keeps

@@ -152,6 +152,7 @@ func apply(old *cutoverv1.Rollout, a Apply, force bool, now time.Time) Result {
 				cp.Converged = p.GetConverged()
 				cp.ObservedRevisions = p.GetObservedRevisions()
 				cp.AgentError = p.GetAgentError()
+				cp.PreviousRevision, cp.ScaleDownTime = p.GetPreviousRevision(), p.GetScaleDownTime()
 			}
 			st.Clusters = append(st.Clusters, cp)
 		}
@@ -387,6 +388,13 @@ func (m *machine) stepOnce() bool {
 		}
 		if !converged(wave) {
 			return m.waiting(fmt.Sprintf("waiting for %d new instances in wave %s", s.SetCanaryScale.GetInstances(), m.waveName()))
+		}
+	case *cutoverv1.CanaryStep_Analysis:
+		// Gates arrive with the gating work: with none defined the step
+		// passes once its window has elapsed.
+		if w := spec.AnalysisWindow(s.Analysis); m.now.Before(st.GetStepStartTime().AsTime().Add(w)) {
+			st.Message = fmt.Sprintf("analysis over %s (no gates defined: passes when the window ends)", w)
+			return false
 		}
 	case *cutoverv1.CanaryStep_Pause:
 		d := spec.PauseDuration(s.Pause)
@@ -643,6 +651,9 @@ func (m *machine) stepWakeAt() time.Time {
 	}
 	steps := m.steps()
 	if i := int(st.GetCurrentStep()); i < len(steps) {
+		if a := steps[i].GetAnalysis(); a != nil {
+			return st.GetStepStartTime().AsTime().Add(spec.AnalysisWindow(a))
+		}
 		if p := steps[i].GetPause(); p != nil {
 			if d := spec.PauseDuration(p); d > 0 {
 				return st.GetStepStartTime().AsTime().Add(d)
@@ -666,10 +677,11 @@ func Steps(s *cutoverv1.RolloutSpec) []*cutoverv1.CanaryStep {
 		if n := bg.GetAutoPromotionSeconds(); n > 0 {
 			wait.Duration = (time.Duration(n) * time.Second).String()
 		}
-		return []*cutoverv1.CanaryStep{
-			{Step: &cutoverv1.CanaryStep_SetWeight{SetWeight: 0}},
-			{Step: &cutoverv1.CanaryStep_Pause{Pause: wait}},
+		steps := []*cutoverv1.CanaryStep{{Step: &cutoverv1.CanaryStep_SetWeight{SetWeight: 0}}}
+		if a := bg.GetPrePromotionAnalysis(); a != nil {
+			steps = append(steps, &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_Analysis{Analysis: a}})
 		}
+		return append(steps, &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_Pause{Pause: wait}})
 	}
 	if r := s.GetStrategy().GetRolling(); r != nil {
 		return rollingSteps(r, int(max(s.GetRevision().GetInstances(), 1)))
@@ -756,6 +768,8 @@ func describeStep(s *cutoverv1.CanaryStep) string {
 		return fmt.Sprintf("setHeaderRoute %s: %s", x.SetHeaderRoute.GetHeader(), x.SetHeaderRoute.GetValue())
 	case *cutoverv1.CanaryStep_SetCanaryScale:
 		return fmt.Sprintf("setCanaryScale %d", x.SetCanaryScale.GetInstances())
+	case *cutoverv1.CanaryStep_Analysis:
+		return "analysis " + x.Analysis.GetWindow()
 	}
 	return "step"
 }

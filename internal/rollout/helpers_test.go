@@ -357,6 +357,20 @@ func checkWaves(r *cutoverv1.Rollout) error {
 			default:
 				return fmt.Errorf("aborted rollout has %s", show(r, cp))
 			}
+			// Abort always ends with 100% on the stable revision (or nothing
+			// where there was none), and nothing else running.
+			d := rollout.Desired(r, cp)
+			var revs []*cutoverv1.DesiredRevision
+			for _, dr := range d.GetRevisions() {
+				if dr.GetTrack() != cutoverv1.Track_TRACK_PREVIOUS || dr.GetWeight() != 0 { // warm, no traffic
+					revs = append(revs, dr)
+				}
+			}
+			if len(revs) > 1 || len(revs) == 1 && (revs[0].GetTrack() != cutoverv1.Track_TRACK_STABLE ||
+				revs[0].GetWeight() != 100 || !proto.Equal(revs[0].GetRevision(), cp.GetStableRevision())) ||
+				len(d.GetHeaderRoutes()) > 0 || d.GetMirrorPercent() > 0 || d.GetPreviewListen() != "" {
+				return fmt.Errorf("aborted rollout wants %s in %s", showRevisions(d), cp.GetCluster())
+			}
 		}
 		return nil
 	}

@@ -171,6 +171,11 @@ func (g *generator) spec() *cutoverv1.RolloutSpec {
 		case 0:
 			steps = append(steps, pause(""))
 		case 1:
+			if g.rng.IntN(3) == 0 {
+				steps = append(steps, &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_Analysis{
+					Analysis: &cutoverv1.AnalysisStep{Window: fmt.Sprintf("%ds", 1+g.rng.IntN(3))}}})
+				break
+			}
 			steps = append(steps, pause(fmt.Sprintf("%ds", 1+g.rng.IntN(5))))
 		default:
 			steps = append(steps, setWeight([]int32{0, 10, 25, 50, 100}[g.rng.IntN(5)]))

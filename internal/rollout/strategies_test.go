@@ -150,3 +150,37 @@ func TestSetCanaryScale(t *testing.T) {
 		t.Fatalf("after setWeight: %s, want %s", got, want)
 	}
 }
+
+// An analysis step holds the weight for its window (no gates yet: it then
+// passes); a blue-green's pre-promotion analysis runs before the switch can
+// happen.
+func TestAnalysisSteps(t *testing.T) {
+	waves := [][]string{{"eu-1"}}
+	s := deployed(t, newSpec(t, "v1", waves, setWeight(50)))
+	analysis := &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_Analysis{Analysis: &cutoverv1.AnalysisStep{Window: "10s"}}}
+	s.step(apply(newSpec(t, "v2", waves, setWeight(20), analysis, setWeight(60))))
+	res := s.converge("eu-1")
+	if want := s.now.Add(10 * time.Second); !res.WakeAt.Equal(want) || s.r.GetStatus().GetCurrentStep() != 1 {
+		t.Fatalf("in analysis: step %d wake %v, want step 1 wake %v", s.r.GetStatus().GetCurrentStep(), res.WakeAt, want)
+	}
+	s.now = s.now.Add(9 * time.Second)
+	s.step(rollout.Tick{})
+	s.wants("eu-1", "stable:v1=80 canary:v2=20")
+	s.now = s.now.Add(time.Second)
+	s.step(rollout.Tick{})
+	s.wants("eu-1", "stable:v1=40 canary:v2=60")
+
+	bg := deployed(t, newSpec(t, "v1", waves, setWeight(50)))
+	sp := blueGreenSpec(t, "v2", waves, 0)
+	sp.GetStrategy().GetBlueGreen().PrePromotionAnalysis = &cutoverv1.AnalysisStep{Window: "5s"}
+	bg.step(apply(sp))
+	bg.converge("eu-1")
+	if p := showPhase(bg.r.GetStatus()); p != "progressing" {
+		t.Fatalf("preview ready, analysis running: %s", p)
+	}
+	bg.now = bg.now.Add(5 * time.Second)
+	bg.step(rollout.Tick{})
+	if p := showPhase(bg.r.GetStatus()); p != "paused(step)" {
+		t.Fatalf("analysis passed: %s, want waiting for promote", p)
+	}
+}

@@ -181,12 +181,14 @@ func validateStrategy(c *errs, spec *cutoverv1.RolloutSpec, clusters map[string]
 			}
 		case *cutoverv1.CanaryStep_SetHeaderRoute:
 			checkHeaderRoute(c, p+".setHeaderRoute", x.SetHeaderRoute)
+		case *cutoverv1.CanaryStep_Analysis:
+			checkAnalysis(c, p+".analysis", x.Analysis)
 		case *cutoverv1.CanaryStep_SetCanaryScale:
 			if n := x.SetCanaryScale.GetInstances(); n < 1 || n > MaxInstances {
 				c.add(p+".setCanaryScale.instances", "must be between 1 and %d, got %d", MaxInstances, n)
 			}
 		default:
-			c.add(p, "must set setWeight, pause, setHeaderRoute or setCanaryScale")
+			c.add(p, "must set setWeight, pause, setHeaderRoute, setCanaryScale or analysis")
 		}
 	}
 }
@@ -291,6 +293,20 @@ func checkHeaderRoute(c *errs, path string, h *cutoverv1.HeaderRoute) {
 	}
 }
 
+func checkAnalysis(c *errs, path string, a *cutoverv1.AnalysisStep) {
+	if a.GetWindow() == "" {
+		c.add(path+".window", "is required")
+		return
+	}
+	checkDuration(c, path+".window", a.GetWindow())
+}
+
+// AnalysisWindow returns an analysis step's window.
+func AnalysisWindow(a *cutoverv1.AnalysisStep) time.Duration {
+	d, _ := time.ParseDuration(a.GetWindow())
+	return d
+}
+
 func validateRolling(c *errs, r *cutoverv1.RollingStrategy) {
 	const p = "spec.strategy.rolling"
 	if b := r.GetBatchSize(); b != "" {
@@ -359,6 +375,9 @@ func validateBlueGreen(c *errs, spec *cutoverv1.RolloutSpec, bg *cutoverv1.BlueG
 			c.add(p+".previewListen", "must differ from the app's listen address %s in cluster %q", l, cluster)
 			break
 		}
+	}
+	if a := bg.GetPrePromotionAnalysis(); a != nil {
+		checkAnalysis(c, p+".prePromotionAnalysis", a)
 	}
 	if n := bg.GetAutoPromotionSeconds(); n < 0 || n > MaxDelaySeconds {
 		c.add(p+".autoPromotionSeconds", "must be between 0 and %d, got %d", MaxDelaySeconds, n)

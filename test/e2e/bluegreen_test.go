@@ -102,3 +102,30 @@ func (f *twoRegions) expectPreview(ctx context.Context, addr, version string) {
 		f.t.Errorf("preview %s: %v, want all 100 requests served by %s", addr, counts, version)
 	}
 }
+
+// Within the scale-down delay, undoing a blue-green switches straight back
+// to the warm processes of the previous revision: no preview wait, no
+// promote, no cold start.
+func TestBlueGreenUndoSwitchesBackToWarmProcesses(t *testing.T) {
+	f := newTwoRegions(t)
+	ctx := f.ctx()
+	f.deploy(ctx, "v1")
+	v1 := f.processes("v1")
+	app, _ := f.blueGreen("v2", 1, 300)
+	if _, err := f.env.Apply(ctx, app.Manifest()); err != nil {
+		t.Fatal(err)
+	}
+	f.wait(ctx, "healthy on v2", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY))
+	f.expectShare(ctx, "eu-west", "v2", 1, 0)
+
+	f.cli(ctx, "undo", "demo")
+	r := f.wait(ctx, "back on v1", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY))
+	if r.GetSpec().GetRevision().GetName() != "v1" {
+		t.Fatalf("after undo the rollout is at %s", r.GetSpec().GetRevision().GetName())
+	}
+	f.expectShare(ctx, "us-east", "v1", 1, 0)
+	f.expectShare(ctx, "eu-west", "v1", 1, 0)
+	if got := f.processes("v1"); !slices.Equal(got, v1) {
+		t.Errorf("undo started new v1 processes instead of the warm ones: before %v after %v", v1, got)
+	}
+}
