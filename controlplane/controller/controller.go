@@ -57,13 +57,17 @@ type Controller struct {
 	log   *slog.Logger
 	keep  int
 
-	events chan request
-
-	mu       sync.RWMutex
-	rollouts map[string]*cutoverv1.Rollout // immutable values, replaced on change
-	watchers map[string]map[chan *cutoverv1.Rollout]struct{}
-	loaded   chan struct{}
+	mu          sync.RWMutex
+	rollouts    map[string]*cutoverv1.Rollout // immutable values, replaced on change
+	watchers    map[string]map[chan *cutoverv1.Rollout]struct{}
+	supervisors map[string]chan request // one goroutine per rollout owns its state
+	runCtx      context.Context         // set by Run before loaded closes
+	running     sync.WaitGroup
+	loaded      chan struct{}
 }
+
+// supervisorQueue bounds the events waiting for one rollout's supervisor.
+const supervisorQueue = 64
 
 type request struct {
 	name  string
@@ -85,11 +89,11 @@ func New(store Store, pub Publisher, now func() time.Time, log *slog.Logger) *Co
 		pub:      pub,
 		now:      now,
 		log:      log,
-		keep:     DefaultHistoryLimit,
-		events:   make(chan request, 256),
-		rollouts: map[string]*cutoverv1.Rollout{},
-		watchers: map[string]map[chan *cutoverv1.Rollout]struct{}{},
-		loaded:   make(chan struct{}),
+		keep:        DefaultHistoryLimit,
+		rollouts:    map[string]*cutoverv1.Rollout{},
+		watchers:    map[string]map[chan *cutoverv1.Rollout]struct{}{},
+		supervisors: map[string]chan request{},
+		loaded:      make(chan struct{}),
 	}
 }
 
@@ -105,13 +109,16 @@ func (c *Controller) WithHistoryLimit(n int) *Controller {
 func (c *Controller) Loaded() <-chan struct{} { return c.loaded }
 
 // Run loads the stored rollouts, republishes their desired states and
-// processes events until ctx ends.
+// starts one supervisor per rollout; it returns once ctx has ended and every
+// supervisor has stopped.
 func (c *Controller) Run(ctx context.Context) error {
 	stored, err := c.store.ListRollouts(ctx)
 	if err != nil {
 		return fmt.Errorf("load rollouts: %w", err)
 	}
-	wake := map[string]time.Time{}
+	c.mu.Lock()
+	c.runCtx = ctx
+	c.mu.Unlock()
 	for _, r := range stored {
 		c.setSnapshot(r)
 		for _, cp := range r.GetStatus().GetClusters() {
@@ -122,66 +129,64 @@ func (c *Controller) Run(ctx context.Context) error {
 		// A restarted control plane re-evaluates every rollout at once:
 		// pauses that ran out while it was down complete now, and a finished
 		// blue-green still scales its old revision down.
-		wake[r.GetName()] = c.now()
+		c.supervisor(r.GetName())
 	}
 	close(c.loaded)
 	c.log.Info("rollouts loaded", "count", len(stored))
+	<-ctx.Done()
+	c.running.Wait()
+	return nil
+}
 
-	timer := time.NewTimer(time.Hour)
+// supervisor returns the event queue of a rollout's supervisor, starting it
+// if needed. A new supervisor ticks its rollout once at start.
+func (c *Controller) supervisor(name string) chan request {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if q, ok := c.supervisors[name]; ok {
+		return q
+	}
+	q := make(chan request, supervisorQueue)
+	c.supervisors[name] = q
+	c.running.Add(1)
+	go func() {
+		defer c.running.Done()
+		c.supervise(c.runCtx, name, q)
+	}()
+	return q
+}
+
+// supervise owns one rollout: it applies its events in order and ticks it
+// when the engine asks to be woken.
+func (c *Controller) supervise(ctx context.Context, name string, q chan request) {
+	timer := time.NewTimer(0) // a first tick re-evaluates after a restart
 	defer timer.Stop()
+	var wake time.Time
 	for {
-		next, due := c.due(wake)
-		for _, name := range due {
-			delete(wake, name)
-			c.handle(ctx, request{name: name, ev: rollout.Tick{}}, wake)
-		}
-		resetTimer(timer, next, c.now())
+		var req request
 		select {
 		case <-ctx.Done():
-			return nil
-		case req := <-c.events:
-			c.handle(ctx, req, wake)
+			return
+		case req = <-q:
 		case <-timer.C:
+			req = request{name: name, ev: rollout.Tick{}}
 		}
-	}
-}
-
-func (c *Controller) due(wake map[string]time.Time) (time.Time, []string) {
-	now := c.now()
-	var next time.Time
-	var due []string
-	for name, t := range wake {
-		if !t.After(now) {
-			due = append(due, name)
-			continue
+		rep := c.step(ctx, req)
+		if rep.err == nil {
+			wake = rep.wake
 		}
-		if next.IsZero() || t.Before(next) {
-			next = t
+		if req.reply != nil {
+			req.reply <- rep
 		}
-	}
-	sort.Strings(due)
-	return next, due
-}
-
-func resetTimer(t *time.Timer, next, now time.Time) {
-	d := time.Hour
-	if !next.IsZero() {
-		d = next.Sub(now)
-	}
-	t.Reset(d)
-}
-
-func (c *Controller) handle(ctx context.Context, req request, wake map[string]time.Time) {
-	rep := c.step(ctx, req)
-	if rep.err == nil {
-		if !rep.wake.IsZero() {
-			wake[req.name] = rep.wake
-		} else {
-			delete(wake, req.name)
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
 		}
-	}
-	if req.reply != nil {
-		req.reply <- rep
+		if !wake.IsZero() {
+			timer.Reset(max(wake.Sub(c.now()), 0))
+		}
 	}
 }
 
@@ -299,9 +304,17 @@ func undoTarget(hist []*cutoverv1.Rollout, toRevision string) *cutoverv1.Revisio
 // Do applies an event and waits for the result. It returns the rollout after
 // the event and whether it changed.
 func (c *Controller) Do(ctx context.Context, name string, ev rollout.Event) (*cutoverv1.Rollout, bool, error) {
+	select {
+	case <-c.loaded:
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
+	if _, apply := ev.(rollout.Apply); !apply && c.snapshot(name) == nil {
+		return nil, false, fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
 	req := request{name: name, ev: ev, reply: make(chan reply, 1)}
 	select {
-	case c.events <- req:
+	case c.supervisor(name) <- req:
 	case <-ctx.Done():
 		return nil, false, ctx.Err()
 	}
@@ -316,11 +329,16 @@ func (c *Controller) Do(ctx context.Context, name string, ev rollout.Event) (*cu
 // Observe queues an agent's report about an app. It blocks only while the
 // event queue is full, and never past ctx.
 func (c *Controller) Observe(ctx context.Context, cluster string, app *cutoverv1.ObservedApp) {
+	select {
+	case <-c.loaded:
+	case <-ctx.Done():
+		return
+	}
 	if c.snapshot(app.GetApp()) == nil {
 		return
 	}
 	select {
-	case c.events <- request{name: app.GetApp(), ev: rollout.Observe{Cluster: cluster, App: app}}:
+	case c.supervisor(app.GetApp()) <- request{name: app.GetApp(), ev: rollout.Observe{Cluster: cluster, App: app}}:
 	case <-ctx.Done():
 	}
 }
