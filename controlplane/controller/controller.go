@@ -85,10 +85,10 @@ type reply struct {
 // New returns a controller; Run must be called for it to act.
 func New(store Store, pub Publisher, now func() time.Time, log *slog.Logger) *Controller {
 	return &Controller{
-		store:    store,
-		pub:      pub,
-		now:      now,
-		log:      log,
+		store:       store,
+		pub:         pub,
+		now:         now,
+		log:         log,
 		keep:        DefaultHistoryLimit,
 		rollouts:    map[string]*cutoverv1.Rollout{},
 		watchers:    map[string]map[chan *cutoverv1.Rollout]struct{}{},
