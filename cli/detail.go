@@ -220,6 +220,18 @@ func observedLabel(revs []*cutoverv1.ObservedRevision) string {
 	for i, o := range revs {
 		parts[i] = fmt.Sprintf("%s %d/%d ready %d%%",
 			orNone(o.GetRevision()), o.GetInstancesReady(), o.GetInstancesWanted(), o.GetWeight())
+		if o.GetTrack() == cutoverv1.Track_TRACK_SHADOW {
+			var errs int64
+			for code, n := range o.GetStatusCodes() {
+				if code == 0 || code >= 500 {
+					errs += n
+				}
+			}
+			parts[i] += fmt.Sprintf(" (shadow: %d copies, %d errors, p99 %dµs)", o.GetRequests(), errs, o.GetLatencyP99Micros())
+		}
+		if n := o.GetInstancesFailed(); n > 0 {
+			parts[i] += fmt.Sprintf(" (%d failed)", n)
+		}
 	}
 	return strings.Join(parts, ", ")
 }
