@@ -72,6 +72,10 @@ demo: build ## run a canary rollout v1 -> v2 across two regions on this machine
 test: build ## run every test with the race detector
 	CUTOVER_BIN=$(BIN_DIR) $(GO) test -race -count=1 -timeout 15m ./...
 
+.PHONY: bench
+bench: ## benchmarks, one "name value unit" line per figure
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./... | awk '/^Benchmark/ { for (i = 3; i < NF; i += 2) print $$1, $$i, $$(i+1) }'
+
 # --- checks -------------------------------------------------------------------
 
 .PHONY: check
