@@ -185,3 +185,30 @@ func jsonEscape(s string) string {
 	b, _ := json.Marshal(s)
 	return strings.Trim(string(b), `"`)
 }
+
+// The HTTP port serves health, readiness, Prometheus metrics with the
+// cutover_ prefix and the OpenAPI document of the REST API.
+func TestHTTPEndpoints(t *testing.T) {
+	env := harness.TestEnv(t, bins, regions[0])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for path, want := range map[string]string{
+		"/healthz":      "ok",
+		"/readyz":       "ok",
+		"/metrics":      "cutover_agents_connected 1",
+		"/openapi.json": `"/v1/rollouts/{name}:promote"`,
+	} {
+		code, body, err := env.HTTP(ctx, http.MethodGet, path, "")
+		if err != nil || code != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %d %v, want 200 containing %q", path, code, err, want)
+		}
+	}
+	code, body, err := env.HTTP(ctx, http.MethodGet, "/v1/clusters", "")
+	if err != nil || code != http.StatusOK || !strings.Contains(string(body), `"us-east"`) {
+		t.Errorf("GET /v1/clusters: %d %v %s", code, err, body)
+	}
+	code, _, err = env.HTTP(ctx, http.MethodGet, "/v1/rollouts/nothing", "")
+	if err != nil || code != http.StatusNotFound {
+		t.Errorf("GET an unknown rollout: %d %v, want 404", code, err)
+	}
+}
