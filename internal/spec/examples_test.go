@@ -73,6 +73,60 @@ func TestExampleBankingManualPromotion(t *testing.T) {
 	}
 }
 
+// The rolling example replaces half the instances per batch with a pause
+// between batches; the shadow example mirrors 20% for a fixed time. Both
+// are documented in docs/spec.md.
+func TestExampleRolling(t *testing.T) {
+	s := parseExample(t, "rolling.yaml").Spec
+	r := s.GetStrategy().GetRolling()
+	if r == nil {
+		t.Fatal("rolling.yaml is not a rolling update")
+	}
+	if r.GetBatchSize() != "50%" || r.GetPauseBetweenBatches() != "30s" || r.GetFailureThreshold() != 2 {
+		t.Errorf("batchSize %q, pauseBetweenBatches %q, failureThreshold %d; want \"50%%\", \"30s\" and 2",
+			r.GetBatchSize(), r.GetPauseBetweenBatches(), r.GetFailureThreshold())
+	}
+	if n := s.GetRevision().GetInstances(); n != 4 || spec.BatchSize(r, int(n)) != 2 {
+		t.Errorf("instances %d in batches of %d; want 4 in batches of 2", n, spec.BatchSize(r, int(n)))
+	}
+	waves := s.GetTargets().GetWaves()
+	if len(waves) != 2 || waves[1].GetMaxParallel() != 1 {
+		t.Errorf("want 2 waves, the second one cluster at a time; got %v", waves)
+	}
+}
+
+func TestExampleShadow(t *testing.T) {
+	sh := parseExample(t, "shadow.yaml").Spec.GetStrategy().GetShadow()
+	if sh == nil {
+		t.Fatal("shadow.yaml is not a shadow rollout")
+	}
+	if sh.GetMirrorPercent() != 20 || sh.GetDuration() != "10m" {
+		t.Errorf("mirrorPercent %d, duration %q; want 20 and \"10m\"", sh.GetMirrorPercent(), sh.GetDuration())
+	}
+}
+
+// Defaults fill a bare rolling strategy: one instance at a time, the first
+// failure rolls back.
+func TestRollingDefaults(t *testing.T) {
+	m, err := spec.Parse([]byte(`apiVersion: cutover.dev/v1
+kind: Rollout
+metadata: {name: web}
+spec:
+  revision: {name: v2, command: ./bin/cutover-demoapp}
+  endpoint: {listen: "127.0.0.1:8080"}
+  targets: {waves: [{clusters: [us-east]}]}
+  strategy: {rolling: {}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := m.Spec.GetStrategy().GetRolling()
+	if r.GetBatchSize() != "1" || r.GetFailureThreshold() != 1 || r.GetPauseBetweenBatches() != "" {
+		t.Errorf("defaults: batchSize %q, failureThreshold %d, pauseBetweenBatches %q; want \"1\", 1 and none",
+			r.GetBatchSize(), r.GetFailureThreshold(), r.GetPauseBetweenBatches())
+	}
+}
+
 func parseExample(t *testing.T, name string) *spec.Manifest {
 	t.Helper()
 	path := filepath.Join(exampleDirs[0], name)
