@@ -3,10 +3,10 @@
 //
 // One worker goroutine per app owns that app's instances and proxy. On
 // every pass it starts missing instances, installs the desired traffic
-// weights once every revision that should receive traffic has a ready
-// instance (until then the weights in force stay as they were, so traffic
-// never moves to a revision that cannot serve it), drains and stops what is
-// no longer wanted only after that, and publishes what it observes. An app
+// weights once every desired instance is ready (until then the weights in
+// force stay as they were, so traffic never moves to a revision that cannot
+// carry it and capacity never drops), drains and stops what is no longer
+// wanted only after that, and publishes what it observes. An app
 // is converged when the desired weights are in force, every desired
 // instance is ready and nothing else runs.
 //

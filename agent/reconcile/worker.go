@@ -285,13 +285,11 @@ func (w *worker) route() {
 			}
 		}
 	}
-	ok := true
-	for key, wt := range want {
-		if wt > 0 && len(ready[key]) == 0 {
-			ok = false
-		}
-	}
-	if ok {
+	// New weights take effect only once every desired instance is ready:
+	// traffic never moves to a revision that cannot serve it, and a
+	// revision leaving is still in force (and running) until its
+	// replacements can carry the load.
+	if w.allReady() {
 		w.inForce = want
 	}
 	var routes []proxy.Route

@@ -253,6 +253,9 @@ func (m *machine) handle(ev Event) error {
 			m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_RESUMED, e.Actor, st.GetMessage())
 		case cutoverv1.PauseReason_PAUSE_REASON_FAILURE:
 			st.StepStartTime = timestamppb.New(m.now) // a fresh deadline for the retried step
+			for _, cp := range st.GetClusters() {     // and a fresh failure count
+				cp.FailuresForgiven += newFailures(cp, m.r.GetSpec().GetRevision().GetName())
+			}
 			m.setProgressing("resumed after a failure")
 			m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_RESUMED, e.Actor, st.GetMessage())
 		}
@@ -505,10 +508,8 @@ func (m *machine) failedInstances(wave []*cutoverv1.ClusterProgress) string {
 	threshold := max(r.GetFailureThreshold(), 1)
 	name := m.r.GetSpec().GetRevision().GetName()
 	for _, cp := range wave {
-		for _, o := range cp.GetObservedRevisions() {
-			if o.GetRevision() == name && o.GetInstancesFailed() >= threshold {
-				return fmt.Sprintf("%d new instances of %s failed in %s (failure threshold %d)", o.GetInstancesFailed(), name, cp.GetCluster(), threshold)
-			}
+		if n := newFailures(cp, name); n >= threshold {
+			return fmt.Sprintf("%d new instances of %s failed in %s (failure threshold %d)", n, name, cp.GetCluster(), threshold)
 		}
 	}
 	return ""
@@ -715,6 +716,17 @@ func rollingSteps(r *cutoverv1.RollingStrategy, total int) []*cutoverv1.CanarySt
 
 func (m *machine) waveName() string {
 	return m.r.GetSpec().GetTargets().GetWaves()[m.st().GetCurrentWave()].GetName()
+}
+
+// newFailures is how many instances of revision failed in a cluster beyond
+// those forgiven by a resume.
+func newFailures(cp *cutoverv1.ClusterProgress, revision string) int32 {
+	for _, o := range cp.GetObservedRevisions() {
+		if o.GetRevision() == revision {
+			return max(o.GetInstancesFailed()-cp.GetFailuresForgiven(), 0)
+		}
+	}
+	return 0
 }
 
 // groupClusters are the clusters of one group of a wave.

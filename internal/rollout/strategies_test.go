@@ -184,3 +184,35 @@ func TestAnalysisSteps(t *testing.T) {
 		t.Fatalf("analysis passed: %s, want waiting for promote", p)
 	}
 }
+
+// Under failurePolicy hold a rolling failure pauses; resume forgives the
+// failures seen so far, and only new ones fail the rollout again.
+func TestRollingHoldAndResumeForgivesCountedFailures(t *testing.T) {
+	waves := [][]string{{"eu-1"}}
+	v1 := newSpec(t, "v1", waves, setWeight(50))
+	v1.Revision.Instances = 2
+	s := deployed(t, v1)
+	v2 := withStrategy(newSpec(t, "v2", waves, setWeight(50)), &cutoverv1.Strategy{Strategy: &cutoverv1.Strategy_Rolling{
+		Rolling: &cutoverv1.RollingStrategy{BatchSize: "1", FailureThreshold: 1}}})
+	v2.Revision.Instances = 2
+	v2.Targets.FailurePolicy = "hold"
+	s.step(apply(v2))
+	report := func(failed int32) {
+		s.step(rollout.Observe{Cluster: "eu-1", App: &cutoverv1.ObservedApp{App: app,
+			ObservedGeneration: s.progress("eu-1").GetDesiredGeneration(),
+			Revisions:          []*cutoverv1.ObservedRevision{{Revision: "v2", InstancesFailed: failed}}}})
+	}
+	report(1)
+	if p := showPhase(s.r.GetStatus()); p != "paused(failure)" {
+		t.Fatalf("after a failure under hold: %s", p)
+	}
+	s.step(rollout.Resume{Actor: "op"})
+	report(1) // the same failure, already forgiven
+	if p := showPhase(s.r.GetStatus()); p != "progressing" {
+		t.Fatalf("after resume with no new failure: %s", p)
+	}
+	report(2)
+	if p := showPhase(s.r.GetStatus()); p != "paused(failure)" {
+		t.Fatalf("after a new failure: %s", p)
+	}
+}

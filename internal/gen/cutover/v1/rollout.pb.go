@@ -1844,9 +1844,12 @@ type ClusterProgress struct {
 	// the revision's own count.
 	CanaryInstances int32 `protobuf:"varint,14,opt,name=canary_instances,json=canaryInstances,proto3" json:"canary_instances,omitempty"`
 	// The group of a wave with maxParallel this cluster moves in.
-	Group         int32 `protobuf:"varint,15,opt,name=group,proto3" json:"group,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Group int32 `protobuf:"varint,15,opt,name=group,proto3" json:"group,omitempty"`
+	// Failed new instances already counted against the failure threshold
+	// before a resume; only failures beyond it count again.
+	FailuresForgiven int32 `protobuf:"varint,16,opt,name=failures_forgiven,json=failuresForgiven,proto3" json:"failures_forgiven,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ClusterProgress) Reset() {
@@ -1980,6 +1983,13 @@ func (x *ClusterProgress) GetCanaryInstances() int32 {
 func (x *ClusterProgress) GetGroup() int32 {
 	if x != nil {
 		return x.Group
+	}
+	return 0
+}
+
+func (x *ClusterProgress) GetFailuresForgiven() int32 {
+	if x != nil {
+		return x.FailuresForgiven
 	}
 	return 0
 }
@@ -3041,11 +3051,12 @@ type ObservedRevision struct {
 	// Instances that failed their readiness check or exited since the
 	// revision was first desired.
 	InstancesFailed int32 `protobuf:"varint,6,opt,name=instances_failed,json=instancesFailed,proto3" json:"instances_failed,omitempty"`
-	// Requests answered (for a shadow: mirrored copies), recent window.
+	// Requests answered (for a shadow: mirrored copies) since the agent's
+	// proxy started.
 	Requests int64 `protobuf:"varint,7,opt,name=requests,proto3" json:"requests,omitempty"`
 	// Of those, answers by HTTP status code (0 for a failed connection).
 	StatusCodes map[int32]int64 `protobuf:"bytes,8,rep,name=status_codes,json=statusCodes,proto3" json:"status_codes,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	// 99th percentile latency of those answers, in microseconds.
+	// 99th percentile latency over the last 1024 answers, in microseconds.
 	LatencyP99Micros int64 `protobuf:"varint,9,opt,name=latency_p99_micros,json=latencyP99Micros,proto3" json:"latency_p99_micros,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
@@ -3261,7 +3272,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x04step\x18\x04 \x01(\x05R\x04step\x12\x14\n" +
 	"\x05actor\x18\x05 \x01(\tR\x05actor\x12\x18\n" +
 	"\amessage\x18\x06 \x01(\tR\amessage\x12\x14\n" +
-	"\x05group\x18\a \x01(\x05R\x05group\"\xc3\x05\n" +
+	"\x05group\x18\a \x01(\x05R\x05group\"\xf0\x05\n" +
 	"\x0fClusterProgress\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x12\n" +
 	"\x04wave\x18\x02 \x01(\x05R\x04wave\x12.\n" +
@@ -3279,7 +3290,8 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x0fscale_down_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\rscaleDownTime\x12:\n" +
 	"\fheader_route\x18\r \x01(\v2\x17.cutover.v1.HeaderRouteR\vheaderRoute\x12)\n" +
 	"\x10canary_instances\x18\x0e \x01(\x05R\x0fcanaryInstances\x12\x14\n" +
-	"\x05group\x18\x0f \x01(\x05R\x05group\"1\n" +
+	"\x05group\x18\x0f \x01(\x05R\x05group\x12+\n" +
+	"\x11failures_forgiven\x18\x10 \x01(\x05R\x10failuresForgiven\"1\n" +
 	"\x13ApplyRolloutRequest\x12\x1a\n" +
 	"\bmanifest\x18\x01 \x01(\tR\bmanifest\"_\n" +
 	"\x14ApplyRolloutResponse\x12-\n" +
