@@ -33,7 +33,7 @@ type Config struct {
 }
 
 // Capabilities the agent announces.
-var capabilities = []string{"canary"}
+var capabilities = []string{"canary", "blueGreen", "rolling", "shadow", "headerRouting", "mirroring"}
 
 // Run runs the agent until ctx ends, then stops its apps gracefully.
 func Run(ctx context.Context, cfg Config) error {

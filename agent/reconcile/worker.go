@@ -548,7 +548,7 @@ func wanted(dr *cutoverv1.DesiredRevision) int {
 
 func sameRoute(a, b proxy.Route) bool {
 	sameMatch := (a.Match == nil) == (b.Match == nil) && (a.Match == nil || *a.Match == *b.Match)
-	return a.Revision == b.Revision && a.Weight == b.Weight && sameMatch && slices.Equal(a.Backends, b.Backends)
+	return a.Revision == b.Revision && a.Weight == b.Weight && a.Mirror == b.Mirror && sameMatch && slices.Equal(a.Backends, b.Backends)
 }
 
 func sortedIdx(m map[int]runtime.Instance) []int {

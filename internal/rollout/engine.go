@@ -280,6 +280,11 @@ func (m *machine) observe(e Observe) error {
 	cp.Converged = e.App.GetConverged() && e.App.GetObservedGeneration() == cp.GetDesiredGeneration()
 	cp.ObservedRevisions = e.App.GetRevisions()
 	cp.AgentError = e.App.GetError()
+	for _, o := range e.App.GetRevisions() {
+		if o.GetRevision() == m.r.GetSpec().GetRevision().GetName() && o.GetInstancesFailed() < cp.GetFailuresForgiven() {
+			cp.FailuresForgiven = 0 // the agent restarted and counts afresh
+		}
+	}
 	return nil
 }
 
