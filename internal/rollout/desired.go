@@ -20,42 +20,16 @@ func Desired(r *cutoverv1.Rollout, cp *cutoverv1.ClusterProgress) *cutoverv1.Des
 		Listen:     spec.ListenOf(s, cp.GetCluster()),
 	}
 	stable, next := cp.GetStableRevision(), s.GetRevision()
-	blueGreen := s.GetStrategy().GetBlueGreen() != nil
 	switch cp.GetPhase() {
 	case cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING:
 		// Nothing to shift when the cluster has no stable revision yet or
 		// already runs exactly the new one (a spec change that kept it).
-		if stable == nil || proto.Equal(stable, next) {
+		strategy, err := StrategyOf(s)
+		if stable == nil || proto.Equal(stable, next) || err != nil {
 			d.Revisions = []*cutoverv1.DesiredRevision{track(cutoverv1.Track_TRACK_STABLE, next, 100)}
 			break
 		}
-		if blueGreen { // the new revision beside the active one, on the preview address only
-			d.PreviewListen = spec.PreviewListenOf(s, cp.GetCluster())
-			d.Revisions = []*cutoverv1.DesiredRevision{
-				track(cutoverv1.Track_TRACK_STABLE, stable, 100),
-				track(cutoverv1.Track_TRACK_PREVIEW, next, 0),
-			}
-			break
-		}
-		if sh := s.GetStrategy().GetShadow(); sh != nil { // copies of live requests only
-			d.MirrorPercent = sh.GetMirrorPercent()
-			d.Revisions = []*cutoverv1.DesiredRevision{
-				track(cutoverv1.Track_TRACK_STABLE, stable, 100),
-				track(cutoverv1.Track_TRACK_SHADOW, next, 0),
-			}
-			break
-		}
-		if s.GetStrategy().GetRolling() != nil {
-			d.Revisions = rolling(stable, next, cp.GetCanaryInstances())
-			break
-		}
-		w := cp.GetCanaryWeight()
-		canary := track(cutoverv1.Track_TRACK_CANARY, next, w)
-		canary.Instances = cp.GetCanaryInstances()
-		d.Revisions = []*cutoverv1.DesiredRevision{track(cutoverv1.Track_TRACK_STABLE, stable, 100-w), canary}
-		if h := cp.GetHeaderRoute(); h != nil {
-			d.HeaderRoutes = []*cutoverv1.TrackRoute{{Match: h, Track: cutoverv1.Track_TRACK_CANARY}}
-		}
+		strategy.Shift(s, cp, stable, next, d)
 	case cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED:
 		d.Revisions = []*cutoverv1.DesiredRevision{track(cutoverv1.Track_TRACK_STABLE, next, 100)}
 	default: // pending or aborted: the revision served before
@@ -78,28 +52,6 @@ func runs(d *cutoverv1.DesiredApp, rev *cutoverv1.Revision) bool {
 		}
 	}
 	return false
-}
-
-// rolling is a rolling update with k new instances: the old revision keeps
-// its other instances, and traffic is shared per instance.
-func rolling(stable, next *cutoverv1.Revision, k int32) []*cutoverv1.DesiredRevision {
-	if k <= 0 {
-		return []*cutoverv1.DesiredRevision{track(cutoverv1.Track_TRACK_STABLE, stable, 100)}
-	}
-	old := max(stable.GetInstances(), 1) - k
-	canary := track(cutoverv1.Track_TRACK_CANARY, next, 100)
-	canary.Instances = k
-	if old <= 0 {
-		return []*cutoverv1.DesiredRevision{canary}
-	}
-	canary.Weight = (200*k + k + old) / (2 * (k + old)) // 100k/(k+old), rounded
-	st := track(cutoverv1.Track_TRACK_STABLE, stable, 100-canary.Weight)
-	st.Instances = old
-	return []*cutoverv1.DesiredRevision{st, canary}
-}
-
-func track(t cutoverv1.Track, rev *cutoverv1.Revision, w int32) *cutoverv1.DesiredRevision {
-	return &cutoverv1.DesiredRevision{Track: t, Revision: rev, Weight: w}
 }
 
 // sameDesired compares two desired states, ignoring their generations.

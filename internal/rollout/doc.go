@@ -8,6 +8,10 @@
 // cluster is a function of the stored rollout (see Desired), and sending it
 // twice is harmless because agents reconcile level-triggered on generations.
 //
+// How traffic moves is a Strategy (strategy.go): canary, blue-green,
+// rolling and shadow, one file each, each turning a spec into the steps of a
+// wave and a cluster's progress into what its agent runs.
+//
 // Invariants:
 //   - A cluster's desired generation increases exactly when its desired state
 //     changes, and never decreases, across every rollout of the same app.

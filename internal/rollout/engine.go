@@ -390,10 +390,6 @@ func (m *machine) stepOnce() bool {
 		for _, cp := range wave {
 			m.setCanaryInstances(cp, s.SetCanaryScale.GetInstances())
 		}
-		if failed := m.failedInstances(wave); failed != "" {
-			m.fail(failed)
-			return false
-		}
 		if !converged(wave) {
 			return m.waiting(fmt.Sprintf("waiting for %d new instances in wave %s", s.SetCanaryScale.GetInstances(), m.waveName()))
 		}
@@ -423,13 +419,16 @@ func (m *machine) stepOnce() bool {
 
 func (m *machine) promoteWave(wave []*cutoverv1.ClusterProgress) bool {
 	st := m.st()
-	bg := m.r.GetSpec().GetStrategy().GetBlueGreen()
+	warm := time.Duration(0)
+	if strategy, err := StrategyOf(m.r.GetSpec()); err == nil {
+		warm = strategy.KeepWarm(m.r.GetSpec())
+	}
 	for _, cp := range wave {
-		if bg != nil && cp.GetPhase() != cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED &&
+		if warm > 0 && cp.GetPhase() != cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED &&
 			cp.GetStableRevision() != nil && !proto.Equal(cp.GetStableRevision(), m.r.GetSpec().GetRevision()) {
 			before := Desired(m.r, cp)
 			cp.PreviousRevision = cp.GetStableRevision()
-			cp.ScaleDownTime = timestamppb.New(m.now.Add(time.Duration(bg.GetScaleDownDelaySeconds()) * time.Second))
+			cp.ScaleDownTime = timestamppb.New(m.now.Add(warm))
 			cp.Phase, cp.CanaryWeight = cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED, 100
 			m.refresh(cp, before)
 			continue
@@ -500,24 +499,23 @@ func (m *machine) setCanaryInstances(cp *cutoverv1.ClusterProgress, n int32) {
 	}
 	before := Desired(m.r, cp)
 	cp.CanaryInstances = n
+	// Where traffic follows instances (rolling), the weight the new
+	// revision gets is what the status shows.
+	for _, dr := range Desired(m.r, cp).GetRevisions() {
+		if dr.GetTrack() == cutoverv1.Track_TRACK_CANARY {
+			cp.CanaryWeight = dr.GetWeight()
+		}
+	}
 	m.refresh(cp, before)
 }
 
-// failedInstances describes, for a rolling update, a cluster whose new
-// instances failed readiness at least failureThreshold times.
-func (m *machine) failedInstances(wave []*cutoverv1.ClusterProgress) string {
-	r := m.r.GetSpec().GetStrategy().GetRolling()
-	if r == nil {
-		return ""
+// failure asks the strategy whether the wave's clusters failed.
+func (m *machine) failure(wave []*cutoverv1.ClusterProgress) string {
+	strategy, err := StrategyOf(m.r.GetSpec())
+	if err != nil {
+		return err.Error()
 	}
-	threshold := max(r.GetFailureThreshold(), 1)
-	name := m.r.GetSpec().GetRevision().GetName()
-	for _, cp := range wave {
-		if n := newFailures(cp, name); n >= threshold {
-			return fmt.Sprintf("%d new instances of %s failed in %s (failure threshold %d)", n, name, cp.GetCluster(), threshold)
-		}
-	}
-	return ""
+	return strategy.Failure(m.r.GetSpec(), wave)
 }
 
 func (m *machine) nextStep() {
@@ -534,6 +532,10 @@ func (m *machine) nextStep() {
 // rollout does not move on.
 func (m *machine) waiting(msg string) bool {
 	st := m.st()
+	if failed := m.failure(m.groupClusters(st.GetCurrentWave(), st.GetCurrentGroup())); failed != "" {
+		m.fail(failed)
+		return false
+	}
 	deadline := spec.ProgressDeadline(m.r.GetSpec())
 	if m.now.Before(st.GetStepStartTime().AsTime().Add(deadline)) {
 		st.Message = msg
@@ -672,52 +674,6 @@ func (m *machine) stepWakeAt() time.Time {
 }
 
 func (m *machine) steps() []*cutoverv1.CanaryStep { return Steps(m.r.GetSpec()) }
-
-// Steps is the step list every wave goes through. A canary's are its own.
-// A blue-green's are: bring up the preview (weight 0: the new revision gets
-// no live traffic), then wait auto_promotion_seconds or for a promote; the
-// wave's promotion is the switch.
-func Steps(s *cutoverv1.RolloutSpec) []*cutoverv1.CanaryStep {
-	if bg := s.GetStrategy().GetBlueGreen(); bg != nil {
-		wait := &cutoverv1.PauseStep{}
-		if n := bg.GetAutoPromotionSeconds(); n > 0 {
-			wait.Duration = (time.Duration(n) * time.Second).String()
-		}
-		steps := []*cutoverv1.CanaryStep{{Step: &cutoverv1.CanaryStep_SetWeight{SetWeight: 0}}}
-		if a := bg.GetPrePromotionAnalysis(); a != nil {
-			steps = append(steps, &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_Analysis{Analysis: a}})
-		}
-		return append(steps, &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_Pause{Pause: wait}})
-	}
-	if r := s.GetStrategy().GetRolling(); r != nil {
-		return rollingSteps(r, int(max(s.GetRevision().GetInstances(), 1)))
-	}
-	if sh := s.GetStrategy().GetShadow(); sh != nil {
-		return []*cutoverv1.CanaryStep{
-			{Step: &cutoverv1.CanaryStep_SetWeight{SetWeight: 0}},
-			{Step: &cutoverv1.CanaryStep_Pause{Pause: &cutoverv1.PauseStep{Duration: sh.GetDuration()}}},
-		}
-	}
-	return s.GetStrategy().GetCanary().GetSteps()
-}
-
-// rollingSteps are one setCanaryScale per batch, with the pause between
-// batches; traffic follows the instances (see Desired).
-func rollingSteps(r *cutoverv1.RollingStrategy, total int) []*cutoverv1.CanaryStep {
-	batch := spec.BatchSize(r, total)
-	var steps []*cutoverv1.CanaryStep
-	for k := batch; ; k += batch {
-		k = min(k, total)
-		steps = append(steps, &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_SetCanaryScale{
-			SetCanaryScale: &cutoverv1.SetCanaryScale{Instances: int32(k)}}})
-		if k == total {
-			return steps
-		}
-		if d := r.GetPauseBetweenBatches(); d != "" {
-			steps = append(steps, &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_Pause{Pause: &cutoverv1.PauseStep{Duration: d}}})
-		}
-	}
-}
 
 func (m *machine) waveName() string {
 	return m.r.GetSpec().GetTargets().GetWaves()[m.st().GetCurrentWave()].GetName()

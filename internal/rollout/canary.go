@@ -1,0 +1,29 @@
+package rollout
+
+import (
+	"time"
+
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+)
+
+// canary shifts a growing share of traffic to the new revision, step by
+// step, optionally with a header route and its own instance count.
+type canary struct{}
+
+func (canary) Steps(s *cutoverv1.RolloutSpec) []*cutoverv1.CanaryStep {
+	return s.GetStrategy().GetCanary().GetSteps()
+}
+
+func (canary) Shift(_ *cutoverv1.RolloutSpec, cp *cutoverv1.ClusterProgress, stable, next *cutoverv1.Revision, d *cutoverv1.DesiredApp) {
+	w := cp.GetCanaryWeight()
+	c := track(cutoverv1.Track_TRACK_CANARY, next, w)
+	c.Instances = cp.GetCanaryInstances()
+	d.Revisions = []*cutoverv1.DesiredRevision{track(cutoverv1.Track_TRACK_STABLE, stable, 100-w), c}
+	if h := cp.GetHeaderRoute(); h != nil {
+		d.HeaderRoutes = []*cutoverv1.TrackRoute{{Match: h, Track: cutoverv1.Track_TRACK_CANARY}}
+	}
+}
+
+func (canary) KeepWarm(*cutoverv1.RolloutSpec) time.Duration { return 0 }
+
+func (canary) Failure(*cutoverv1.RolloutSpec, []*cutoverv1.ClusterProgress) string { return "" }
