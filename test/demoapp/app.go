@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -27,6 +28,9 @@ type Config struct {
 	Latency time.Duration
 	// ReadyDelay is how long after New /healthz answers 503.
 	ReadyDelay time.Duration
+	// ReadyFile, when set, makes /healthz answer 503 while no file exists
+	// at that path (a test switches an app's readiness from outside).
+	ReadyFile string
 }
 
 func (c Config) validate() error {
@@ -107,6 +111,13 @@ func (a *App) Handler() http.Handler {
 
 func (a *App) serveHealthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if a.cfg.ReadyFile != "" {
+		if _, err := os.Stat(a.cfg.ReadyFile); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "starting\n")
+			return
+		}
+	}
 	if time.Now().Before(a.readyAt) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, "starting\n")

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -216,5 +218,34 @@ func TestMetrics(t *testing.T) {
 				t.Errorf("/metrics has no 50µs bucket; got:\n%s", body)
 			}
 		})
+	}
+}
+
+// --ready-file: /healthz follows the file's existence, both ways.
+func TestHealthzFollowsReadyFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "ready")
+	url := startApp(t, Config{Version: "v2", ReadyFile: file})
+	status := func() int {
+		resp, err := http.Get(url + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := status(); got != http.StatusServiceUnavailable {
+		t.Fatalf("without the file: %d", got)
+	}
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(); got != http.StatusOK {
+		t.Fatalf("with the file: %d", got)
+	}
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(); got != http.StatusServiceUnavailable {
+		t.Fatalf("after removing the file: %d", got)
 	}
 }

@@ -77,6 +77,7 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (Co
 	fs.Float64Var(&cfg.ErrorRate, "error-rate", 0, "fraction `0..1` of application requests answered 500")
 	fs.DurationVar(&cfg.Latency, "latency", 0, "delay added to every application request")
 	fs.DurationVar(&cfg.ReadyDelay, "ready-delay", 0, "time during which /healthz answers 503")
+	fs.StringVar(&cfg.ReadyFile, "ready-file", "", "answer 503 on /healthz while no file exists at this path")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return Config{}, "", err

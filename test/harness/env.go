@@ -203,6 +203,15 @@ func AtStep(wave, step int32) func(*cutoverv1.Rollout) bool {
 	}
 }
 
+// AtStepSettled returns a condition: at a step of a wave (paused or not),
+// settled.
+func AtStepSettled(wave, step int32) func(*cutoverv1.Rollout) bool {
+	return func(r *cutoverv1.Rollout) bool {
+		st := r.GetStatus()
+		return st.GetCurrentWave() == wave && st.GetCurrentStep() == step && Settled(r)
+	}
+}
+
 // CLI runs the cutover command against the control plane and returns its
 // stdout, stderr and exit code.
 func (e *Env) CLI(ctx context.Context, stdin string, args ...string) (stdout, stderr string, code int, err error) {
