@@ -150,7 +150,13 @@ func (g *generator) observe(r *cutoverv1.Rollout) rollout.Event {
 	if g.rng.IntN(6) == 0 {
 		gen -= 1 + int64(g.rng.IntN(2))
 	}
-	return observed(cp.GetCluster(), max(gen, 0), g.rng.IntN(8) != 0)
+	ev := observed(cp.GetCluster(), max(gen, 0), g.rng.IntN(8) != 0)
+	if g.rng.IntN(8) == 0 { // new instances that failed, as agents count them (and reset them on restart)
+		ev.App.Revisions = []*cutoverv1.ObservedRevision{{
+			Revision: r.GetSpec().GetRevision().GetName(), InstancesFailed: int32(g.rng.IntN(3)),
+		}}
+	}
+	return ev
 }
 
 // spec is a random valid two-wave spec over the same three clusters.
