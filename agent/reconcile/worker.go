@@ -338,12 +338,33 @@ func (w *worker) retire() []runtime.Instance {
 		n[runtime.RevisionKey(dr.GetRevision())] = wanted(dr)
 	}
 	// Surge first: a desired revision keeps instances beyond its count
-	// until every desired instance is ready, so capacity never drops.
+	// until every desired instance is ready, so capacity never drops, but
+	// for the max_unavailable the desired state allows to stop early.
 	allReady := w.allReady()
+	// Ready instances may drop to the desired total less max_unavailable.
+	wantTotal, readyTotal := 0, 0
+	for key, count := range n {
+		wantTotal += count
+		for _, in := range w.slots[key] {
+			if in.Ready() {
+				readyTotal++
+			}
+		}
+	}
+	floor := wantTotal - int(w.desired.GetMaxUnavailable())
 	var victims []runtime.Instance
-	for key, slots := range w.slots {
-		for idx, in := range slots {
-			keep := idx < n[key] || (n[key] == 0 && w.inForce[key] > 0) || (n[key] > 0 && !allReady && in.Ready())
+	for _, key := range sortedKeys(w.slots) {
+		slots := w.slots[key]
+		for _, idx := range sortedIdx(slots) {
+			in := slots[idx]
+			keep := idx < n[key] || (n[key] == 0 && w.inForce[key] > 0)
+			if !keep && n[key] > 0 && !allReady && in.Ready() {
+				if readyTotal-1 >= floor {
+					readyTotal-- // may stop before its replacement is ready
+				} else {
+					keep = true
+				}
+			}
 			if !keep {
 				delete(slots, idx)
 				victims = append(victims, in)

@@ -32,7 +32,8 @@ func (rolling) Steps(s *cutoverv1.RolloutSpec) []*cutoverv1.CanaryStep {
 
 // Shift with k new instances: the old revision keeps its other instances,
 // and each ready instance gets an equal share of traffic.
-func (rolling) Shift(_ *cutoverv1.RolloutSpec, cp *cutoverv1.ClusterProgress, stable, next *cutoverv1.Revision, d *cutoverv1.DesiredApp) {
+func (rolling) Shift(s *cutoverv1.RolloutSpec, cp *cutoverv1.ClusterProgress, stable, next *cutoverv1.Revision, d *cutoverv1.DesiredApp) {
+	d.MaxUnavailable = int32(spec.MaxUnavailable(s.GetStrategy().GetRolling(), int(max(stable.GetInstances(), 1))))
 	k := cp.GetCanaryInstances()
 	if k <= 0 {
 		d.Revisions = []*cutoverv1.DesiredRevision{track(cutoverv1.Track_TRACK_STABLE, stable, 100)}

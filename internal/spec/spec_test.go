@@ -507,3 +507,23 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestRollingMaxUnavailable(t *testing.T) {
+	r := &cutoverv1.RollingStrategy{MaxUnavailable: "25%"}
+	if got := spec.MaxUnavailable(r, 6); got != 1 {
+		t.Errorf("25%% of 6 = %d, want 1 (rounded down)", got)
+	}
+	r.MaxUnavailable = "2"
+	if got := spec.MaxUnavailable(r, 1); got != 1 {
+		t.Errorf("2 of 1 = %d, want 1", got)
+	}
+	r.MaxUnavailable = "0"
+	if got := spec.MaxUnavailable(r, 4); got != 0 {
+		t.Errorf("0 of 4 = %d", got)
+	}
+	s := &cutoverv1.RolloutSpec{Strategy: &cutoverv1.Strategy{Strategy: &cutoverv1.Strategy_Rolling{Rolling: &cutoverv1.RollingStrategy{MaxUnavailable: "lots"}}}}
+	err := spec.Validate(s)
+	if err == nil || !strings.Contains(err.Error(), `spec.strategy.rolling.maxUnavailable: must be a count such as 2 or a percentage such as 25%, got "lots"`) {
+		t.Errorf("Validate: %v", err)
+	}
+}

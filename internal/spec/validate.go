@@ -231,6 +231,9 @@ func Default(s *cutoverv1.RolloutSpec) {
 		if r.GetFailureThreshold() == 0 {
 			r.FailureThreshold = 1
 		}
+		if r.GetMaxUnavailable() == "" {
+			r.MaxUnavailable = "0"
+		}
 	}
 	if bg := s.GetStrategy().GetBlueGreen(); bg != nil && bg.GetScaleDownDelaySeconds() == 0 {
 		bg.ScaleDownDelaySeconds = DefaultScaleDownDelaySeconds
@@ -317,6 +320,11 @@ func validateRolling(c *errs, r *cutoverv1.RollingStrategy) {
 	if d := r.GetPauseBetweenBatches(); d != "" {
 		checkDuration(c, p+".pauseBetweenBatches", d)
 	}
+	if u := r.GetMaxUnavailable(); u != "" && u != "0" {
+		if _, _, err := parseBatch(u); err != nil {
+			c.add(p+".maxUnavailable", "%v, got %q", err, u)
+		}
+	}
 	if n := r.GetFailureThreshold(); n < 0 || n > MaxInstances {
 		c.add(p+".failureThreshold", "must be between 1 and %d, got %d", MaxInstances, n)
 	}
@@ -357,6 +365,19 @@ func BatchSize(r *cutoverv1.RollingStrategy, total int) int {
 		n = (total*n + 99) / 100
 	}
 	return max(1, min(n, total))
+}
+
+// MaxUnavailable is how many of total old instances may stop before their
+// replacements are ready.
+func MaxUnavailable(r *cutoverv1.RollingStrategy, total int) int {
+	n, percent, err := parseBatch(r.GetMaxUnavailable())
+	if err != nil {
+		return 0
+	}
+	if percent {
+		n = total * n / 100
+	}
+	return max(0, min(n, total))
 }
 
 // MaxDelaySeconds bounds the blue-green delays (one day).

@@ -157,3 +157,25 @@ func TestRollingBatchThatFailsReadinessRollsBack(t *testing.T) {
 	}
 	rec.check(t, time0, 20)
 }
+
+// maxUnavailable lets that many old instances stop before their
+// replacements are ready: capacity dips by at most that much, never more.
+func TestRollingMaxUnavailable(t *testing.T) {
+	f := newTwoRegions(t)
+	ctx := f.ctx()
+	f.deployWith(ctx, "v1", 4)
+	least, stopWatch := f.capacity(ctx, "us-east")
+	a := f.app("v2")
+	a.Instances = 4
+	a.ExtraArgs = []string{"--ready-delay", "500ms"}
+	a.Rolling = &harness.Rolling{BatchSize: "2", MaxUnavailable: "1"}
+	if _, err := f.env.Apply(ctx, a.Manifest()); err != nil {
+		t.Fatal(err)
+	}
+	f.wait(ctx, "healthy", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY))
+	stopWatch()
+	if got := least(); got != 3 {
+		t.Errorf("fewest ready instances in us-east: %d, want 3 (4 less maxUnavailable 1)", got)
+	}
+	f.expectShare(ctx, "us-east", "v2", 1, 0)
+}

@@ -37,6 +37,7 @@ type Rolling struct {
 	BatchSize        string
 	Pause            string
 	FailureThreshold int
+	MaxUnavailable   string
 }
 
 // Shadow is a shadow strategy.
@@ -114,6 +115,9 @@ func (a App) Manifest() string {
 		}
 		if r.FailureThreshold > 0 {
 			w("      failureThreshold: %d", r.FailureThreshold)
+		}
+		if r.MaxUnavailable != "" {
+			w("      maxUnavailable: %q", r.MaxUnavailable)
 		}
 		return b.String()
 	}

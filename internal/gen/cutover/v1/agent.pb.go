@@ -418,8 +418,11 @@ type DesiredApp struct {
 	HeaderRoutes []*TrackRoute `protobuf:"bytes,6,rep,name=header_routes,json=headerRoutes,proto3" json:"header_routes,omitempty"`
 	// Share of requests (0-100) copied to the SHADOW revision.
 	MirrorPercent int32 `protobuf:"varint,7,opt,name=mirror_percent,json=mirrorPercent,proto3" json:"mirror_percent,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Instances beyond a revision's count that may stop before every desired
+	// instance is ready (0: replace surge-first).
+	MaxUnavailable int32 `protobuf:"varint,8,opt,name=max_unavailable,json=maxUnavailable,proto3" json:"max_unavailable,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DesiredApp) Reset() {
@@ -497,6 +500,13 @@ func (x *DesiredApp) GetHeaderRoutes() []*TrackRoute {
 func (x *DesiredApp) GetMirrorPercent() int32 {
 	if x != nil {
 		return x.MirrorPercent
+	}
+	return 0
+}
+
+func (x *DesiredApp) GetMaxUnavailable() int32 {
+	if x != nil {
+		return x.MaxUnavailable
 	}
 	return 0
 }
@@ -761,7 +771,7 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"generation\x18\x02 \x01(\x03R\n" +
 	"generation\";\n" +
 	"\tHeartbeat\x12.\n" +
-	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x9c\x02\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xc5\x02\n" +
 	"\n" +
 	"DesiredApp\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
@@ -772,7 +782,8 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"\trevisions\x18\x04 \x03(\v2\x1b.cutover.v1.DesiredRevisionR\trevisions\x12%\n" +
 	"\x0epreview_listen\x18\x05 \x01(\tR\rpreviewListen\x12;\n" +
 	"\rheader_routes\x18\x06 \x03(\v2\x16.cutover.v1.TrackRouteR\fheaderRoutes\x12%\n" +
-	"\x0emirror_percent\x18\a \x01(\x05R\rmirrorPercent\"d\n" +
+	"\x0emirror_percent\x18\a \x01(\x05R\rmirrorPercent\x12'\n" +
+	"\x0fmax_unavailable\x18\b \x01(\x05R\x0emaxUnavailable\"d\n" +
 	"\n" +
 	"TrackRoute\x12-\n" +
 	"\x05match\x18\x01 \x01(\v2\x17.cutover.v1.HeaderRouteR\x05match\x12'\n" +

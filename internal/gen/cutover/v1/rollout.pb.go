@@ -950,7 +950,8 @@ func (*Strategy_Shadow) isStrategy_Strategy() {}
 // RollingStrategy replaces the old revision's instances with new ones in
 // batches. Traffic follows the instances (each ready instance gets an equal
 // share). Replacement is surge-first: an old instance stops only once the
-// new ones of its batch are ready, so capacity never drops.
+// new ones of its batch are ready, so capacity never drops, unless
+// max_unavailable allows stopping some earlier.
 type RollingStrategy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Instances per batch: a count ("2") or a share of the instances
@@ -961,8 +962,12 @@ type RollingStrategy struct {
 	// Readiness failures of new instances (per cluster) that fail the
 	// rollout, which then rolls the replaced instances back; default 1.
 	FailureThreshold int32 `protobuf:"varint,3,opt,name=failure_threshold,json=failureThreshold,proto3" json:"failure_threshold,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Old instances that may stop before their replacements are ready: a
+	// count ("1") or a share of the instances ("25%", rounded down);
+	// default "0" (surge first).
+	MaxUnavailable string `protobuf:"bytes,4,opt,name=max_unavailable,json=maxUnavailable,proto3" json:"max_unavailable,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RollingStrategy) Reset() {
@@ -1014,6 +1019,13 @@ func (x *RollingStrategy) GetFailureThreshold() int32 {
 		return x.FailureThreshold
 	}
 	return 0
+}
+
+func (x *RollingStrategy) GetMaxUnavailable() string {
+	if x != nil {
+		return x.MaxUnavailable
+	}
+	return ""
 }
 
 // ShadowStrategy runs the new revision beside the stable one and sends it a
@@ -3209,12 +3221,13 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\arolling\x18\x03 \x01(\v2\x1b.cutover.v1.RollingStrategyH\x00R\arolling\x124\n" +
 	"\x06shadow\x18\x04 \x01(\v2\x1a.cutover.v1.ShadowStrategyH\x00R\x06shadowB\n" +
 	"\n" +
-	"\bstrategy\"\x91\x01\n" +
+	"\bstrategy\"\xba\x01\n" +
 	"\x0fRollingStrategy\x12\x1d\n" +
 	"\n" +
 	"batch_size\x18\x01 \x01(\tR\tbatchSize\x122\n" +
 	"\x15pause_between_batches\x18\x02 \x01(\tR\x13pauseBetweenBatches\x12+\n" +
-	"\x11failure_threshold\x18\x03 \x01(\x05R\x10failureThreshold\"S\n" +
+	"\x11failure_threshold\x18\x03 \x01(\x05R\x10failureThreshold\x12'\n" +
+	"\x0fmax_unavailable\x18\x04 \x01(\tR\x0emaxUnavailable\"S\n" +
 	"\x0eShadowStrategy\x12%\n" +
 	"\x0emirror_percent\x18\x01 \x01(\x05R\rmirrorPercent\x12\x1a\n" +
 	"\bduration\x18\x02 \x01(\tR\bduration\"\xb9\x03\n" +
