@@ -18,9 +18,10 @@ const (
 	latencyWindow     = 1024 // recent answers kept per revision for percentiles
 )
 
-// Stats describes the recent mirrored answers of one revision.
+// Stats describes the answers of one revision: the requests it served, or
+// for a shadow the copies it got.
 type Stats struct {
-	// Requests is the number of copies sent since the proxy started.
+	// Requests is the number of answers since the proxy started.
 	Requests int64
 	// Codes counts answers by status code; 0 is a failed connection.
 	Codes map[int]int64
@@ -111,8 +112,9 @@ func (m *mirrors) record(revision string, code int, latency time.Duration) {
 	}
 }
 
-// MirrorStats returns the mirrored answers recorded per revision.
-func (p *Proxy) MirrorStats() map[string]Stats {
+// Stats returns the answers recorded per revision: those served to clients,
+// and for a shadow the mirrored copies.
+func (p *Proxy) Stats() map[string]Stats {
 	m := &p.mirrors
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -170,7 +170,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	counter.Add(1)
 	defer counter.Add(-1)
 	w.Header().Set("X-Cutover-Revision", rev)
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), backendKey{}, backend)))
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	p.rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), backendKey{}, backend)))
+	p.mirrors.record(rev, sw.status(), time.Since(start))
 }
 
 func (p *Proxy) counter(backend string) *atomic.Int64 {
@@ -228,3 +231,40 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, grace time.Duration)
 
 // backendKey carries the chosen backend from ServeHTTP to Rewrite.
 type backendKey struct{}
+
+// statusWriter remembers the status code written through it.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush keeps streaming responses streaming.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
+}

@@ -737,10 +737,10 @@ func TestMirrorCopiesWithoutAffectingClients(t *testing.T) {
 		t.Errorf("primary got %d requests, want %d", got, n)
 	}
 	waitFor(t, "mirrored copies counted", func() bool {
-		st := p.MirrorStats()["v2"]
+		st := p.Stats()["v2"]
 		return st.Requests == shadow.hits.Load() && st.Requests > 0
 	})
-	st := p.MirrorStats()["v2"]
+	st := p.Stats()["v2"]
 	if st.Requests < n*35/100 || st.Requests > n*65/100 {
 		t.Errorf("shadow got %d copies of %d requests at 50%%", st.Requests, n)
 	}

@@ -444,6 +444,10 @@ func (w *worker) report() {
 	for k := range counts {
 		keys[k] = true
 	}
+	var stats map[string]proxy.Stats
+	if w.main.px != nil {
+		stats = w.main.px.Stats()
+	}
 	for _, key := range sortedKeys(keys) {
 		ready := 0
 		for _, in := range w.slots[key] {
@@ -462,8 +466,8 @@ func (w *worker) report() {
 			Weight:          w.inForce[key],
 			InstancesFailed: w.failed[key],
 		}
-		if tracks[key] == cutoverv1.Track_TRACK_SHADOW && w.main.px != nil {
-			if st, ok := w.main.px.MirrorStats()[o.GetRevision()]; ok {
+		if w.main.px != nil {
+			if st, ok := stats[o.GetRevision()]; ok {
 				o.Requests, o.LatencyP99Micros = st.Requests, st.P99.Microseconds()
 				o.StatusCodes = map[int32]int64{}
 				for c, n := range st.Codes {

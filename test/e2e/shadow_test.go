@@ -45,6 +45,18 @@ func TestShadowMirrorsWithoutAffectingClients(t *testing.T) {
 	if shadow.GetStatusCodes()[200] != shadow.GetRequests() || shadow.GetLatencyP99Micros() <= 0 {
 		t.Errorf("shadow stats: codes %v, p99 %dµs", shadow.GetStatusCodes(), shadow.GetLatencyP99Micros())
 	}
+	// The stable revision's own answers are counted the same way, for the
+	// comparison.
+	f.wait(ctx, "stable stats reported", func(r *cutoverv1.Rollout) bool {
+		for _, cp := range r.GetStatus().GetClusters() {
+			for _, o := range cp.GetObservedRevisions() {
+				if cp.GetCluster() == "us-east" && o.GetRevision() == "v1" {
+					return o.GetRequests() >= 400 && o.GetStatusCodes()[200] == o.GetRequests() && o.GetLatencyP99Micros() > 0
+				}
+			}
+		}
+		return false
+	})
 	if shadow.GetTrack() != cutoverv1.Track_TRACK_SHADOW || shadow.GetWeight() != 0 {
 		t.Errorf("shadow revision reported on track %s with weight %d", shadow.GetTrack(), shadow.GetWeight())
 	}
