@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -53,7 +54,7 @@ func TestReplaceRolloutArchivesAndTrims(t *testing.T) {
 	for _, h := range hist {
 		revs = append(revs, h.GetSpec().GetRevision().GetName())
 	}
-	if got, want := revs, []string{"v5", "v4", "v3"}; !equal(got, want) {
+	if got, want := revs, []string{"v5", "v4", "v3"}; !slices.Equal(got, want) {
 		t.Errorf("history of web = %v, want %v (newest first, 3 kept)", got, want)
 	}
 	if hist[0].GetStatus().GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_SUPERSEDED {
@@ -112,16 +113,4 @@ func TestOpenUpgradesSchema1(t *testing.T) {
 	if err != nil || len(hist) != 1 || !proto.Equal(hist[0], r) {
 		t.Errorf("history after first replace = %v, %v", hist, err)
 	}
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

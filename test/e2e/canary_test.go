@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -130,7 +131,7 @@ func TestAgentRestartAdoptsProcessesAndRolloutContinues(t *testing.T) {
 	}
 	f.wait(ctx, "settled after restart", harness.AtStep(0, 1))
 	f.expectShare(ctx, "us-east", "v2", 0.3, tolerance)
-	if after := f.processes(""); !equalInts(before, after) {
+	if after := f.processes(""); !slices.Equal(before, after) {
 		t.Errorf("app processes changed across the agent restart:\nbefore %v\nafter  %v", before, after)
 	}
 
@@ -180,16 +181,4 @@ func isRunning(pid string) bool {
 	s := string(stat)
 	i := strings.LastIndexByte(s, ')')
 	return i > 0 && len(s) > i+2 && s[i+2] != 'Z'
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -29,6 +29,23 @@ const MarkerEnv = "CUTOVER_TEST_MARKER"
 // DemoAppPackage is the import path of the demo app.
 const DemoAppPackage = "github.com/cutover-dev/cutover/test/demoapp"
 
+// Run is a TestMain body: it builds the demo app into a temporary
+// directory, sets *bin to its path, runs the tests and removes the
+// directory. It returns the exit code for os.Exit.
+func Run(m *testing.M, bin *string) int {
+	dir, err := os.MkdirTemp("", "cutover-demoapp-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	if *bin, err = BuildDemoApp(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
 // BuildDemoApp builds the demo app into dir and returns the binary's path.
 // Call it once per test binary, from TestMain.
 func BuildDemoApp(dir string) (string, error) {
