@@ -109,7 +109,7 @@ func newGetRolloutCommand(o *options) *cobra.Command {
 		Use:   "rollout NAME",
 		Short: "Show one rollout with its per-cluster progress",
 		Long: "Show one rollout with its per-cluster progress. With --watch, follow it live until it\n" +
-			"ends: exit status 0 when it ends Healthy, 1 when it is aborted.",
+			"ends: exit status 0 when it ends Healthy, 1 when it is aborted or held after a failure.",
 		Args: oneName,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if watch {

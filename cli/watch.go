@@ -12,9 +12,13 @@ import (
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 )
 
-// errAborted is what a watch ends with when the rollout is aborted, so a
-// script waiting on `cutover get rollout NAME --watch` fails.
-var errAborted = errors.New("aborted")
+// errAborted and errFailed are what a watch ends with when the rollout is
+// aborted or held after a failure, so a script waiting on
+// `cutover get rollout NAME --watch` fails.
+var (
+	errAborted = errors.New("aborted")
+	errFailed  = errors.New("failed")
+)
 
 // watch streams the rollout until it reaches a terminal phase. On a
 // terminal it redraws a live view in place; elsewhere (pipes, CI logs) it
@@ -48,6 +52,12 @@ func (o *options) watch(ctx context.Context, name string) error {
 			return nil
 		case cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED:
 			return fmt.Errorf("rollout %s %w: %s", name, errAborted, r.GetStatus().GetMessage())
+		case cutoverv1.RolloutPhase_ROLLOUT_PHASE_PAUSED:
+			// Held after a failure (failurePolicy hold): a script waiting on
+			// the rollout must not wait forever for a person to decide.
+			if r.GetStatus().GetPauseReason() == cutoverv1.PauseReason_PAUSE_REASON_FAILURE {
+				return fmt.Errorf("rollout %s %w: %s", name, errFailed, r.GetStatus().GetMessage())
+			}
 		}
 	}
 }

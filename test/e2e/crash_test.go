@@ -35,6 +35,7 @@ func TestControlPlaneKilledRepeatedlyMidRollout(t *testing.T) {
 		go func() { defer wg.Done(); load.run(loadCtx, c) }()
 	}
 
+	applied := time.Now() // before this, v2 may answer nowhere
 	steps := []string{"setWeight: 10", "pause: {duration: 1500ms}", "setWeight: 30", "pause: {duration: 1500ms}",
 		"setWeight: 60", "pause: {duration: 1500ms}"}
 	if _, err := f.env.Apply(ctx, f.app("v2", steps...).Manifest()); err != nil {
@@ -91,6 +92,7 @@ func TestControlPlaneKilledRepeatedlyMidRollout(t *testing.T) {
 		}
 	}
 	load.check(t, lastWave0, 100)
+	load.checkNoV2Before(t, applied)
 	t.Logf("%d SIGKILLs (seed %d); %d requests, all served", kills, crashSeed, load.total())
 	f.expectShare(ctx, "eu-west", "v2", 1, 0)
 }
@@ -159,6 +161,21 @@ func (l *recorder) check(t *testing.T, lastWave0 time.Time, min int) {
 			case cluster == "eu-west" && a.version == "v2" && a.sent.Before(lastWave0):
 				t.Errorf("eu-west served v2 at %s while the stored state had wave 1 in progress until %s",
 					a.sent.Format(time.StampMilli), lastWave0.Format(time.StampMilli))
+			}
+		}
+	}
+}
+
+// checkNoV2Before: no request sent before the canary was applied was
+// answered by v2, in any region.
+func (l *recorder) checkNoV2Before(t *testing.T, applied time.Time) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for cluster, answers := range l.answers {
+		for _, a := range answers {
+			if a.version == "v2" && a.sent.Before(applied) {
+				t.Errorf("%s served v2 at %s, before the canary was applied", cluster, a.sent.Format(time.StampMilli))
 			}
 		}
 	}

@@ -30,3 +30,33 @@ func TestRevisionThatNeverGetsReadyAbortsAtTheDeadline(t *testing.T) {
 		t.Errorf("v2 processes still running after the abort: %v", got)
 	}
 }
+
+// Under failurePolicy hold the same failure pauses the rollout instead,
+// traffic unchanged; `cutover get rollout --watch` exits 1 so a waiting
+// script does not hang, and `cutover abort` then rolls back.
+func TestFailureHoldStopsAndHolds(t *testing.T) {
+	f := newTwoRegions(t)
+	ctx := f.ctx()
+	f.deploy(ctx, "v1")
+	app := f.app("v2", "setWeight: 20", "pause: {}")
+	app.ExtraArgs = []string{"--ready-delay", "1h"}
+	app.ProgressDeadline = "2s"
+	app.FailurePolicy = "hold"
+	if _, err := f.env.Apply(ctx, app.Manifest()); err != nil {
+		t.Fatal(err)
+	}
+	_, werr, wcode, err := f.env.CLI(ctx, "", "get", "rollout", "demo", "--watch")
+	if err != nil || wcode != 1 || !strings.Contains(werr, "rollout demo failed: held after a failure: progress deadline 2s exceeded") {
+		t.Errorf("cutover get rollout --watch: exit %d %v, stderr %q", wcode, err, werr)
+	}
+	r, err := f.env.Get(ctx, "demo")
+	if err != nil || r.GetStatus().GetPauseReason() != cutoverv1.PauseReason_PAUSE_REASON_FAILURE {
+		t.Fatalf("after the deadline: %v %v", r.GetStatus(), err)
+	}
+	f.expectShare(ctx, "us-east", "v1", 1, 0)
+	f.cli(ctx, "abort", "demo")
+	f.wait(ctx, "aborted", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED))
+	if got := f.processes("v2"); len(got) != 0 {
+		t.Errorf("v2 processes still running after the abort: %v", got)
+	}
+}

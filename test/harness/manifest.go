@@ -25,6 +25,8 @@ type App struct {
 	BlueGreen *BlueGreen
 	// ProgressDeadline, when set, is spec.progressDeadline.
 	ProgressDeadline string
+	// FailurePolicy, when set, is spec.targets.failurePolicy.
+	FailurePolicy string
 	// ReadyTimeout is the revision's readyTimeout (default 20s).
 	ReadyTimeout string
 	// Rolling or Shadow, when set, replace the canary strategy.
@@ -94,6 +96,9 @@ func (a App) Manifest() string {
 		b.WriteString("      {}\n")
 	}
 	w("  targets:")
+	if a.FailurePolicy != "" {
+		w("    failurePolicy: %s", a.FailurePolicy)
+	}
 	w("    waves:")
 	for i, wave := range a.Waves {
 		name := fmt.Sprintf("wave-%d", i+1)
