@@ -5,9 +5,11 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/cutover-dev/cutover/internal/histogram"
 )
 
 // Mirroring limits: copies are best effort and never slow the client down.
@@ -15,7 +17,7 @@ const (
 	maxMirrorBody     = 1 << 20 // larger bodies are not mirrored
 	maxMirrorInFlight = 64      // copies beyond this are dropped
 	mirrorTimeout     = 10 * time.Second
-	latencyWindow     = 1024 // recent answers kept per revision for percentiles
+	maxStatusCode     = 599 // codes above are counted as 0, like a failure
 )
 
 // Stats describes the answers of one revision: the requests it served, or
@@ -25,29 +27,28 @@ type Stats struct {
 	Requests int64
 	// Codes counts answers by status code; 0 is a failed connection.
 	Codes map[int]int64
-	// P99 is the 99th percentile latency over the recent window.
+	// P99 is the 99th percentile latency since the proxy started, within
+	// 1/16 (see package histogram).
 	P99 time.Duration
 }
 
 type mirrors struct {
 	client *http.Client
 	slots  chan struct{}
-	mu     sync.Mutex
-	stats  map[string]*revisionStats
+	stats  sync.Map // revision -> *revisionStats
 }
 
+// revisionStats is updated with atomics only: recording never blocks.
 type revisionStats struct {
-	requests int64
-	codes    map[int]int64
-	recent   []time.Duration // ring of the latest latencyWindow latencies
-	next     int
+	requests atomic.Int64
+	codes    [maxStatusCode + 1]atomic.Int64
+	latency  histogram.Histogram
 }
 
 func newMirrors() mirrors {
 	return mirrors{
 		client: &http.Client{Timeout: mirrorTimeout},
 		slots:  make(chan struct{}, maxMirrorInFlight),
-		stats:  map[string]*revisionStats{},
 	}
 }
 
@@ -95,42 +96,33 @@ func (m *mirrors) send(r *http.Request, revision, backend string) *http.Request 
 }
 
 func (m *mirrors) record(revision string, code int, latency time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s := m.stats[revision]
-	if s == nil {
-		s = &revisionStats{codes: map[int]int64{}}
-		m.stats[revision] = s
+	v, ok := m.stats.Load(revision)
+	if !ok {
+		v, _ = m.stats.LoadOrStore(revision, &revisionStats{})
 	}
-	s.requests++
-	s.codes[code]++
-	if len(s.recent) < latencyWindow {
-		s.recent = append(s.recent, latency)
-	} else {
-		s.recent[s.next] = latency
-		s.next = (s.next + 1) % latencyWindow
+	s := v.(*revisionStats)
+	s.requests.Add(1)
+	if code < 0 || code > maxStatusCode {
+		code = 0
 	}
+	s.codes[code].Add(1)
+	s.latency.Record(latency)
 }
 
 // Stats returns the answers recorded per revision: those served to clients,
 // and for a shadow the mirrored copies.
 func (p *Proxy) Stats() map[string]Stats {
-	m := &p.mirrors
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make(map[string]Stats, len(m.stats))
-	for rev, s := range m.stats {
-		sorted := slices.Clone(s.recent)
-		slices.Sort(sorted)
-		var p99 time.Duration
-		if n := len(sorted); n > 0 {
-			p99 = sorted[(n*99+99)/100-1] // nearest rank
+	out := map[string]Stats{}
+	p.mirrors.stats.Range(func(k, v any) bool {
+		s := v.(*revisionStats)
+		codes := map[int]int64{}
+		for c := range s.codes {
+			if n := s.codes[c].Load(); n > 0 {
+				codes[c] = n
+			}
 		}
-		codes := make(map[int]int64, len(s.codes))
-		for c, n := range s.codes {
-			codes[c] = n
-		}
-		out[rev] = Stats{Requests: s.requests, Codes: codes, P99: p99}
-	}
+		out[k.(string)] = Stats{Requests: s.requests.Load(), Codes: codes, P99: s.latency.Snapshot().Quantile(0.99)}
+		return true
+	})
 	return out
 }

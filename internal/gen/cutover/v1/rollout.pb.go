@@ -3068,7 +3068,8 @@ type ObservedRevision struct {
 	Requests int64 `protobuf:"varint,7,opt,name=requests,proto3" json:"requests,omitempty"`
 	// Of those, answers by HTTP status code (0 for a failed connection).
 	StatusCodes map[int32]int64 `protobuf:"bytes,8,rep,name=status_codes,json=statusCodes,proto3" json:"status_codes,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	// 99th percentile latency over the last 1024 answers, in microseconds.
+	// 99th percentile latency of those answers, in microseconds (within
+	// 1/16: log-linear buckets).
 	LatencyP99Micros int64 `protobuf:"varint,9,opt,name=latency_p99_micros,json=latencyP99Micros,proto3" json:"latency_p99_micros,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
