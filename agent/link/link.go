@@ -109,6 +109,7 @@ func (l *Link) session(ctx context.Context, client cutoverv1.AgentServiceClient)
 	}
 	hello := cloneHello(l.cfg.Hello)
 	hello.Apps = l.applier.Generations()
+	hello.Running = l.out.All()
 	if err := stream.Send(&cutoverv1.ConnectRequest{Payload: &cutoverv1.ConnectRequest_Hello{Hello: hello}}); err != nil {
 		return fmt.Errorf("send hello: %w", err)
 	}

@@ -301,6 +301,7 @@ func TestHelloObservedAndDesired(t *testing.T) {
 	s := cp.accept(t)
 	want := hello()
 	want.Apps = gens("api", int64(9), "web", int64(4))
+	want.Running = []*cutoverv1.ObservedApp{observed("api", 1), observed("web", 2)} // what it runs, latest per app
 	if got := s.hello(t); !proto.Equal(got, want) {
 		t.Errorf("hello =\n%v\nwant\n%v", got, want)
 	}

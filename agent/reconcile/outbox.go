@@ -37,6 +37,11 @@ func (o *Outbox) Publish(a *cutoverv1.ObservedApp) {
 // Changed is signalled after Publish; signals coalesce.
 func (o *Outbox) Changed() <-chan struct{} { return o.notify }
 
+// All returns the latest observed state of every app.
+func (o *Outbox) All() []*cutoverv1.ObservedApp {
+	return o.Since(map[string]uint64{})
+}
+
 // Since returns every app whose state is newer than seen records, and
 // records the versions returned in seen.
 func (o *Outbox) Since(seen map[string]uint64) []*cutoverv1.ObservedApp {

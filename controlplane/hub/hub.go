@@ -150,6 +150,9 @@ func (h *Hub) Connect(stream cutoverv1.AgentService_ConnectServer) error {
 	}
 	s := h.open(ctx, cancel, hello)
 	defer h.close(s)
+	for _, app := range hello.GetRunning() {
+		h.observer.Observe(ctx, s.cluster, app)
+	}
 
 	// Neither goroutine is waited for. The receiver may be blocked in Recv
 	// and the sender in Send (an agent that does not read fills its

@@ -735,3 +735,17 @@ func TestStoppingTheHubEndsEveryStream(t *testing.T) {
 		t.Errorf("a stream opened after the stop ended with %v, want an error", code)
 	}
 }
+
+// What an agent says it runs in its hello reaches the observer like an
+// observed message, under the cluster the hello names.
+func TestHelloRunningReachesTheObserver(t *testing.T) {
+	e := start(t, hub.Options{})
+	h := hello("eu-1")
+	running := &cutoverv1.ObservedApp{App: "shop", ObservedGeneration: 3, Converged: true}
+	h.Running = []*cutoverv1.ObservedApp{running}
+	e.dial(h)
+	eventually(t, "the hello's report", func() bool { return len(e.obs.all()) == 1 })
+	if o := e.obs.all()[0]; o.cluster != "eu-1" || !proto.Equal(o.app, running) {
+		t.Errorf("observer got %s %v, want eu-1 %v", o.cluster, o.app, running)
+	}
+}

@@ -213,7 +213,9 @@ type Hello struct {
 	Capabilities []string `protobuf:"bytes,6,rep,name=capabilities,proto3" json:"capabilities,omitempty"`
 	// Desired-state generations the agent last applied, per app, so a
 	// reconnect needs no replay.
-	Apps          []*AppGeneration `protobuf:"bytes,7,rep,name=apps,proto3" json:"apps,omitempty"`
+	Apps []*AppGeneration `protobuf:"bytes,7,rep,name=apps,proto3" json:"apps,omitempty"`
+	// What the agent currently runs, per app, as in an observed message.
+	Running       []*ObservedApp `protobuf:"bytes,8,rep,name=running,proto3" json:"running,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -293,6 +295,13 @@ func (x *Hello) GetCapabilities() []string {
 func (x *Hello) GetApps() []*AppGeneration {
 	if x != nil {
 		return x.Apps
+	}
+	return nil
+}
+
+func (x *Hello) GetRunning() []*ObservedApp {
+	if x != nil {
+		return x.Running
 	}
 	return nil
 }
@@ -753,7 +762,7 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"\apayload\"P\n" +
 	"\x0fConnectResponse\x122\n" +
 	"\adesired\x18\x01 \x01(\v2\x16.cutover.v1.DesiredAppH\x00R\adesiredB\t\n" +
-	"\apayload\"\xbd\x02\n" +
+	"\apayload\"\xf0\x02\n" +
 	"\x05Hello\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x125\n" +
@@ -761,7 +770,8 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"\aruntime\x18\x04 \x01(\tR\aruntime\x12#\n" +
 	"\ragent_version\x18\x05 \x01(\tR\fagentVersion\x12\"\n" +
 	"\fcapabilities\x18\x06 \x03(\tR\fcapabilities\x12-\n" +
-	"\x04apps\x18\a \x03(\v2\x19.cutover.v1.AppGenerationR\x04apps\x1a9\n" +
+	"\x04apps\x18\a \x03(\v2\x19.cutover.v1.AppGenerationR\x04apps\x121\n" +
+	"\arunning\x18\b \x03(\v2\x17.cutover.v1.ObservedAppR\arunning\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"A\n" +
@@ -841,21 +851,22 @@ var file_cutover_v1_agent_proto_depIdxs = []int32{
 	5,  // 3: cutover.v1.ConnectResponse.desired:type_name -> cutover.v1.DesiredApp
 	9,  // 4: cutover.v1.Hello.labels:type_name -> cutover.v1.Hello.LabelsEntry
 	3,  // 5: cutover.v1.Hello.apps:type_name -> cutover.v1.AppGeneration
-	10, // 6: cutover.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	7,  // 7: cutover.v1.DesiredApp.revisions:type_name -> cutover.v1.DesiredRevision
-	6,  // 8: cutover.v1.DesiredApp.header_routes:type_name -> cutover.v1.TrackRoute
-	11, // 9: cutover.v1.TrackRoute.match:type_name -> cutover.v1.HeaderRoute
-	12, // 10: cutover.v1.TrackRoute.track:type_name -> cutover.v1.Track
-	12, // 11: cutover.v1.DesiredRevision.track:type_name -> cutover.v1.Track
-	13, // 12: cutover.v1.DesiredRevision.revision:type_name -> cutover.v1.Revision
-	14, // 13: cutover.v1.ObservedApp.revisions:type_name -> cutover.v1.ObservedRevision
-	0,  // 14: cutover.v1.AgentService.Connect:input_type -> cutover.v1.ConnectRequest
-	1,  // 15: cutover.v1.AgentService.Connect:output_type -> cutover.v1.ConnectResponse
-	15, // [15:16] is the sub-list for method output_type
-	14, // [14:15] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	8,  // 6: cutover.v1.Hello.running:type_name -> cutover.v1.ObservedApp
+	10, // 7: cutover.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	7,  // 8: cutover.v1.DesiredApp.revisions:type_name -> cutover.v1.DesiredRevision
+	6,  // 9: cutover.v1.DesiredApp.header_routes:type_name -> cutover.v1.TrackRoute
+	11, // 10: cutover.v1.TrackRoute.match:type_name -> cutover.v1.HeaderRoute
+	12, // 11: cutover.v1.TrackRoute.track:type_name -> cutover.v1.Track
+	12, // 12: cutover.v1.DesiredRevision.track:type_name -> cutover.v1.Track
+	13, // 13: cutover.v1.DesiredRevision.revision:type_name -> cutover.v1.Revision
+	14, // 14: cutover.v1.ObservedApp.revisions:type_name -> cutover.v1.ObservedRevision
+	0,  // 15: cutover.v1.AgentService.Connect:input_type -> cutover.v1.ConnectRequest
+	1,  // 16: cutover.v1.AgentService.Connect:output_type -> cutover.v1.ConnectResponse
+	16, // [16:17] is the sub-list for method output_type
+	15, // [15:16] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_cutover_v1_agent_proto_init() }
