@@ -29,7 +29,9 @@ type Config struct {
 	Runtime   string
 	DataDir   string
 	Heartbeat time.Duration
-	Logger    *slog.Logger
+	// SampleInterval is how often traffic is sampled for the gates.
+	SampleInterval time.Duration
+	Logger         *slog.Logger
 }
 
 // Capabilities the agent announces.
@@ -53,7 +55,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	out := reconcile.NewOutbox()
-	rec := reconcile.New(rt, db, out, cfg.Logger.With("component", "reconciler"))
+	rec := reconcile.New(rt, db, out, cfg.Logger.With("component", "reconciler")).WithSampleInterval(cfg.SampleInterval)
 	lk := link.New(link.Config{
 		Server:    cfg.Server,
 		Heartbeat: cfg.Heartbeat,

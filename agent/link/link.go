@@ -145,6 +145,12 @@ func (l *Link) send(ctx context.Context, stream cutoverv1.AgentService_ConnectCl
 				return fmt.Errorf("send observed: %w", err)
 			}
 		}
+		if s := l.out.TakeSamples(); len(s) > 0 {
+			batch := &cutoverv1.SampleBatch{Samples: s}
+			if err := stream.Send(&cutoverv1.ConnectRequest{Payload: &cutoverv1.ConnectRequest_Samples{Samples: batch}}); err != nil {
+				return fmt.Errorf("send samples: %w", err)
+			}
+		}
 		return nil
 	}
 	if err := flush(); err != nil {

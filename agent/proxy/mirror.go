@@ -126,3 +126,26 @@ func (p *Proxy) Stats() map[string]Stats {
 	})
 	return out
 }
+
+// Counters is what one revision answered since the proxy started.
+type Counters struct {
+	Requests, Errors int64
+	Latency          *histogram.Snapshot
+}
+
+// Counters returns every revision's cumulative counters; errors are
+// answers with status 500 or above, or none at all.
+func (p *Proxy) Counters() map[string]Counters {
+	out := map[string]Counters{}
+	p.mirrors.stats.Range(func(k, v any) bool {
+		s := v.(*revisionStats)
+		c := Counters{Requests: s.requests.Load(), Latency: s.latency.Snapshot()}
+		c.Errors = s.codes[0].Load()
+		for code := 500; code <= maxStatusCode; code++ {
+			c.Errors += s.codes[code].Load()
+		}
+		out[k.(string)] = c
+		return true
+	})
+	return out
+}

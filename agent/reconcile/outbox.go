@@ -14,8 +14,14 @@ type Outbox struct {
 	mu      sync.Mutex
 	latest  map[string]*cutoverv1.ObservedApp
 	version map[string]uint64
+	samples []*cutoverv1.Sample
+	dropped int
 	notify  chan struct{}
 }
+
+// maxPendingSamples bounds the samples waiting for the link: with the
+// control plane gone, the oldest are dropped, never the proxy slowed.
+const maxPendingSamples = 10000
 
 // NewOutbox returns an empty outbox.
 func NewOutbox() *Outbox {
@@ -34,7 +40,34 @@ func (o *Outbox) Publish(a *cutoverv1.ObservedApp) {
 	}
 }
 
-// Changed is signalled after Publish; signals coalesce.
+// AddSamples queues samples for the link; it never blocks.
+func (o *Outbox) AddSamples(s []*cutoverv1.Sample) {
+	if len(s) == 0 {
+		return
+	}
+	o.mu.Lock()
+	o.samples = append(o.samples, s...)
+	if over := len(o.samples) - maxPendingSamples; over > 0 {
+		o.samples = o.samples[over:]
+		o.dropped += over
+	}
+	o.mu.Unlock()
+	select {
+	case o.notify <- struct{}{}:
+	default:
+	}
+}
+
+// TakeSamples returns and forgets the queued samples.
+func (o *Outbox) TakeSamples() []*cutoverv1.Sample {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	s := o.samples
+	o.samples = nil
+	return s
+}
+
+// Changed is signalled after Publish and AddSamples; signals coalesce.
 func (o *Outbox) Changed() <-chan struct{} { return o.notify }
 
 // All returns the latest observed state of every app.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/cutover-dev/cutover/agent/runtime"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
@@ -28,6 +29,8 @@ type Reconciler struct {
 	out *Outbox
 	log *slog.Logger
 
+	sampleEvery time.Duration
+
 	mu      sync.Mutex
 	ctx     context.Context // set by Run; workers live within it
 	workers map[string]*worker
@@ -38,6 +41,13 @@ type Reconciler struct {
 // New returns a reconciler; Run starts it.
 func New(rt runtime.Runtime, db Store, out *Outbox, log *slog.Logger) *Reconciler {
 	return &Reconciler{rt: rt, db: db, out: out, log: log, workers: map[string]*worker{}, started: make(chan struct{})}
+}
+
+// WithSampleInterval sets how often each app's traffic is sampled (default
+// DefaultSampleInterval, at least MinSampleInterval); call it before Run.
+func (r *Reconciler) WithSampleInterval(d time.Duration) *Reconciler {
+	r.sampleEvery = max(d, MinSampleInterval)
+	return r
 }
 
 // Run resumes every stored app, then serves until ctx ends, when it stops
@@ -107,6 +117,9 @@ func (r *Reconciler) Generations() []*cutoverv1.AppGeneration {
 // startWorker must be called with r.mu held.
 func (r *Reconciler) startWorker(d *cutoverv1.DesiredApp) {
 	w := newWorker(d, r.rt, r.out, r.log.With("app", d.GetApp()))
+	if r.sampleEvery > 0 {
+		w.sampleEvery = r.sampleEvery
+	}
 	r.workers[d.GetApp()] = w
 	r.wg.Add(1)
 	go func() {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/cutover-dev/cutover/agent/proxy"
 	"github.com/cutover-dev/cutover/agent/runtime"
@@ -26,6 +27,10 @@ const (
 	stopTimeout    = 15 * time.Second
 	proxyGrace     = 5 * time.Second
 	statsInterval  = time.Second
+	// DefaultSampleInterval is how often traffic is sampled for the gates.
+	DefaultSampleInterval = 100 * time.Millisecond
+	// MinSampleInterval bounds the sampling interval from below.
+	MinSampleInterval = 10 * time.Millisecond
 )
 
 // worker reconciles one app. Fields below the mutex are owned by run.
@@ -49,8 +54,13 @@ type worker struct {
 	startErr  map[string]string // by slot, until a start succeeds
 	failed    map[string]int32  // instance failures per desired revision key
 	published time.Time         // when the report was last sent
-	lastErr   string
-	reported  *cutoverv1.ObservedApp
+
+	sampleEvery time.Duration             // sampling interval
+	sampled     time.Time                 // when the last sample was taken
+	counters    map[string]proxy.Counters // the proxy's counters then
+	seq         uint64                    // sequence of this app's samples
+	lastErr     string
+	reported    *cutoverv1.ObservedApp
 
 	stopMu   sync.Mutex
 	stopping map[runtime.Instance]struct{}
@@ -121,17 +131,18 @@ func (f *frontend) serving() bool { return f.addr == "" || f.px != nil }
 func newWorker(d *cutoverv1.DesiredApp, rt runtime.Runtime, out *Outbox, log *slog.Logger) *worker {
 	return &worker{
 		app: d.GetApp(), rt: rt, out: out, log: log,
-		latest:    d,
-		wake:      make(chan struct{}, 1),
-		main:      frontend{name: "app"},
-		preview:   frontend{name: "preview"},
-		revs:      map[string]*cutoverv1.Revision{},
-		slots:     map[string]map[int]runtime.Instance{},
-		lastStart: map[string]time.Time{},
-		startErr:  map[string]string{},
-		failed:    map[string]int32{},
-		inForce:   map[string]int32{},
-		stopping:  map[runtime.Instance]struct{}{},
+		latest:      d,
+		wake:        make(chan struct{}, 1),
+		main:        frontend{name: "app"},
+		preview:     frontend{name: "preview"},
+		revs:        map[string]*cutoverv1.Revision{},
+		slots:       map[string]map[int]runtime.Instance{},
+		lastStart:   map[string]time.Time{},
+		startErr:    map[string]string{},
+		failed:      map[string]int32{},
+		sampleEvery: DefaultSampleInterval,
+		inForce:     map[string]int32{},
+		stopping:    map[runtime.Instance]struct{}{},
 	}
 }
 
@@ -154,7 +165,7 @@ func (w *worker) generation() int64 {
 func (w *worker) run(ctx context.Context) {
 	w.load()
 	w.adopt(ctx)
-	tick := time.NewTicker(passInterval)
+	tick := time.NewTicker(min(passInterval, w.sampleEvery))
 	defer tick.Stop()
 	for {
 		w.pass(ctx)
@@ -208,6 +219,48 @@ func (w *worker) pass(ctx context.Context) {
 	}
 	w.noteErrors()
 	w.report()
+	w.sample()
+}
+
+// sample turns what the proxy answered since the last sample into one
+// sample per revision, at most once per sampling interval.
+func (w *worker) sample() {
+	now := time.Now()
+	if w.main.px == nil || now.Sub(w.sampled) < w.sampleEvery {
+		return
+	}
+	interval := now.Sub(w.sampled)
+	cur := w.main.px.Counters()
+	tracks := map[string]cutoverv1.Track{}
+	for _, dr := range w.desired.GetRevisions() {
+		tracks[dr.GetRevision().GetName()] = dr.GetTrack()
+	}
+	var out []*cutoverv1.Sample
+	for _, rev := range sortedKeys(cur) {
+		c, prev := cur[rev], w.counters[rev]
+		if c.Requests == prev.Requests || w.sampled.IsZero() {
+			continue
+		}
+		w.seq++
+		s := &cutoverv1.Sample{
+			App: w.app, Revision: rev, Track: tracks[rev], Seq: w.seq,
+			EndTime: timestamppb.New(now), IntervalMicros: interval.Microseconds(),
+			Requests: c.Requests - prev.Requests, Errors: c.Errors - prev.Errors,
+		}
+		for i, n := range c.Latency.Counts {
+			var before uint64
+			if prev.Latency != nil {
+				before = prev.Latency.Counts[i]
+			}
+			if n > before {
+				s.LatencyBuckets = append(s.LatencyBuckets, uint32(i))
+				s.LatencyCounts = append(s.LatencyCounts, n-before)
+			}
+		}
+		out = append(out, s)
+	}
+	w.counters, w.sampled = cur, now
+	w.out.AddSamples(out)
 }
 
 // noteErrors keeps the first current problem for the report, logging each

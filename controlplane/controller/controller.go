@@ -64,6 +64,7 @@ type Controller struct {
 	runCtx      context.Context         // set by Run before loaded closes
 	running     sync.WaitGroup
 	loaded      chan struct{}
+	gates       *gates
 }
 
 // supervisorQueue bounds the events waiting for one rollout's supervisor.
@@ -94,6 +95,7 @@ func New(store Store, pub Publisher, now func() time.Time, log *slog.Logger) *Co
 		watchers:    map[string]map[chan *cutoverv1.Rollout]struct{}{},
 		supervisors: map[string]chan request{},
 		loaded:      make(chan struct{}),
+		gates:       newGates(),
 	}
 }
 

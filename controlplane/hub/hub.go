@@ -31,6 +31,9 @@ type Observer interface {
 	// Observe takes an agent's observed state of one app. It may block
 	// briefly; it must return when ctx ends. Safe for concurrent use.
 	Observe(ctx context.Context, cluster string, app *cutoverv1.ObservedApp)
+	// Samples takes a batch of an agent's metric samples. It must not
+	// block on anything but memory. Safe for concurrent use.
+	Samples(ctx context.Context, cluster string, batch *cutoverv1.SampleBatch)
 }
 
 // Options tune the hub.
@@ -291,6 +294,9 @@ func (h *Hub) receive(ctx context.Context, s *session, stream cutoverv1.AgentSer
 		case *cutoverv1.ConnectRequest_Observed:
 			h.metrics.messages.WithLabelValues("observed").Inc()
 			h.observer.Observe(ctx, s.cluster, p.Observed)
+		case *cutoverv1.ConnectRequest_Samples:
+			h.metrics.messages.WithLabelValues("samples").Inc()
+			h.observer.Samples(ctx, s.cluster, p.Samples)
 		case *cutoverv1.ConnectRequest_Hello:
 			return status.Error(codes.InvalidArgument, "hello may only be sent once per stream")
 		default:

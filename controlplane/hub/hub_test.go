@@ -29,8 +29,9 @@ const waitFor = 5 * time.Second
 
 // observer records every report the hub passes on.
 type observer struct {
-	mu   sync.Mutex
-	seen []observation
+	mu      sync.Mutex
+	seen    []observation
+	samples []string // cluster/revision of every sample received
 }
 
 type observation struct {
@@ -42,6 +43,15 @@ func (o *observer) Observe(_ context.Context, cluster string, app *cutoverv1.Obs
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.seen = append(o.seen, observation{cluster, proto.Clone(app).(*cutoverv1.ObservedApp)})
+}
+
+// Samples records the batch's samples under the sending cluster.
+func (o *observer) Samples(_ context.Context, cluster string, batch *cutoverv1.SampleBatch) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, s := range batch.GetSamples() {
+		o.samples = append(o.samples, cluster+"/"+s.GetRevision())
+	}
 }
 
 func (o *observer) all() []observation {
@@ -747,5 +757,23 @@ func TestHelloRunningReachesTheObserver(t *testing.T) {
 	eventually(t, "the hello's report", func() bool { return len(e.obs.all()) == 1 })
 	if o := e.obs.all()[0]; o.cluster != "eu-1" || !proto.Equal(o.app, running) {
 		t.Errorf("observer got %s %v, want eu-1 %v", o.cluster, o.app, running)
+	}
+}
+
+// Samples from an agent reach the observer under the hello's cluster.
+func TestSamplesReachTheObserver(t *testing.T) {
+	e := start(t, hub.Options{})
+	eu := e.dial(hello("eu-1"))
+	eu.send(&cutoverv1.ConnectRequest{Payload: &cutoverv1.ConnectRequest_Samples{Samples: &cutoverv1.SampleBatch{
+		Samples: []*cutoverv1.Sample{{App: "shop", Revision: "v2", Requests: 10}, {App: "shop", Revision: "v1", Requests: 90}}}}})
+	eventually(t, "two samples", func() bool {
+		e.obs.mu.Lock()
+		defer e.obs.mu.Unlock()
+		return len(e.obs.samples) == 2
+	})
+	e.obs.mu.Lock()
+	defer e.obs.mu.Unlock()
+	if e.obs.samples[0] != "eu-1/v2" || e.obs.samples[1] != "eu-1/v1" {
+		t.Errorf("samples %v", e.obs.samples)
 	}
 }

@@ -26,6 +26,12 @@ func (o *observerRef) Observe(ctx context.Context, cluster string, app *cutoverv
 	}
 }
 
+func (o *observerRef) Samples(ctx context.Context, cluster string, batch *cutoverv1.SampleBatch) {
+	if c := o.ctrl.Load(); c != nil {
+		c.Samples(ctx, cluster, batch)
+	}
+}
+
 // rolloutCollector reports rollouts by phase from the controller's snapshot,
 // so the label set is bounded by the phase enum.
 type rolloutCollector struct {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cutover-dev/cutover/internal/gate"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 )
 
@@ -42,6 +43,7 @@ func Validate(s *cutoverv1.RolloutSpec) error {
 	if d := s.GetProgressDeadline(); d != "" {
 		checkDuration(&c, "spec.progressDeadline", d)
 	}
+	validateGates(&c, s.GetGates())
 	return c.err()
 }
 
@@ -221,6 +223,23 @@ func Default(s *cutoverv1.RolloutSpec) {
 	if s.GetProgressDeadline() == "" {
 		s.ProgressDeadline = DefaultProgressDeadline.String()
 	}
+	for i, g := range s.GetGates() {
+		if g.GetName() == "" {
+			g.Name = fmt.Sprintf("gate-%d", i+1)
+		}
+		if g.GetWindow() == "" {
+			g.Window = gate.DefaultWindow.String()
+		}
+		if g.GetMinSamples() == 0 {
+			g.MinSamples = gate.DefaultMinSamples
+		}
+		if g.GetFailureLimit() == 0 {
+			g.FailureLimit = gate.DefaultFailureLimit
+		}
+		if g.GetSeverity() == "" {
+			g.Severity = SeverityCritical
+		}
+	}
 	if t := s.GetTargets(); t != nil && t.GetFailurePolicy() == "" {
 		t.FailurePolicy = FailureAbort
 	}
@@ -258,6 +277,15 @@ func CheckClusters(s *cutoverv1.RolloutSpec, known func(string) bool) error {
 // The spec was validated, so a parse error cannot happen.
 func PauseDuration(p *cutoverv1.PauseStep) time.Duration {
 	d, _ := time.ParseDuration(p.GetDuration())
+	return d
+}
+
+// GateWindow returns a gate's window, defaulted.
+func GateWindow(g *cutoverv1.Gate) time.Duration {
+	d, err := time.ParseDuration(g.GetWindow())
+	if err != nil || d <= 0 {
+		return time.Second
+	}
 	return d
 }
 
@@ -379,6 +407,35 @@ func MaxUnavailable(r *cutoverv1.RollingStrategy, total int) int {
 	}
 	return max(0, min(n, total))
 }
+
+func validateGates(c *errs, gates []*cutoverv1.Gate) {
+	for i, g := range gates {
+		p := fmt.Sprintf("spec.gates[%d]", i)
+		if _, err := gate.Parse(g.GetMetric(), g.GetCondition()); err != nil {
+			c.add(p, "%v", err)
+		}
+		if w := g.GetWindow(); w != "" {
+			checkDuration(c, p+".window", w)
+		}
+		if n := g.GetMinSamples(); n < 0 {
+			c.add(p+".minSamples", "must be 0 or more, got %d", n)
+		}
+		if n := g.GetFailureLimit(); n < 0 {
+			c.add(p+".failureLimit", "must be 1 or more, got %d", n)
+		}
+		switch g.GetSeverity() {
+		case "", SeverityCritical, SeverityWarning:
+		default:
+			c.add(p+".severity", "must be %q or %q, got %q", SeverityCritical, SeverityWarning, g.GetSeverity())
+		}
+	}
+}
+
+// Gate severities.
+const (
+	SeverityCritical = "critical"
+	SeverityWarning  = "warning"
+)
 
 // MaxDelaySeconds bounds the blue-green delays (one day).
 const MaxDelaySeconds = 86400

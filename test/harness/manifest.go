@@ -27,6 +27,9 @@ type App struct {
 	ProgressDeadline string
 	// FailurePolicy, when set, is spec.targets.failurePolicy.
 	FailurePolicy string
+	// Gates are spec.gates entries in YAML flow style, e.g.
+	// "metric: errorRate, condition: '<= 0.01'".
+	Gates []string
 	// ReadyTimeout is the revision's readyTimeout (default 20s).
 	ReadyTimeout string
 	// Rolling or Shadow, when set, replace the canary strategy.
@@ -110,6 +113,12 @@ func (a App) Manifest() string {
 	}
 	if a.ProgressDeadline != "" {
 		w("  progressDeadline: %s", a.ProgressDeadline)
+	}
+	if len(a.Gates) > 0 {
+		w("  gates:")
+		for _, g := range a.Gates {
+			w("    - {%s}", g)
+		}
 	}
 	w("  strategy:")
 	if r := a.Rolling; r != nil {

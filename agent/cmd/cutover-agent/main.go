@@ -32,6 +32,7 @@ func run() error {
 	rt := fs.String("runtime", "local", "where apps run: local")
 	dataDir := fs.String("data-dir", "./agent-data", "directory for the agent's state file and app logs")
 	heartbeat := fs.Duration("heartbeat", time.Second, "interval between heartbeats")
+	sampleEvery := fs.Duration("sample-interval", 100*time.Millisecond, "how often traffic is sampled for the gates (at least 10ms)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -40,6 +41,9 @@ func run() error {
 	if *showVersion {
 		fmt.Println(version.String())
 		return nil
+	}
+	if *sampleEvery < 10*time.Millisecond {
+		return fmt.Errorf("--sample-interval: must be at least 10ms, got %s", *sampleEvery)
 	}
 	lbls, err := parseLabels(*labels)
 	if err != nil {
@@ -54,14 +58,15 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	return agent.Run(ctx, agent.Config{
-		Server:    *server,
-		Cluster:   *cluster,
-		Region:    *region,
-		Labels:    lbls,
-		Runtime:   *rt,
-		DataDir:   *dataDir,
-		Heartbeat: *heartbeat,
-		Logger:    log,
+		Server:         *server,
+		Cluster:        *cluster,
+		Region:         *region,
+		Labels:         lbls,
+		Runtime:        *rt,
+		DataDir:        *dataDir,
+		Heartbeat:      *heartbeat,
+		SampleInterval: *sampleEvery,
+		Logger:         log,
 	})
 }
 

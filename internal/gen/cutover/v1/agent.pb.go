@@ -32,6 +32,7 @@ type ConnectRequest struct {
 	//	*ConnectRequest_Hello
 	//	*ConnectRequest_Heartbeat
 	//	*ConnectRequest_Observed
+	//	*ConnectRequest_Samples
 	Payload       isConnectRequest_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -101,6 +102,15 @@ func (x *ConnectRequest) GetObserved() *ObservedApp {
 	return nil
 }
 
+func (x *ConnectRequest) GetSamples() *SampleBatch {
+	if x != nil {
+		if x, ok := x.Payload.(*ConnectRequest_Samples); ok {
+			return x.Samples
+		}
+	}
+	return nil
+}
+
 type isConnectRequest_Payload interface {
 	isConnectRequest_Payload()
 }
@@ -120,11 +130,192 @@ type ConnectRequest_Observed struct {
 	Observed *ObservedApp `protobuf:"bytes,3,opt,name=observed,proto3,oneof"`
 }
 
+type ConnectRequest_Samples struct {
+	// Metric samples of the requests the agent's proxies served.
+	Samples *SampleBatch `protobuf:"bytes,4,opt,name=samples,proto3,oneof"`
+}
+
 func (*ConnectRequest_Hello) isConnectRequest_Payload() {}
 
 func (*ConnectRequest_Heartbeat) isConnectRequest_Payload() {}
 
 func (*ConnectRequest_Observed) isConnectRequest_Payload() {}
+
+func (*ConnectRequest_Samples) isConnectRequest_Payload() {}
+
+// SampleBatch carries the samples of one sampling interval.
+type SampleBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One sample per series that served requests.
+	Samples       []*Sample `protobuf:"bytes,1,rep,name=samples,proto3" json:"samples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SampleBatch) Reset() {
+	*x = SampleBatch{}
+	mi := &file_cutover_v1_agent_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SampleBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SampleBatch) ProtoMessage() {}
+
+func (x *SampleBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_agent_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SampleBatch.ProtoReflect.Descriptor instead.
+func (*SampleBatch) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SampleBatch) GetSamples() []*Sample {
+	if x != nil {
+		return x.Samples
+	}
+	return nil
+}
+
+// Sample is what one series (app, revision) served in one interval.
+type Sample struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// App name.
+	App string `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	// Revision name.
+	Revision string `protobuf:"bytes,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The revision's role when the sample was taken.
+	Track Track `protobuf:"varint,3,opt,name=track,proto3,enum=cutover.v1.Track" json:"track,omitempty"`
+	// Increases by one per sample of the series; a gap means lost samples.
+	Seq uint64 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
+	// End of the interval the sample covers.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Length of that interval, in microseconds.
+	IntervalMicros int64 `protobuf:"varint,6,opt,name=interval_micros,json=intervalMicros,proto3" json:"interval_micros,omitempty"`
+	// Requests answered.
+	Requests int64 `protobuf:"varint,7,opt,name=requests,proto3" json:"requests,omitempty"`
+	// Of those, errors: status 500 and above, or no answer at all.
+	Errors int64 `protobuf:"varint,8,opt,name=errors,proto3" json:"errors,omitempty"`
+	// Latency histogram (see internal/histogram): bucket indexes with
+	// non-zero counts, and their counts, in the same order.
+	LatencyBuckets []uint32 `protobuf:"varint,9,rep,packed,name=latency_buckets,json=latencyBuckets,proto3" json:"latency_buckets,omitempty"`
+	// Counts of latency_buckets.
+	LatencyCounts []uint64 `protobuf:"varint,10,rep,packed,name=latency_counts,json=latencyCounts,proto3" json:"latency_counts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Sample) Reset() {
+	*x = Sample{}
+	mi := &file_cutover_v1_agent_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Sample) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Sample) ProtoMessage() {}
+
+func (x *Sample) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_agent_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Sample.ProtoReflect.Descriptor instead.
+func (*Sample) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Sample) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *Sample) GetRevision() string {
+	if x != nil {
+		return x.Revision
+	}
+	return ""
+}
+
+func (x *Sample) GetTrack() Track {
+	if x != nil {
+		return x.Track
+	}
+	return Track_TRACK_UNSPECIFIED
+}
+
+func (x *Sample) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Sample) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *Sample) GetIntervalMicros() int64 {
+	if x != nil {
+		return x.IntervalMicros
+	}
+	return 0
+}
+
+func (x *Sample) GetRequests() int64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *Sample) GetErrors() int64 {
+	if x != nil {
+		return x.Errors
+	}
+	return 0
+}
+
+func (x *Sample) GetLatencyBuckets() []uint32 {
+	if x != nil {
+		return x.LatencyBuckets
+	}
+	return nil
+}
+
+func (x *Sample) GetLatencyCounts() []uint64 {
+	if x != nil {
+		return x.LatencyCounts
+	}
+	return nil
+}
 
 // ConnectResponse is one message from control plane to agent.
 type ConnectResponse struct {
@@ -141,7 +332,7 @@ type ConnectResponse struct {
 
 func (x *ConnectResponse) Reset() {
 	*x = ConnectResponse{}
-	mi := &file_cutover_v1_agent_proto_msgTypes[1]
+	mi := &file_cutover_v1_agent_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -153,7 +344,7 @@ func (x *ConnectResponse) String() string {
 func (*ConnectResponse) ProtoMessage() {}
 
 func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_agent_proto_msgTypes[1]
+	mi := &file_cutover_v1_agent_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -166,7 +357,7 @@ func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectResponse.ProtoReflect.Descriptor instead.
 func (*ConnectResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{1}
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ConnectResponse) GetPayload() isConnectResponse_Payload {
@@ -222,7 +413,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_cutover_v1_agent_proto_msgTypes[2]
+	mi := &file_cutover_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -234,7 +425,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_agent_proto_msgTypes[2]
+	mi := &file_cutover_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -247,7 +438,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Hello) GetCluster() string {
@@ -319,7 +510,7 @@ type AppGeneration struct {
 
 func (x *AppGeneration) Reset() {
 	*x = AppGeneration{}
-	mi := &file_cutover_v1_agent_proto_msgTypes[3]
+	mi := &file_cutover_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -331,7 +522,7 @@ func (x *AppGeneration) String() string {
 func (*AppGeneration) ProtoMessage() {}
 
 func (x *AppGeneration) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_agent_proto_msgTypes[3]
+	mi := &file_cutover_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -344,7 +535,7 @@ func (x *AppGeneration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppGeneration.ProtoReflect.Descriptor instead.
 func (*AppGeneration) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AppGeneration) GetApp() string {
@@ -372,7 +563,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_cutover_v1_agent_proto_msgTypes[4]
+	mi := &file_cutover_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -384,7 +575,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_agent_proto_msgTypes[4]
+	mi := &file_cutover_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -397,7 +588,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Heartbeat) GetTime() *timestamppb.Timestamp {
@@ -436,7 +627,7 @@ type DesiredApp struct {
 
 func (x *DesiredApp) Reset() {
 	*x = DesiredApp{}
-	mi := &file_cutover_v1_agent_proto_msgTypes[5]
+	mi := &file_cutover_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -448,7 +639,7 @@ func (x *DesiredApp) String() string {
 func (*DesiredApp) ProtoMessage() {}
 
 func (x *DesiredApp) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_agent_proto_msgTypes[5]
+	mi := &file_cutover_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -461,7 +652,7 @@ func (x *DesiredApp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DesiredApp.ProtoReflect.Descriptor instead.
 func (*DesiredApp) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DesiredApp) GetApp() string {
@@ -533,7 +724,7 @@ type TrackRoute struct {
 
 func (x *TrackRoute) Reset() {
 	*x = TrackRoute{}
-	mi := &file_cutover_v1_agent_proto_msgTypes[6]
+	mi := &file_cutover_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -545,7 +736,7 @@ func (x *TrackRoute) String() string {
 func (*TrackRoute) ProtoMessage() {}
 
 func (x *TrackRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_agent_proto_msgTypes[6]
+	mi := &file_cutover_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -558,7 +749,7 @@ func (x *TrackRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackRoute.ProtoReflect.Descriptor instead.
 func (*TrackRoute) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TrackRoute) GetMatch() *HeaderRoute {
@@ -592,7 +783,7 @@ type DesiredRevision struct {
 
 func (x *DesiredRevision) Reset() {
 	*x = DesiredRevision{}
-	mi := &file_cutover_v1_agent_proto_msgTypes[7]
+	mi := &file_cutover_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -604,7 +795,7 @@ func (x *DesiredRevision) String() string {
 func (*DesiredRevision) ProtoMessage() {}
 
 func (x *DesiredRevision) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_agent_proto_msgTypes[7]
+	mi := &file_cutover_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -617,7 +808,7 @@ func (x *DesiredRevision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DesiredRevision.ProtoReflect.Descriptor instead.
 func (*DesiredRevision) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DesiredRevision) GetTrack() Track {
@@ -672,7 +863,7 @@ type ObservedApp struct {
 
 func (x *ObservedApp) Reset() {
 	*x = ObservedApp{}
-	mi := &file_cutover_v1_agent_proto_msgTypes[8]
+	mi := &file_cutover_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -684,7 +875,7 @@ func (x *ObservedApp) String() string {
 func (*ObservedApp) ProtoMessage() {}
 
 func (x *ObservedApp) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_agent_proto_msgTypes[8]
+	mi := &file_cutover_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -697,7 +888,7 @@ func (x *ObservedApp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObservedApp.ProtoReflect.Descriptor instead.
 func (*ObservedApp) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ObservedApp) GetApp() string {
@@ -754,12 +945,27 @@ var File_cutover_v1_agent_proto protoreflect.FileDescriptor
 const file_cutover_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16cutover/v1/agent.proto\x12\n" +
-	"cutover.v1\x1a\x18cutover/v1/rollout.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x01\n" +
+	"cutover.v1\x1a\x18cutover/v1/rollout.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x01\n" +
 	"\x0eConnectRequest\x12)\n" +
 	"\x05hello\x18\x01 \x01(\v2\x11.cutover.v1.HelloH\x00R\x05hello\x125\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x15.cutover.v1.HeartbeatH\x00R\theartbeat\x125\n" +
-	"\bobserved\x18\x03 \x01(\v2\x17.cutover.v1.ObservedAppH\x00R\bobservedB\t\n" +
-	"\apayload\"P\n" +
+	"\bobserved\x18\x03 \x01(\v2\x17.cutover.v1.ObservedAppH\x00R\bobserved\x123\n" +
+	"\asamples\x18\x04 \x01(\v2\x17.cutover.v1.SampleBatchH\x00R\asamplesB\t\n" +
+	"\apayload\";\n" +
+	"\vSampleBatch\x12,\n" +
+	"\asamples\x18\x01 \x03(\v2\x12.cutover.v1.SampleR\asamples\"\xd5\x02\n" +
+	"\x06Sample\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\tR\brevision\x12'\n" +
+	"\x05track\x18\x03 \x01(\x0e2\x11.cutover.v1.TrackR\x05track\x12\x10\n" +
+	"\x03seq\x18\x04 \x01(\x04R\x03seq\x125\n" +
+	"\bend_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12'\n" +
+	"\x0finterval_micros\x18\x06 \x01(\x03R\x0eintervalMicros\x12\x1a\n" +
+	"\brequests\x18\a \x01(\x03R\brequests\x12\x16\n" +
+	"\x06errors\x18\b \x01(\x03R\x06errors\x12'\n" +
+	"\x0flatency_buckets\x18\t \x03(\rR\x0elatencyBuckets\x12%\n" +
+	"\x0elatency_counts\x18\n" +
+	" \x03(\x04R\rlatencyCounts\"P\n" +
 	"\x0fConnectResponse\x122\n" +
 	"\adesired\x18\x01 \x01(\v2\x16.cutover.v1.DesiredAppH\x00R\adesiredB\t\n" +
 	"\apayload\"\xf0\x02\n" +
@@ -826,47 +1032,53 @@ func file_cutover_v1_agent_proto_rawDescGZIP() []byte {
 	return file_cutover_v1_agent_proto_rawDescData
 }
 
-var file_cutover_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_cutover_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_cutover_v1_agent_proto_goTypes = []any{
 	(*ConnectRequest)(nil),        // 0: cutover.v1.ConnectRequest
-	(*ConnectResponse)(nil),       // 1: cutover.v1.ConnectResponse
-	(*Hello)(nil),                 // 2: cutover.v1.Hello
-	(*AppGeneration)(nil),         // 3: cutover.v1.AppGeneration
-	(*Heartbeat)(nil),             // 4: cutover.v1.Heartbeat
-	(*DesiredApp)(nil),            // 5: cutover.v1.DesiredApp
-	(*TrackRoute)(nil),            // 6: cutover.v1.TrackRoute
-	(*DesiredRevision)(nil),       // 7: cutover.v1.DesiredRevision
-	(*ObservedApp)(nil),           // 8: cutover.v1.ObservedApp
-	nil,                           // 9: cutover.v1.Hello.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*HeaderRoute)(nil),           // 11: cutover.v1.HeaderRoute
+	(*SampleBatch)(nil),           // 1: cutover.v1.SampleBatch
+	(*Sample)(nil),                // 2: cutover.v1.Sample
+	(*ConnectResponse)(nil),       // 3: cutover.v1.ConnectResponse
+	(*Hello)(nil),                 // 4: cutover.v1.Hello
+	(*AppGeneration)(nil),         // 5: cutover.v1.AppGeneration
+	(*Heartbeat)(nil),             // 6: cutover.v1.Heartbeat
+	(*DesiredApp)(nil),            // 7: cutover.v1.DesiredApp
+	(*TrackRoute)(nil),            // 8: cutover.v1.TrackRoute
+	(*DesiredRevision)(nil),       // 9: cutover.v1.DesiredRevision
+	(*ObservedApp)(nil),           // 10: cutover.v1.ObservedApp
+	nil,                           // 11: cutover.v1.Hello.LabelsEntry
 	(Track)(0),                    // 12: cutover.v1.Track
-	(*Revision)(nil),              // 13: cutover.v1.Revision
-	(*ObservedRevision)(nil),      // 14: cutover.v1.ObservedRevision
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*HeaderRoute)(nil),           // 14: cutover.v1.HeaderRoute
+	(*Revision)(nil),              // 15: cutover.v1.Revision
+	(*ObservedRevision)(nil),      // 16: cutover.v1.ObservedRevision
 }
 var file_cutover_v1_agent_proto_depIdxs = []int32{
-	2,  // 0: cutover.v1.ConnectRequest.hello:type_name -> cutover.v1.Hello
-	4,  // 1: cutover.v1.ConnectRequest.heartbeat:type_name -> cutover.v1.Heartbeat
-	8,  // 2: cutover.v1.ConnectRequest.observed:type_name -> cutover.v1.ObservedApp
-	5,  // 3: cutover.v1.ConnectResponse.desired:type_name -> cutover.v1.DesiredApp
-	9,  // 4: cutover.v1.Hello.labels:type_name -> cutover.v1.Hello.LabelsEntry
-	3,  // 5: cutover.v1.Hello.apps:type_name -> cutover.v1.AppGeneration
-	8,  // 6: cutover.v1.Hello.running:type_name -> cutover.v1.ObservedApp
-	10, // 7: cutover.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	7,  // 8: cutover.v1.DesiredApp.revisions:type_name -> cutover.v1.DesiredRevision
-	6,  // 9: cutover.v1.DesiredApp.header_routes:type_name -> cutover.v1.TrackRoute
-	11, // 10: cutover.v1.TrackRoute.match:type_name -> cutover.v1.HeaderRoute
-	12, // 11: cutover.v1.TrackRoute.track:type_name -> cutover.v1.Track
-	12, // 12: cutover.v1.DesiredRevision.track:type_name -> cutover.v1.Track
-	13, // 13: cutover.v1.DesiredRevision.revision:type_name -> cutover.v1.Revision
-	14, // 14: cutover.v1.ObservedApp.revisions:type_name -> cutover.v1.ObservedRevision
-	0,  // 15: cutover.v1.AgentService.Connect:input_type -> cutover.v1.ConnectRequest
-	1,  // 16: cutover.v1.AgentService.Connect:output_type -> cutover.v1.ConnectResponse
-	16, // [16:17] is the sub-list for method output_type
-	15, // [15:16] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	4,  // 0: cutover.v1.ConnectRequest.hello:type_name -> cutover.v1.Hello
+	6,  // 1: cutover.v1.ConnectRequest.heartbeat:type_name -> cutover.v1.Heartbeat
+	10, // 2: cutover.v1.ConnectRequest.observed:type_name -> cutover.v1.ObservedApp
+	1,  // 3: cutover.v1.ConnectRequest.samples:type_name -> cutover.v1.SampleBatch
+	2,  // 4: cutover.v1.SampleBatch.samples:type_name -> cutover.v1.Sample
+	12, // 5: cutover.v1.Sample.track:type_name -> cutover.v1.Track
+	13, // 6: cutover.v1.Sample.end_time:type_name -> google.protobuf.Timestamp
+	7,  // 7: cutover.v1.ConnectResponse.desired:type_name -> cutover.v1.DesiredApp
+	11, // 8: cutover.v1.Hello.labels:type_name -> cutover.v1.Hello.LabelsEntry
+	5,  // 9: cutover.v1.Hello.apps:type_name -> cutover.v1.AppGeneration
+	10, // 10: cutover.v1.Hello.running:type_name -> cutover.v1.ObservedApp
+	13, // 11: cutover.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	9,  // 12: cutover.v1.DesiredApp.revisions:type_name -> cutover.v1.DesiredRevision
+	8,  // 13: cutover.v1.DesiredApp.header_routes:type_name -> cutover.v1.TrackRoute
+	14, // 14: cutover.v1.TrackRoute.match:type_name -> cutover.v1.HeaderRoute
+	12, // 15: cutover.v1.TrackRoute.track:type_name -> cutover.v1.Track
+	12, // 16: cutover.v1.DesiredRevision.track:type_name -> cutover.v1.Track
+	15, // 17: cutover.v1.DesiredRevision.revision:type_name -> cutover.v1.Revision
+	16, // 18: cutover.v1.ObservedApp.revisions:type_name -> cutover.v1.ObservedRevision
+	0,  // 19: cutover.v1.AgentService.Connect:input_type -> cutover.v1.ConnectRequest
+	3,  // 20: cutover.v1.AgentService.Connect:output_type -> cutover.v1.ConnectResponse
+	20, // [20:21] is the sub-list for method output_type
+	19, // [19:20] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_cutover_v1_agent_proto_init() }
@@ -879,8 +1091,9 @@ func file_cutover_v1_agent_proto_init() {
 		(*ConnectRequest_Hello)(nil),
 		(*ConnectRequest_Heartbeat)(nil),
 		(*ConnectRequest_Observed)(nil),
+		(*ConnectRequest_Samples)(nil),
 	}
-	file_cutover_v1_agent_proto_msgTypes[1].OneofWrappers = []any{
+	file_cutover_v1_agent_proto_msgTypes[3].OneofWrappers = []any{
 		(*ConnectResponse_Desired)(nil),
 	}
 	type x struct{}
@@ -889,7 +1102,7 @@ func file_cutover_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cutover_v1_agent_proto_rawDesc), len(file_cutover_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

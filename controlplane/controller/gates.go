@@ -1,0 +1,148 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cutover-dev/cutover/internal/gate"
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/rollout"
+	"github.com/cutover-dev/cutover/internal/spec"
+)
+
+// seriesCap bounds the samples kept per series: hot data stays in memory,
+// in a bounded window (a minute at the default 100 ms).
+const seriesCap = 600
+
+// gates keeps the recent samples of every series and the consecutive
+// failures of every gate. Safe for concurrent use.
+type gates struct {
+	mu       sync.Mutex
+	series   map[seriesKey][]*cutoverv1.Sample // oldest first
+	failures map[failureKey]int32
+	acted    map[failureKey]bool
+}
+
+type seriesKey struct{ cluster, app, revision string }
+
+type failureKey struct {
+	rollout string
+	number  int64
+	gate    int
+	cluster string
+}
+
+func newGates() *gates {
+	return &gates{series: map[seriesKey][]*cutoverv1.Sample{}, failures: map[failureKey]int32{}, acted: map[failureKey]bool{}}
+}
+
+// Samples records an agent's samples and evaluates the gates of the
+// rollouts they concern. A gate that fails failureLimit times in a row
+// aborts the rollout (critical) or pauses it (warning), with its evidence.
+func (c *Controller) Samples(ctx context.Context, cluster string, batch *cutoverv1.SampleBatch) {
+	apps := map[string]bool{}
+	c.gates.mu.Lock()
+	for _, s := range batch.GetSamples() {
+		k := seriesKey{cluster, s.GetApp(), s.GetRevision()}
+		ser := append(c.gates.series[k], s)
+		if len(ser) > seriesCap {
+			ser = ser[len(ser)-seriesCap:]
+		}
+		c.gates.series[k] = ser
+		apps[s.GetApp()] = true
+	}
+	c.gates.mu.Unlock()
+	for app := range apps {
+		if r := c.snapshot(app); r != nil && len(r.GetSpec().GetGates()) > 0 {
+			c.evaluate(ctx, r, cluster)
+		}
+	}
+}
+
+// evaluate judges every gate of r in one cluster carrying the new revision.
+func (c *Controller) evaluate(ctx context.Context, r *cutoverv1.Rollout, cluster string) {
+	st := r.GetStatus()
+	if st.GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING && st.GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_PAUSED {
+		return
+	}
+	var cp *cutoverv1.ClusterProgress
+	for _, p := range st.GetClusters() {
+		if p.GetCluster() == cluster && p.GetPhase() == cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING && p.GetStableRevision() != nil {
+			cp = p
+		}
+	}
+	if cp == nil || cp.GetStableRevision().GetName() == r.GetSpec().GetRevision().GetName() {
+		return
+	}
+	for i, g := range r.GetSpec().GetGates() {
+		cond, err := gate.Parse(g.GetMetric(), g.GetCondition())
+		if err != nil {
+			continue // validated at apply; a stored spec cannot get here
+		}
+		window := spec.GateWindow(g)
+		canary := c.gates.window(seriesKey{cluster, r.GetName(), r.GetSpec().GetRevision().GetName()}, window)
+		stable := c.gates.window(seriesKey{cluster, r.GetName(), cp.GetStableRevision().GetName()}, window)
+		verdict, ev := gate.Evaluate(g.GetMetric(), cond, g.GetMinSamples(), canary, stable)
+		key := failureKey{r.GetName(), st.GetRolloutNumber(), i, cluster}
+		if act := c.gates.count(key, verdict, max(g.GetFailureLimit(), 1)); act {
+			c.act(ctx, r.GetName(), g, cluster, window, ev)
+		}
+	}
+}
+
+// count records a verdict and reports whether the gate must act now: the
+// failure limit was just reached for the first time.
+func (g *gates) count(key failureKey, v gate.Verdict, limit int32) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch v {
+	case gate.Pass:
+		g.failures[key] = 0
+	case gate.Fail:
+		g.failures[key]++
+	}
+	if g.failures[key] < limit || g.acted[key] {
+		return false
+	}
+	g.acted[key] = true
+	return true
+}
+
+func (c *Controller) act(ctx context.Context, name string, g *cutoverv1.Gate, cluster string, window time.Duration, ev gate.Evidence) {
+	reason := fmt.Sprintf("gate %s (%s %s) failed in %s over %s: %s", g.GetName(), g.GetMetric(), g.GetCondition(), cluster, window, ev)
+	c.log.Warn("gate failed", "rollout", name, "gate", g.GetName(), "cluster", cluster, "severity", g.GetSeverity(), "evidence", ev.String())
+	var event rollout.Event = rollout.Abort{Reason: reason, Actor: "gate " + g.GetName()}
+	if g.GetSeverity() == spec.SeverityWarning {
+		event = rollout.Pause{Actor: "gate " + g.GetName() + ": " + reason}
+	}
+	// Not on the agent's receive path: the decision goes through the
+	// rollout's supervisor like any operator action.
+	go func() {
+		if _, _, err := c.Do(ctx, name, event); err != nil {
+			c.log.Error("gate action", "rollout", name, "err", err)
+		}
+	}()
+}
+
+// window merges a series' samples that end within d of its newest one
+// (the agent's clock, so clock skew with the control plane does not
+// matter).
+func (g *gates) window(k seriesKey, d time.Duration) *gate.Window {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	w := &gate.Window{}
+	ser := g.series[k]
+	if len(ser) == 0 {
+		return w
+	}
+	newest := ser[len(ser)-1].GetEndTime().AsTime()
+	for i := len(ser) - 1; i >= 0; i-- {
+		if newest.Sub(ser[i].GetEndTime().AsTime()) >= d {
+			break
+		}
+		w.Add(ser[i])
+	}
+	return w
+}

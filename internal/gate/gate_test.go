@@ -1,0 +1,79 @@
+package gate_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/cutover-dev/cutover/internal/gate"
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/histogram"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		metric, cond string
+		want         gate.Condition
+	}{
+		{"errorRate", "<= 0.001", gate.Condition{Less: true, Value: 0.001}},
+		{"errorRate", "<= 0.1%", gate.Condition{Less: true, Value: 0.001}},
+		{"latencyP99", "<= 250us", gate.Condition{Less: true, Value: 250}},
+		{"throughput", ">= 900/s", gate.Condition{Value: 900}},
+		{"latencyP99", "<= 1.1x stable", gate.Condition{Less: true, Factor: 1.1, Stable: true}},
+		{"latencyP99", "<= stable + 5us", gate.Condition{Less: true, Value: 5, Stable: true}},
+		{"throughput", ">= 0.8x stable", gate.Condition{Factor: 0.8, Stable: true}},
+	}
+	for _, tt := range tests {
+		got, err := gate.Parse(tt.metric, tt.cond)
+		if err != nil || got != tt.want {
+			t.Errorf("Parse(%s, %q) = %+v, %v; want %+v", tt.metric, tt.cond, got, err, tt.want)
+		}
+	}
+	for _, bad := range [][2]string{{"errorRate", "< 0.1"}, {"latencyP99", "<= fast"}, {"latencyP95", "<= 1ms"}, {"latencyP99", "<= -1x stable"}} {
+		if _, err := gate.Parse(bad[0], bad[1]); !errors.Is(err, gate.ErrCondition) {
+			t.Errorf("Parse(%s, %q) = %v, want ErrCondition", bad[0], bad[1], err)
+		}
+	}
+}
+
+func window(requests, errs int64, latency time.Duration) *gate.Window {
+	var h histogram.Histogram
+	for range requests {
+		h.Record(latency)
+	}
+	w := &gate.Window{}
+	s := &cutoverv1.Sample{Requests: requests, Errors: errs, IntervalMicros: 1e6}
+	snap := h.Snapshot()
+	for i, n := range snap.Counts {
+		if n > 0 {
+			s.LatencyBuckets = append(s.LatencyBuckets, uint32(i))
+			s.LatencyCounts = append(s.LatencyCounts, n)
+		}
+	}
+	w.Add(s)
+	return w
+}
+
+func TestEvaluate(t *testing.T) {
+	errRate, _ := gate.Parse("errorRate", "<= 0.001")
+	rel, _ := gate.Parse("latencyP99", "<= 1.1x stable")
+	tests := []struct {
+		name           string
+		metric         string
+		c              gate.Condition
+		canary, stable *gate.Window
+		want           gate.Verdict
+	}{
+		{"5% errors fail", "errorRate", errRate, window(1000, 50, time.Millisecond), window(1000, 0, time.Millisecond), gate.Fail},
+		{"no errors pass", "errorRate", errRate, window(1000, 0, time.Millisecond), window(1000, 0, time.Millisecond), gate.Pass},
+		{"below minSamples is inconclusive", "errorRate", errRate, window(50, 50, time.Millisecond), window(1000, 0, time.Millisecond), gate.Inconclusive},
+		{"+10ms p99 fails 1.1x stable", "latencyP99", rel, window(1000, 0, 12*time.Millisecond), window(1000, 0, 2*time.Millisecond), gate.Fail},
+		{"same latency passes 1.1x stable", "latencyP99", rel, window(1000, 0, 2*time.Millisecond), window(1000, 0, 2*time.Millisecond), gate.Pass},
+		{"relative without stable samples is inconclusive", "latencyP99", rel, window(1000, 0, 12*time.Millisecond), window(10, 0, 2*time.Millisecond), gate.Inconclusive},
+	}
+	for _, tt := range tests {
+		if got, ev := gate.Evaluate(tt.metric, tt.c, 100, tt.canary, tt.stable); got != tt.want {
+			t.Errorf("%s: verdict %v (%s), want %v", tt.name, got, ev, tt.want)
+		}
+	}
+}
