@@ -115,7 +115,7 @@ func (c *Controller) act(ctx context.Context, name string, g *cutoverv1.Gate, cl
 	c.log.Warn("gate failed", "rollout", name, "gate", g.GetName(), "cluster", cluster, "severity", g.GetSeverity(), "evidence", ev.String())
 	var event rollout.Event = rollout.Abort{Reason: reason, Actor: "gate " + g.GetName()}
 	if g.GetSeverity() == spec.SeverityWarning {
-		event = rollout.Pause{Actor: "gate " + g.GetName() + ": " + reason}
+		event = rollout.Pause{Actor: "gate " + g.GetName(), Reason: reason}
 	}
 	// Not on the agent's receive path: the decision goes through the
 	// rollout's supervisor like any operator action.

@@ -48,8 +48,12 @@ type Abort struct {
 	Actor  string
 }
 
-// Pause holds the rollout at its current step.
-type Pause struct{ Actor string }
+// Pause holds the rollout at its current step. Reason, when set, is
+// recorded (e.g. the evidence of a warning gate).
+type Pause struct {
+	Actor  string
+	Reason string
+}
 
 // Resume lifts an operator pause.
 type Resume struct{ Actor string }
@@ -242,6 +246,9 @@ func (m *machine) handle(ev Event) error {
 		st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_PAUSED
 		st.PauseReason = cutoverv1.PauseReason_PAUSE_REASON_OPERATOR
 		st.Message = "paused by an operator"
+		if e.Reason != "" {
+			st.Message = "paused: " + e.Reason
+		}
 		m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_PAUSED, e.Actor, st.Message)
 	case Resume:
 		if terminal {
