@@ -77,3 +77,27 @@ func TestEvaluate(t *testing.T) {
 		}
 	}
 }
+
+// The work one batch costs per gate: merging a 1 s window of 100 ms samples
+// (40 latency buckets each) for canary and stable, and judging it.
+func BenchmarkEvaluateWindow(b *testing.B) {
+	samples := make([]*cutoverv1.Sample, 10)
+	for i := range samples {
+		s := &cutoverv1.Sample{Requests: 1000, Errors: 1, IntervalMicros: 100000}
+		for j := range 40 {
+			s.LatencyBuckets = append(s.LatencyBuckets, uint32(100+j))
+			s.LatencyCounts = append(s.LatencyCounts, 25)
+		}
+		samples[i] = s
+	}
+	cond, _ := gate.Parse("latencyP99", "<= 1.1x stable")
+	b.ReportAllocs()
+	for b.Loop() {
+		var canary, stable gate.Window
+		for _, s := range samples {
+			canary.Add(s)
+			stable.Add(s)
+		}
+		gate.Evaluate("latencyP99", cond, 100, &canary, &stable)
+	}
+}
