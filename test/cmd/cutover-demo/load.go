@@ -25,6 +25,9 @@ type load struct {
 	errors int
 	done   chan struct{}
 	once   sync.Once
+
+	bad               string    // a revision to watch for
+	firstBad, lastBad time.Time // its first error and last answer
 }
 
 type hit struct {
@@ -64,6 +67,12 @@ func (l *load) record(version string) {
 	if version == "error" {
 		l.errors++
 	}
+	if l.bad != "" && (version == "error" || version == l.bad) {
+		if l.firstBad.IsZero() && version == "error" {
+			l.firstBad = now
+		}
+		l.lastBad = now
+	}
 	l.recent = append(l.recent, hit{now, version})
 	cut := 0
 	for cut < len(l.recent) && now.Sub(l.recent[cut].at) > window {
@@ -95,3 +104,19 @@ func (l *load) totals() (total, errors int) {
 }
 
 func (l *load) stop() { l.once.Do(func() { close(l.done) }) }
+
+// watchFor starts tracking answers from revision (and errors, which only
+// it gives): the first error and the last answer.
+func (l *load) watchFor(revision string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.bad = revision
+}
+
+// badSpan returns the first error and the last answer of the watched
+// revision.
+func (l *load) badSpan() (first, last time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.firstBad, l.lastBad
+}

@@ -79,14 +79,18 @@ func run() error {
 	return runErr
 }
 
+// errAborted marks a rollout that ended aborted.
+var errAborted = errors.New("aborted")
+
 type demo struct {
-	opts   options
-	out    io.Writer
-	start  time.Time
-	dir    string
-	env    *harness.Env
-	listen map[string]string
-	loads  map[string]*load
+	allowErrors bool // the last phase expects the bad canary's errors
+	opts        options
+	out         io.Writer
+	start       time.Time
+	dir         string
+	env         *harness.Env
+	listen      map[string]string
+	loads       map[string]*load
 }
 
 var clusters = []string{"us-east", "eu-west"}
@@ -96,7 +100,7 @@ func (d *demo) printf(format string, args ...any) {
 }
 
 func (d *demo) run(ctx context.Context, bins harness.Binaries) error {
-	fmt.Fprintln(d.out, "Cutover demo: a canary v1 -> v2, then a blue-green switch v2 -> v3, across two regions on this machine.")
+	fmt.Fprintln(d.out, "Cutover demo: a canary v1 -> v2, a blue-green switch v2 -> v3, and a bad v4 stopped by a gate, across two regions on this machine.")
 	env, err := harness.NewEnv(ctx, bins, d.dir)
 	if err != nil {
 		return err
@@ -128,7 +132,48 @@ func (d *demo) run(ctx context.Context, bins harness.Binaries) error {
 	if err := d.blueGreen(ctx); err != nil {
 		return err
 	}
+	if err := d.verify(ctx, "v3"); err != nil {
+		return err
+	}
+	d.startLoad(ctx)
+	if err := d.badCanary(ctx); err != nil {
+		return err
+	}
 	return d.verify(ctx, "v3")
+}
+
+// badCanary rolls out a v4 that answers 30% of requests with errors, under
+// an errorRate gate: the gate aborts it while at its first step, and the
+// demo shows the evidence and how long the bad canary got traffic.
+func (d *demo) badCanary(ctx context.Context) error {
+	for _, l := range d.loads {
+		l.watchFor("v4")
+	}
+	a := d.app("v4", "setWeight: 20", "pause: {duration: 10s}", "setWeight: 50", "pause: {duration: 10s}")
+	a.ExtraArgs = []string{"--error-rate", "0.3"}
+	a.Gates = []string{"name: errors, metric: errorRate, condition: '<= 0.05', window: 1s, minSamples: 10"}
+	out, stderr, code, err := d.env.CLI(ctx, a.Manifest(), "apply", "-f", "-")
+	if err != nil || code != 0 {
+		return fmt.Errorf("cutover apply: exit %d: %v %s", code, err, stderr)
+	}
+	d.printf("$ cutover apply -f demo-v4.yaml   ->  %s  (v4 answers 30%% errors; gate: errorRate <= 0.05 over 1s)", trimNL(out))
+	if err := d.follow(ctx, "v4", nil); !errors.Is(err, errAborted) {
+		return fmt.Errorf("the bad canary was not stopped: %v", err)
+	}
+	time.Sleep(time.Second) // let the load show traffic back on v3
+	r, err := d.env.Get(ctx, "demo")
+	if err != nil {
+		return err
+	}
+	d.printf("gate tripped: %s", r.GetStatus().GetMessage())
+	first, last := d.loads["us-east"].badSpan()
+	if first.IsZero() {
+		return errors.New("us-east never served v4")
+	}
+	d.printf("us-east: first failed request from v4 at +%.3fs, last request to v4 at +%.3fs: %d ms from the first bad answer to 0%% canary",
+		first.Sub(d.start).Seconds(), last.Sub(d.start).Seconds(), last.Sub(first).Milliseconds())
+	d.allowErrors = true // v4's errors were the point
+	return nil
 }
 
 func (d *demo) app(rev string, steps ...string) harness.App {
@@ -270,8 +315,9 @@ func (d *demo) follow(ctx context.Context, version string, onPaused func(*cutove
 			d.printf("rollout Healthy: %s", r.GetStatus().GetMessage())
 			return nil
 		}
-		if r != nil && r.GetStatus().GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED {
-			return fmt.Errorf("rollout aborted: %s", r.GetStatus().GetMessage())
+		if r != nil && r.GetStatus().GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED && harness.Settled(r) {
+			d.printf("%s", d.progress(r, version))
+			return fmt.Errorf("rollout %w: %s", errAborted, r.GetStatus().GetMessage())
 		}
 	}
 }
@@ -325,12 +371,14 @@ func (d *demo) verify(ctx context.Context, version string) error {
 		if counts[version] != 200 {
 			failed = errors.Join(failed, fmt.Errorf("%s: only %d/200 requests served by %s: %v", c, counts[version], version, counts))
 		}
-		if errs > 0 {
+		if errs > 0 && !d.allowErrors {
 			failed = errors.Join(failed, fmt.Errorf("%s: %d requests failed during the rollout", c, errs))
 		}
 	}
-	if failed == nil {
+	if failed == nil && !d.allowErrors {
 		d.printf("both regions serve %s and no request failed", version)
+	} else if failed == nil {
+		d.printf("both regions serve %s again; the only failed requests were the bad canary's", version)
 	}
 	return failed
 }
