@@ -75,6 +75,7 @@ test: build ## run every test with the race detector
 .PHONY: bench
 bench: ## benchmarks, one "name value unit" line per figure
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./... | awk '/^Benchmark/ { for (i = 3; i < NF; i += 2) print $$1, $$i, $$(i+1) }'
+	$(GO) run ./test/cmd/cutover-bench
 
 # --- checks -------------------------------------------------------------------
 
