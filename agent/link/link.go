@@ -31,6 +31,9 @@ type Applier interface {
 	// Generations reports the generation applied per app. Safe for
 	// concurrent use.
 	Generations() []*cutoverv1.AppGeneration
+	// Connected says whether the control plane is reachable (the local
+	// guard acts only when it is not). Idempotent; safe for concurrent use.
+	Connected(up bool)
 }
 
 // Config configures a link.
@@ -114,6 +117,8 @@ func (l *Link) session(ctx context.Context, client cutoverv1.AgentServiceClient)
 		return fmt.Errorf("send hello: %w", err)
 	}
 	l.log.Info("connected to control plane", "server", l.cfg.Server, "cluster", hello.GetCluster())
+	l.applier.Connected(true)
+	defer l.applier.Connected(false)
 
 	recvErr := make(chan error, 1)
 	go func() { recvErr <- l.receive(stream) }()

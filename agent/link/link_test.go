@@ -165,6 +165,7 @@ type applier struct {
 	mu      sync.Mutex
 	gens    map[string]int64
 	applied chan *cutoverv1.DesiredApp
+	ups     []bool // Connected calls, in order
 }
 
 func newApplier(gens map[string]int64) *applier {
@@ -180,6 +181,13 @@ func (a *applier) Apply(d *cutoverv1.DesiredApp) error {
 	a.mu.Unlock()
 	a.applied <- d
 	return nil
+}
+
+// Connected records the link's view of the control plane.
+func (a *applier) Connected(up bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.ups = append(a.ups, up)
 }
 
 func (a *applier) Generations() []*cutoverv1.AppGeneration {

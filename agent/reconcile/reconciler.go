@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cutover-dev/cutover/agent/runtime"
@@ -30,6 +31,7 @@ type Reconciler struct {
 	log *slog.Logger
 
 	sampleEvery time.Duration
+	connected   atomic.Bool // the control plane is reachable
 
 	mu      sync.Mutex
 	ctx     context.Context // set by Run; workers live within it
@@ -49,6 +51,10 @@ func (r *Reconciler) WithSampleInterval(d time.Duration) *Reconciler {
 	r.sampleEvery = max(d, MinSampleInterval)
 	return r
 }
+
+// Connected records whether the control plane is reachable; while it is
+// not, each app's local guard evaluates the gates it was given.
+func (r *Reconciler) Connected(up bool) { r.connected.Store(up) }
 
 // Run resumes every stored app, then serves until ctx ends, when it stops
 // every app's proxy and instances.
@@ -117,6 +123,7 @@ func (r *Reconciler) Generations() []*cutoverv1.AppGeneration {
 // startWorker must be called with r.mu held.
 func (r *Reconciler) startWorker(d *cutoverv1.DesiredApp) {
 	w := newWorker(d, r.rt, r.out, r.log.With("app", d.GetApp()))
+	w.connected = &r.connected
 	if r.sampleEvery > 0 {
 		w.sampleEvery = r.sampleEvery
 	}

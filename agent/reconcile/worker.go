@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -59,8 +60,13 @@ type worker struct {
 	sampled     time.Time                 // when the last sample was taken
 	counters    map[string]proxy.Counters // the proxy's counters then
 	seq         uint64                    // sequence of this app's samples
-	lastErr     string
-	reported    *cutoverv1.ObservedApp
+
+	connected    *atomic.Bool                   // the control plane is reachable
+	recent       map[string][]*cutoverv1.Sample // per revision, for the local guard
+	guardFails   map[int]int32                  // consecutive failures per gate
+	guardTripped string                         // why the guard routed all to stable
+	lastErr      string
+	reported     *cutoverv1.ObservedApp
 
 	stopMu   sync.Mutex
 	stopping map[runtime.Instance]struct{}
@@ -141,6 +147,8 @@ func newWorker(d *cutoverv1.DesiredApp, rt runtime.Runtime, out *Outbox, log *sl
 		startErr:    map[string]string{},
 		failed:      map[string]int32{},
 		sampleEvery: DefaultSampleInterval,
+		recent:      map[string][]*cutoverv1.Sample{},
+		guardFails:  map[int]int32{},
 		inForce:     map[string]int32{},
 		stopping:    map[runtime.Instance]struct{}{},
 	}
@@ -187,6 +195,9 @@ func (w *worker) load() {
 	if d == w.desired {
 		return
 	}
+	if w.desired != nil && d.GetGeneration() != w.desired.GetGeneration() {
+		w.guardTripped, w.guardFails = "", map[int]int32{} // the control plane has decided since
+	}
 	w.desired = d
 	for _, dr := range d.GetRevisions() {
 		w.revs[runtime.RevisionKey(dr.GetRevision())] = dr.GetRevision()
@@ -220,6 +231,7 @@ func (w *worker) pass(ctx context.Context) {
 	w.noteErrors()
 	w.report()
 	w.sample()
+	w.guard()
 }
 
 // sample turns what the proxy answered since the last sample into one
@@ -258,6 +270,7 @@ func (w *worker) sample() {
 			}
 		}
 		out = append(out, s)
+		w.remember(s)
 	}
 	w.counters, w.sampled = cur, now
 	w.out.AddSamples(out)
@@ -330,6 +343,14 @@ func (w *worker) ensureInstances(ctx context.Context) {
 // traffic has a ready instance; until then the weights in force stay.
 func (w *worker) route() {
 	want := w.wantWeights()
+	if w.guardTripped != "" { // the local guard: everything to stable
+		want = map[string]int32{}
+		for _, dr := range w.desired.GetRevisions() {
+			if dr.GetTrack() == cutoverv1.Track_TRACK_STABLE {
+				want[runtime.RevisionKey(dr.GetRevision())] = 100
+			}
+		}
+	}
 	ready := map[string][]string{}
 	for key, slots := range w.slots {
 		for _, idx := range sortedIdx(slots) {
@@ -480,6 +501,7 @@ func (w *worker) report() {
 		App:                w.app,
 		ObservedGeneration: w.desired.GetGeneration(),
 		Error:              w.lastErr,
+		GuardTripped:       w.guardTripped,
 	}
 	obs.Listen, obs.PreviewListen = w.main.bound, w.preview.bound
 	previewReady := w.previewKey() == "" || len(w.preview.table) > 0

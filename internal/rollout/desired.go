@@ -30,6 +30,7 @@ func Desired(r *cutoverv1.Rollout, cp *cutoverv1.ClusterProgress) *cutoverv1.Des
 			break
 		}
 		strategy.Shift(s, cp, stable, next, d)
+		d.GuardGates = s.GetGates() // for the agent's local guard
 	case cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED:
 		d.Revisions = []*cutoverv1.DesiredRevision{track(cutoverv1.Track_TRACK_STABLE, next, 100)}
 	default: // pending or aborted: the revision served before

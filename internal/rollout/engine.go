@@ -267,7 +267,14 @@ func (m *machine) handle(ev Event) error {
 			m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_RESUMED, e.Actor, st.GetMessage())
 		}
 	case Observe:
-		return m.observe(e)
+		if err := m.observe(e); err != nil {
+			return err
+		}
+		// The agent's local guard acted while it could not reach us: the
+		// rollout follows it instead of flapping back.
+		if g := e.App.GetGuardTripped(); g != "" && !terminal {
+			m.abort(fmt.Sprintf("local guard in %s: %s", e.Cluster, g), "agent "+e.Cluster)
+		}
 	case Tick:
 	default:
 		return fmt.Errorf("unknown event %T", ev)

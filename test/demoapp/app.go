@@ -31,6 +31,9 @@ type Config struct {
 	// ReadyFile, when set, makes /healthz answer 503 while no file exists
 	// at that path (a test switches an app's readiness from outside).
 	ReadyFile string
+	// ErrorFile, when set, makes every request answer 500 while a file
+	// exists at that path (a test turns an app bad from outside).
+	ErrorFile string
 }
 
 func (c Config) validate() error {
@@ -144,6 +147,11 @@ func (a *App) serveApp(w http.ResponseWriter, r *http.Request) {
 	// rand.Float64 is in [0, 1): a rate of 0 never fails, 1 always does.
 	if rand.Float64() < a.cfg.ErrorRate {
 		code = http.StatusInternalServerError
+	}
+	if a.cfg.ErrorFile != "" {
+		if _, err := os.Stat(a.cfg.ErrorFile); err == nil {
+			code = http.StatusInternalServerError
+		}
 	}
 
 	h := w.Header()

@@ -249,3 +249,26 @@ func TestHealthzFollowsReadyFile(t *testing.T) {
 		t.Fatalf("after removing the file: %d", got)
 	}
 }
+
+// --error-file: every answer is a 500 while the file exists.
+func TestErrorFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "bad")
+	url := startApp(t, Config{Version: "v2", ErrorFile: file})
+	status := func() int {
+		resp, err := http.Get(url + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := status(); got != http.StatusOK {
+		t.Fatalf("without the file: %d", got)
+	}
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(); got != http.StatusInternalServerError {
+		t.Fatalf("with the file: %d", got)
+	}
+}

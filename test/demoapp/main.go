@@ -78,6 +78,7 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (Co
 	fs.DurationVar(&cfg.Latency, "latency", 0, "delay added to every application request")
 	fs.DurationVar(&cfg.ReadyDelay, "ready-delay", 0, "time during which /healthz answers 503")
 	fs.StringVar(&cfg.ReadyFile, "ready-file", "", "answer 503 on /healthz while no file exists at this path")
+	fs.StringVar(&cfg.ErrorFile, "error-file", "", "answer 500 to every request while a file exists at this path")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return Config{}, "", err

@@ -621,8 +621,12 @@ type DesiredApp struct {
 	// Instances beyond a revision's count that may stop before every desired
 	// instance is ready (0: replace surge-first).
 	MaxUnavailable int32 `protobuf:"varint,8,opt,name=max_unavailable,json=maxUnavailable,proto3" json:"max_unavailable,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Gates the agent evaluates itself while it cannot reach the control
+	// plane (the local guard): a critical failure routes 100% to the STABLE
+	// revision until a newer desired state arrives.
+	GuardGates    []*Gate `protobuf:"bytes,9,rep,name=guard_gates,json=guardGates,proto3" json:"guard_gates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DesiredApp) Reset() {
@@ -709,6 +713,13 @@ func (x *DesiredApp) GetMaxUnavailable() int32 {
 		return x.MaxUnavailable
 	}
 	return 0
+}
+
+func (x *DesiredApp) GetGuardGates() []*Gate {
+	if x != nil {
+		return x.GuardGates
+	}
+	return nil
 }
 
 // TrackRoute sends requests matching a header to one track.
@@ -856,7 +867,10 @@ type ObservedApp struct {
 	// Address the preview proxy listens on, if any.
 	PreviewListen string `protobuf:"bytes,7,opt,name=preview_listen,json=previewListen,proto3" json:"preview_listen,omitempty"`
 	// Last problem the agent hit, if any (e.g. the listen address is taken).
-	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	// Set when the local guard routed all traffic to stable while the
+	// control plane was unreachable: the gate and its evidence.
+	GuardTripped  string `protobuf:"bytes,8,opt,name=guard_tripped,json=guardTripped,proto3" json:"guard_tripped,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -940,6 +954,13 @@ func (x *ObservedApp) GetError() string {
 	return ""
 }
 
+func (x *ObservedApp) GetGuardTripped() string {
+	if x != nil {
+		return x.GuardTripped
+	}
+	return ""
+}
+
 var File_cutover_v1_agent_proto protoreflect.FileDescriptor
 
 const file_cutover_v1_agent_proto_rawDesc = "" +
@@ -987,7 +1008,7 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"generation\x18\x02 \x01(\x03R\n" +
 	"generation\";\n" +
 	"\tHeartbeat\x12.\n" +
-	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xc5\x02\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xf8\x02\n" +
 	"\n" +
 	"DesiredApp\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
@@ -999,7 +1020,9 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"\x0epreview_listen\x18\x05 \x01(\tR\rpreviewListen\x12;\n" +
 	"\rheader_routes\x18\x06 \x03(\v2\x16.cutover.v1.TrackRouteR\fheaderRoutes\x12%\n" +
 	"\x0emirror_percent\x18\a \x01(\x05R\rmirrorPercent\x12'\n" +
-	"\x0fmax_unavailable\x18\b \x01(\x05R\x0emaxUnavailable\"d\n" +
+	"\x0fmax_unavailable\x18\b \x01(\x05R\x0emaxUnavailable\x121\n" +
+	"\vguard_gates\x18\t \x03(\v2\x10.cutover.v1.GateR\n" +
+	"guardGates\"d\n" +
 	"\n" +
 	"TrackRoute\x12-\n" +
 	"\x05match\x18\x01 \x01(\v2\x17.cutover.v1.HeaderRouteR\x05match\x12'\n" +
@@ -1008,7 +1031,7 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"\x05track\x18\x01 \x01(\x0e2\x11.cutover.v1.TrackR\x05track\x120\n" +
 	"\brevision\x18\x02 \x01(\v2\x14.cutover.v1.RevisionR\brevision\x12\x16\n" +
 	"\x06weight\x18\x03 \x01(\x05R\x06weight\x12\x1c\n" +
-	"\tinstances\x18\x04 \x01(\x05R\tinstances\"\xff\x01\n" +
+	"\tinstances\x18\x04 \x01(\x05R\tinstances\"\xa4\x02\n" +
 	"\vObservedApp\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12/\n" +
 	"\x13observed_generation\x18\x02 \x01(\x03R\x12observedGeneration\x12\x1c\n" +
@@ -1016,7 +1039,8 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"\trevisions\x18\x04 \x03(\v2\x1c.cutover.v1.ObservedRevisionR\trevisions\x12\x16\n" +
 	"\x06listen\x18\x05 \x01(\tR\x06listen\x12%\n" +
 	"\x0epreview_listen\x18\a \x01(\tR\rpreviewListen\x12\x14\n" +
-	"\x05error\x18\x06 \x01(\tR\x05error2V\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x12#\n" +
+	"\rguard_tripped\x18\b \x01(\tR\fguardTripped2V\n" +
 	"\fAgentService\x12F\n" +
 	"\aConnect\x12\x1a.cutover.v1.ConnectRequest\x1a\x1b.cutover.v1.ConnectResponse(\x010\x01BBZ@github.com/cutover-dev/cutover/internal/gen/cutover/v1;cutoverv1b\x06proto3"
 
@@ -1048,9 +1072,10 @@ var file_cutover_v1_agent_proto_goTypes = []any{
 	nil,                           // 11: cutover.v1.Hello.LabelsEntry
 	(Track)(0),                    // 12: cutover.v1.Track
 	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*HeaderRoute)(nil),           // 14: cutover.v1.HeaderRoute
-	(*Revision)(nil),              // 15: cutover.v1.Revision
-	(*ObservedRevision)(nil),      // 16: cutover.v1.ObservedRevision
+	(*Gate)(nil),                  // 14: cutover.v1.Gate
+	(*HeaderRoute)(nil),           // 15: cutover.v1.HeaderRoute
+	(*Revision)(nil),              // 16: cutover.v1.Revision
+	(*ObservedRevision)(nil),      // 17: cutover.v1.ObservedRevision
 }
 var file_cutover_v1_agent_proto_depIdxs = []int32{
 	4,  // 0: cutover.v1.ConnectRequest.hello:type_name -> cutover.v1.Hello
@@ -1067,18 +1092,19 @@ var file_cutover_v1_agent_proto_depIdxs = []int32{
 	13, // 11: cutover.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
 	9,  // 12: cutover.v1.DesiredApp.revisions:type_name -> cutover.v1.DesiredRevision
 	8,  // 13: cutover.v1.DesiredApp.header_routes:type_name -> cutover.v1.TrackRoute
-	14, // 14: cutover.v1.TrackRoute.match:type_name -> cutover.v1.HeaderRoute
-	12, // 15: cutover.v1.TrackRoute.track:type_name -> cutover.v1.Track
-	12, // 16: cutover.v1.DesiredRevision.track:type_name -> cutover.v1.Track
-	15, // 17: cutover.v1.DesiredRevision.revision:type_name -> cutover.v1.Revision
-	16, // 18: cutover.v1.ObservedApp.revisions:type_name -> cutover.v1.ObservedRevision
-	0,  // 19: cutover.v1.AgentService.Connect:input_type -> cutover.v1.ConnectRequest
-	3,  // 20: cutover.v1.AgentService.Connect:output_type -> cutover.v1.ConnectResponse
-	20, // [20:21] is the sub-list for method output_type
-	19, // [19:20] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	14, // 14: cutover.v1.DesiredApp.guard_gates:type_name -> cutover.v1.Gate
+	15, // 15: cutover.v1.TrackRoute.match:type_name -> cutover.v1.HeaderRoute
+	12, // 16: cutover.v1.TrackRoute.track:type_name -> cutover.v1.Track
+	12, // 17: cutover.v1.DesiredRevision.track:type_name -> cutover.v1.Track
+	16, // 18: cutover.v1.DesiredRevision.revision:type_name -> cutover.v1.Revision
+	17, // 19: cutover.v1.ObservedApp.revisions:type_name -> cutover.v1.ObservedRevision
+	0,  // 20: cutover.v1.AgentService.Connect:input_type -> cutover.v1.ConnectRequest
+	3,  // 21: cutover.v1.AgentService.Connect:output_type -> cutover.v1.ConnectResponse
+	21, // [21:22] is the sub-list for method output_type
+	20, // [20:21] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_cutover_v1_agent_proto_init() }

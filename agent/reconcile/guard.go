@@ -1,0 +1,85 @@
+package reconcile
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/cutover-dev/cutover/internal/gate"
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/spec"
+)
+
+// guardSamples bounds the samples each revision keeps for the local guard.
+const guardSamples = 600
+
+// remember keeps a revision's recent samples for the local guard.
+func (w *worker) remember(s *cutoverv1.Sample) {
+	ser := append(w.recent[s.GetRevision()], s)
+	if len(ser) > guardSamples {
+		ser = ser[len(ser)-guardSamples:]
+	}
+	w.recent[s.GetRevision()] = ser
+}
+
+// guard is the local guard: while the control plane is unreachable it
+// evaluates the critical gates it was given on this agent's own samples,
+// and on a failure routes all traffic to the stable revision by itself.
+// The control plane learns what happened from the next report.
+func (w *worker) guard() {
+	if w.connected == nil || w.connected.Load() || w.guardTripped != "" {
+		return
+	}
+	canary, stable := w.trackName(cutoverv1.Track_TRACK_CANARY), w.trackName(cutoverv1.Track_TRACK_STABLE)
+	if canary == "" || stable == "" {
+		return
+	}
+	for i, g := range w.desired.GetGuardGates() {
+		if g.GetSeverity() == spec.SeverityWarning {
+			continue // a pause needs the control plane; only aborts are local
+		}
+		cond, err := gate.Parse(g.GetMetric(), g.GetCondition())
+		if err != nil {
+			continue
+		}
+		d := spec.GateWindow(g)
+		verdict, ev := gate.Evaluate(g.GetMetric(), cond, g.GetMinSamples(), w.windowOf(canary, d), w.windowOf(stable, d))
+		switch verdict {
+		case gate.Pass:
+			w.guardFails[i] = 0
+		case gate.Fail:
+			w.guardFails[i]++
+		}
+		if w.guardFails[i] >= max(g.GetFailureLimit(), 1) {
+			w.guardTripped = fmt.Sprintf("gate %s (%s %s) failed over %s: %s", g.GetName(), g.GetMetric(), g.GetCondition(), d, ev)
+			w.log.Warn("local guard: all traffic to stable", "reason", w.guardTripped)
+			return
+		}
+	}
+}
+
+// windowOf merges a revision's samples that end within d of its newest.
+func (w *worker) windowOf(revision string, d time.Duration) *gate.Window {
+	win := &gate.Window{}
+	ser := w.recent[revision]
+	if len(ser) == 0 {
+		return win
+	}
+	newest := ser[len(ser)-1].GetEndTime().AsTime()
+	for i := len(ser) - 1; i >= 0; i-- {
+		if newest.Sub(ser[i].GetEndTime().AsTime()) >= d {
+			break
+		}
+		win.Add(ser[i])
+	}
+	return win
+}
+
+// trackName is the name of the desired revision on a track.
+func (w *worker) trackName(t cutoverv1.Track) string {
+	for _, dr := range w.desired.GetRevisions() {
+		if dr.GetTrack() == t {
+			return dr.GetRevision().GetName()
+		}
+	}
+	return ""
+}
