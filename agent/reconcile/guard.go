@@ -37,12 +37,11 @@ func (w *worker) guard() {
 		if g.GetSeverity() == spec.SeverityWarning {
 			continue // a pause needs the control plane; only aborts are local
 		}
-		cond, err := gate.Parse(g.GetMetric(), g.GetCondition())
+		d := spec.GateWindow(g)
+		verdict, ev, err := gate.Check(g, w.windowOf(canary, d), w.windowOf(stable, d))
 		if err != nil {
 			continue
 		}
-		d := spec.GateWindow(g)
-		verdict, ev := gate.Evaluate(g.GetMetric(), cond, g.GetMinSamples(), w.windowOf(canary, d), w.windowOf(stable, d))
 		switch verdict {
 		case gate.Pass:
 			w.guardFails[i] = 0
@@ -50,7 +49,7 @@ func (w *worker) guard() {
 			w.guardFails[i]++
 		}
 		if w.guardFails[i] >= max(g.GetFailureLimit(), 1) {
-			w.guardTripped = fmt.Sprintf("gate %s (%s %s) failed over %s: %s", g.GetName(), g.GetMetric(), g.GetCondition(), d, ev)
+			w.guardTripped = fmt.Sprintf("gate %s (%s) failed over %s: %s", g.GetName(), gate.Describe(g), d, ev)
 			w.log.Warn("local guard: all traffic to stable", "reason", w.guardTripped)
 			return
 		}

@@ -77,14 +77,13 @@ func (c *Controller) evaluate(ctx context.Context, r *cutoverv1.Rollout, cluster
 		return
 	}
 	for i, g := range r.GetSpec().GetGates() {
-		cond, err := gate.Parse(g.GetMetric(), g.GetCondition())
-		if err != nil {
-			continue // validated at apply; a stored spec cannot get here
-		}
 		window := spec.GateWindow(g)
 		canary := c.gates.window(seriesKey{cluster, r.GetName(), r.GetSpec().GetRevision().GetName()}, window)
 		stable := c.gates.window(seriesKey{cluster, r.GetName(), cp.GetStableRevision().GetName()}, window)
-		verdict, ev := gate.Evaluate(g.GetMetric(), cond, g.GetMinSamples(), canary, stable)
+		verdict, ev, err := gate.Check(g, canary, stable)
+		if err != nil {
+			continue // validated at apply; a stored spec cannot get here
+		}
 		key := failureKey{r.GetName(), st.GetRolloutNumber(), i, cluster}
 		if act := c.gates.count(key, verdict, max(g.GetFailureLimit(), 1)); act {
 			c.act(ctx, r.GetName(), g, cluster, window, ev)
@@ -110,9 +109,9 @@ func (g *gates) count(key failureKey, v gate.Verdict, limit int32) bool {
 	return true
 }
 
-func (c *Controller) act(ctx context.Context, name string, g *cutoverv1.Gate, cluster string, window time.Duration, ev gate.Evidence) {
-	reason := fmt.Sprintf("gate %s (%s %s) failed in %s over %s: %s", g.GetName(), g.GetMetric(), g.GetCondition(), cluster, window, ev)
-	c.log.Warn("gate failed", "rollout", name, "gate", g.GetName(), "cluster", cluster, "severity", g.GetSeverity(), "evidence", ev.String())
+func (c *Controller) act(ctx context.Context, name string, g *cutoverv1.Gate, cluster string, window time.Duration, ev string) {
+	reason := fmt.Sprintf("gate %s (%s) failed in %s over %s: %s", g.GetName(), gate.Describe(g), cluster, window, ev)
+	c.log.Warn("gate failed", "rollout", name, "gate", g.GetName(), "cluster", cluster, "severity", g.GetSeverity(), "evidence", ev)
 	var event rollout.Event = rollout.Abort{Reason: reason, Actor: "gate " + g.GetName()}
 	if g.GetSeverity() == spec.SeverityWarning {
 		event = rollout.Pause{Actor: "gate " + g.GetName(), Reason: reason}

@@ -179,3 +179,28 @@ func Evaluate(metric string, c Condition, minSamples int64, canary, stable *Wind
 	}
 	return Fail, ev
 }
+
+// Check judges one gate of a rollout on the new revision's and stable's
+// windows: a threshold condition, or with a judge, a Mann-Whitney
+// comparison of the latency distributions. The string is the evidence.
+func Check(g *cutoverv1.Gate, canary, stable *Window) (Verdict, string, error) {
+	if j := g.GetJudge(); j != nil {
+		v, r := Judge(canary, stable, j.GetConfidence(), j.GetMinEffect(), g.GetMinSamples())
+		return v, r.String(), nil
+	}
+	c, err := Parse(g.GetMetric(), g.GetCondition())
+	if err != nil {
+		return Inconclusive, "", err
+	}
+	v, ev := Evaluate(g.GetMetric(), c, g.GetMinSamples(), canary, stable)
+	return v, ev.String(), nil
+}
+
+// Describe is a gate's test in a few words, e.g. "errorRate <= 0.01" or
+// "latency judge at 0.99 confidence".
+func Describe(g *cutoverv1.Gate) string {
+	if j := g.GetJudge(); j != nil {
+		return fmt.Sprintf("latency judge at %g confidence, min effect %g", j.GetConfidence(), j.GetMinEffect())
+	}
+	return g.GetMetric() + " " + g.GetCondition()
+}

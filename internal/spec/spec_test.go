@@ -527,3 +527,21 @@ func TestRollingMaxUnavailable(t *testing.T) {
 		t.Errorf("Validate: %v", err)
 	}
 }
+
+func TestJudgeGateValidation(t *testing.T) {
+	bad := &cutoverv1.RolloutSpec{Gates: []*cutoverv1.Gate{{Metric: "errorRate", Condition: "<= 1", Judge: &cutoverv1.Judge{Confidence: 1.5, MinEffect: 0.7}}}}
+	err := spec.Validate(bad)
+	for _, want := range []string{
+		`spec.gates[0]: a judge compares latency distributions: set metric "latency" and no condition`,
+		`spec.gates[0].judge.confidence: must be above 0.5 and below 1, got 1.5`,
+		`spec.gates[0].judge.minEffect: must be at least 0 and below 0.5, got 0.7`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v, want it to contain %q", err, want)
+		}
+	}
+	good := &cutoverv1.RolloutSpec{Gates: []*cutoverv1.Gate{{Metric: "latency", Judge: &cutoverv1.Judge{Confidence: 0.99, MinEffect: 0.1}}}}
+	if err := spec.Validate(good); err != nil && strings.Contains(err.Error(), "spec.gates") {
+		t.Errorf("a valid judge gate was refused: %v", err)
+	}
+}

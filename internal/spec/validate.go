@@ -411,7 +411,17 @@ func MaxUnavailable(r *cutoverv1.RollingStrategy, total int) int {
 func validateGates(c *errs, gates []*cutoverv1.Gate) {
 	for i, g := range gates {
 		p := fmt.Sprintf("spec.gates[%d]", i)
-		if _, err := gate.Parse(g.GetMetric(), g.GetCondition()); err != nil {
+		if j := g.GetJudge(); j != nil {
+			if g.GetMetric() != "latency" || g.GetCondition() != "" {
+				c.add(p, "a judge compares latency distributions: set metric \"latency\" and no condition")
+			}
+			if cf := j.GetConfidence(); cf <= 0.5 || cf >= 1 {
+				c.add(p+".judge.confidence", "must be above 0.5 and below 1, got %g", cf)
+			}
+			if e := j.GetMinEffect(); e < 0 || e >= 0.5 {
+				c.add(p+".judge.minEffect", "must be at least 0 and below 0.5, got %g", e)
+			}
+		} else if _, err := gate.Parse(g.GetMetric(), g.GetCondition()); err != nil {
 			c.add(p, "%v", err)
 		}
 		if w := g.GetWindow(); w != "" {

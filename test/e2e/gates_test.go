@@ -31,14 +31,14 @@ func (f *twoRegions) hammer(ctx context.Context, cluster string) func() {
 
 // gated is a canary of v2 at 50% for a while, then promoted, guarded by
 // gate; extra are the demo app's flags for v2.
-func (f *twoRegions) gated(ctx context.Context, g string, extra ...string) *cutoverv1.Rollout {
+func (f *twoRegions) gated(ctx context.Context, gates []string, extra ...string) *cutoverv1.Rollout {
 	f.t.Helper()
 	f.deploy(ctx, "v1")
 	stop := f.hammer(ctx, "us-east")
 	defer stop()
 	a := f.app("v2", "setWeight: 50", "pause: {duration: 4s}")
 	a.ExtraArgs = extra
-	a.Gates = []string{g}
+	a.Gates = gates
 	if _, err := f.env.Apply(ctx, a.Manifest()); err != nil {
 		f.t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func (f *twoRegions) gated(ctx context.Context, g string, extra ...string) *cuto
 func TestGateAbortsACanaryWithErrors(t *testing.T) {
 	f := newTwoRegions(t)
 	ctx := f.ctx()
-	r := f.gated(ctx, "name: errors, metric: errorRate, condition: '<= 0.01', window: 1s, minSamples: 100", "--error-rate", "0.05")
+	r := f.gated(ctx, []string{"name: errors, metric: errorRate, condition: '<= 0.01', window: 1s, minSamples: 100"}, "--error-rate", "0.05")
 	if r.GetStatus().GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED {
 		t.Fatalf("a canary with 5%% errors ended %s", r.GetStatus().GetPhase())
 	}
@@ -68,22 +68,37 @@ func TestGateAbortsACanaryWithErrors(t *testing.T) {
 func TestGateAbortsASlowerCanary(t *testing.T) {
 	f := newTwoRegions(t)
 	ctx := f.ctx()
-	r := f.gated(ctx, "name: latency, metric: latencyP99, condition: '<= 1.1x stable', window: 1s, minSamples: 50", "--latency", "10ms")
+	r := f.gated(ctx, []string{"name: latency, metric: latencyP99, condition: '<= 1.1x stable', window: 1s, minSamples: 50"}, "--latency", "10ms")
 	if r.GetStatus().GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED || !strings.Contains(r.GetStatus().GetMessage(), "latencyP99") {
 		t.Fatalf("a canary +10ms ended %s: %s", r.GetStatus().GetPhase(), r.GetStatus().GetMessage())
 	}
 }
 
-// A healthy canary passes the same gates and moves on to the next wave.
+// A healthy canary, with the same noise as stable, passes the same gates
+// (threshold and judge) and moves on to the next wave.
 func TestGatePassesAHealthyCanary(t *testing.T) {
 	f := newTwoRegions(t)
 	ctx := f.ctx()
 	start := time.Now()
-	r := f.gated(ctx, "name: errors, metric: errorRate, condition: '<= 0.01', window: 1s, minSamples: 100")
+	r := f.gated(ctx, []string{
+		"name: errors, metric: errorRate, condition: '<= 0.01', window: 1s, minSamples: 100",
+		"name: judge, metric: latency, judge: {confidence: 0.99, minEffect: 0.1}, window: 1s, minSamples: 50",
+	})
 	if r.GetStatus().GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED || r.GetStatus().GetCurrentWave() != 1 {
 		t.Fatalf("a healthy canary ended %s at wave %d: %s", r.GetStatus().GetPhase(), r.GetStatus().GetCurrentWave(), r.GetStatus().GetMessage())
 	}
 	if time.Since(start) < 4*time.Second {
 		t.Errorf("wave 1 finished before its 4 s pause")
+	}
+}
+
+// The statistical judge: a canary whose latency distribution is clearly
+// slower than stable's (Mann-Whitney U at 99% confidence) is aborted.
+func TestJudgeAbortsASlowerCanary(t *testing.T) {
+	f := newTwoRegions(t)
+	ctx := f.ctx()
+	r := f.gated(ctx, []string{"name: judge, metric: latency, judge: {confidence: 0.99, minEffect: 0.1}, window: 1s, minSamples: 50"}, "--latency", "5ms")
+	if r.GetStatus().GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED || !strings.Contains(r.GetStatus().GetMessage(), "Mann-Whitney") {
+		t.Fatalf("a canary +5ms under the judge ended %s: %s", r.GetStatus().GetPhase(), r.GetStatus().GetMessage())
 	}
 }
