@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 	"github.com/cutover-dev/cutover/internal/gate"
+	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 	"github.com/cutover-dev/cutover/internal/histogram"
 )
 
