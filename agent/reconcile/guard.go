@@ -58,19 +58,7 @@ func (w *worker) guard() {
 
 // windowOf merges a revision's samples that end within d of its newest.
 func (w *worker) windowOf(revision string, d time.Duration) *gate.Window {
-	win := &gate.Window{}
-	ser := w.recent[revision]
-	if len(ser) == 0 {
-		return win
-	}
-	newest := ser[len(ser)-1].GetEndTime().AsTime()
-	for i := len(ser) - 1; i >= 0; i-- {
-		if newest.Sub(ser[i].GetEndTime().AsTime()) >= d {
-			break
-		}
-		win.Add(ser[i])
-	}
-	return win
+	return gate.Recent(w.recent[revision], d)
 }
 
 // trackName is the name of the desired revision on a track.

@@ -125,23 +125,9 @@ func (c *Controller) act(ctx context.Context, name string, g *cutoverv1.Gate, cl
 	}()
 }
 
-// window merges a series' samples that end within d of its newest one
-// (the agent's clock, so clock skew with the control plane does not
-// matter).
+// window merges a series' samples that end within d of its newest one.
 func (g *gates) window(k seriesKey, d time.Duration) *gate.Window {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	w := &gate.Window{}
-	ser := g.series[k]
-	if len(ser) == 0 {
-		return w
-	}
-	newest := ser[len(ser)-1].GetEndTime().AsTime()
-	for i := len(ser) - 1; i >= 0; i-- {
-		if newest.Sub(ser[i].GetEndTime().AsTime()) >= d {
-			break
-		}
-		w.Add(ser[i])
-	}
-	return w
+	return gate.Recent(g.series[k], d)
 }

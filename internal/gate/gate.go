@@ -204,3 +204,21 @@ func Describe(g *cutoverv1.Gate) string {
 	}
 	return g.GetMetric() + " " + g.GetCondition()
 }
+
+// Recent merges the samples (oldest first) that end within d of the newest
+// one. Windows are timed by the samples' own clock, so skew between an
+// agent and the control plane does not matter.
+func Recent(samples []*cutoverv1.Sample, d time.Duration) *Window {
+	w := &Window{}
+	if len(samples) == 0 {
+		return w
+	}
+	newest := samples[len(samples)-1].GetEndTime().AsTime()
+	for i := len(samples) - 1; i >= 0; i-- {
+		if newest.Sub(samples[i].GetEndTime().AsTime()) >= d {
+			break
+		}
+		w.Add(samples[i])
+	}
+	return w
+}
