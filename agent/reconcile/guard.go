@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/cutover-dev/cutover/internal/gate"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
@@ -33,15 +32,19 @@ func (w *worker) guard() {
 	if canary == "" || stable == "" {
 		return
 	}
-	for i, g := range w.desired.GetGuardGates() {
-		if g.GetSeverity() == spec.SeverityWarning {
-			continue // a pause needs the control plane; only aborts are local
+	if w.guardGates == nil { // parsed once per desired state, not per pass
+		w.guardGates = []*gate.Compiled{}
+		for _, g := range w.desired.GetGuardGates() {
+			if c, err := gate.Compile(g); err == nil && g.GetSeverity() != spec.SeverityWarning {
+				w.guardGates = append(w.guardGates, c) // a pause needs the control plane; only aborts are local
+			}
 		}
-		d := spec.GateWindow(g)
-		verdict, ev, err := gate.Check(g, w.windowOf(canary, d), w.windowOf(stable, d))
-		if err != nil {
-			continue
-		}
+	}
+	for i, c := range w.guardGates {
+		g, d := c.Gate, c.Window
+		gate.Recent(&w.scratch[0], w.recent[canary], d)
+		gate.Recent(&w.scratch[1], w.recent[stable], d)
+		verdict, ev := c.Check(&w.scratch[0], &w.scratch[1])
 		switch verdict {
 		case gate.Pass:
 			w.guardFails[i] = 0
@@ -54,11 +57,6 @@ func (w *worker) guard() {
 			return
 		}
 	}
-}
-
-// windowOf merges a revision's samples that end within d of its newest.
-func (w *worker) windowOf(revision string, d time.Duration) *gate.Window {
-	return gate.Recent(w.recent[revision], d)
 }
 
 // trackName is the name of the desired revision on a track.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cutover-dev/cutover/agent/proxy"
 	"github.com/cutover-dev/cutover/agent/runtime"
+	"github.com/cutover-dev/cutover/internal/gate"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 )
 
@@ -65,6 +66,8 @@ type worker struct {
 	recent       map[string][]*cutoverv1.Sample // per revision, for the local guard
 	guardFails   map[int]int32                  // consecutive failures per gate
 	guardTripped string                         // why the guard routed all to stable
+	guardGates   []*gate.Compiled               // the desired state's critical gates, parsed
+	scratch      [2]gate.Window                 // windows reused by every guard pass
 	lastErr      string
 	reported     *cutoverv1.ObservedApp
 
@@ -198,6 +201,7 @@ func (w *worker) load() {
 	if w.desired != nil && d.GetGeneration() != w.desired.GetGeneration() {
 		w.guardTripped, w.guardFails = "", map[int]int32{} // the control plane has decided since
 	}
+	w.guardGates = nil // parsed again from the new desired state
 	w.desired = d
 	for _, dr := range d.GetRevisions() {
 		w.revs[runtime.RevisionKey(dr.GetRevision())] = dr.GetRevision()

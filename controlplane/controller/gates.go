@@ -23,6 +23,13 @@ type gates struct {
 	series   map[seriesKey][]*cutoverv1.Sample // oldest first
 	failures map[failureKey]int32
 	acted    map[failureKey]bool
+	compiled map[compiledKey][]*gate.Compiled // per rollout, parsed once
+	windows  sync.Pool                        // *gate.Window scratch (6 KB each)
+}
+
+type compiledKey struct {
+	rollout string
+	number  int64
 }
 
 type seriesKey struct{ cluster, app, revision string }
@@ -35,7 +42,11 @@ type failureKey struct {
 }
 
 func newGates() *gates {
-	return &gates{series: map[seriesKey][]*cutoverv1.Sample{}, failures: map[failureKey]int32{}, acted: map[failureKey]bool{}}
+	return &gates{
+		series: map[seriesKey][]*cutoverv1.Sample{}, failures: map[failureKey]int32{}, acted: map[failureKey]bool{},
+		compiled: map[compiledKey][]*gate.Compiled{},
+		windows:  sync.Pool{New: func() any { return &gate.Window{} }},
+	}
 }
 
 // Samples records an agent's samples and evaluates the gates of the
@@ -76,19 +87,42 @@ func (c *Controller) evaluate(ctx context.Context, r *cutoverv1.Rollout, cluster
 	if cp == nil || cp.GetStableRevision().GetName() == r.GetSpec().GetRevision().GetName() {
 		return
 	}
-	for i, g := range r.GetSpec().GetGates() {
-		window := spec.GateWindow(g)
-		canary := c.gates.window(seriesKey{cluster, r.GetName(), r.GetSpec().GetRevision().GetName()}, window)
-		stable := c.gates.window(seriesKey{cluster, r.GetName(), cp.GetStableRevision().GetName()}, window)
-		verdict, ev, err := gate.Check(g, canary, stable)
-		if err != nil {
-			continue // validated at apply; a stored spec cannot get here
-		}
+	canary, stable := c.gates.windows.Get().(*gate.Window), c.gates.windows.Get().(*gate.Window)
+	defer c.gates.windows.Put(canary)
+	defer c.gates.windows.Put(stable)
+	for i, g := range c.gates.compile(r) {
+		c.gates.window(canary, seriesKey{cluster, r.GetName(), r.GetSpec().GetRevision().GetName()}, g.Window)
+		c.gates.window(stable, seriesKey{cluster, r.GetName(), cp.GetStableRevision().GetName()}, g.Window)
+		verdict, ev := g.Check(canary, stable)
 		key := failureKey{r.GetName(), st.GetRolloutNumber(), i, cluster}
-		if act := c.gates.count(key, verdict, max(g.GetFailureLimit(), 1)); act {
-			c.act(ctx, r.GetName(), g, cluster, window, ev)
+		if act := c.gates.count(key, verdict, max(g.Gate.GetFailureLimit(), 1)); act {
+			c.act(ctx, r.GetName(), g.Gate, cluster, g.Window, ev.String())
 		}
 	}
+}
+
+// compile returns the rollout's gates, parsed once per rollout. Gates
+// that do not parse (validation refuses them at apply) are left out.
+func (g *gates) compile(r *cutoverv1.Rollout) []*gate.Compiled {
+	key := compiledKey{r.GetName(), r.GetStatus().GetRolloutNumber()}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if cs, ok := g.compiled[key]; ok {
+		return cs
+	}
+	cs := []*gate.Compiled{}
+	for _, gs := range r.GetSpec().GetGates() {
+		if c, err := gate.Compile(gs); err == nil {
+			cs = append(cs, c)
+		}
+	}
+	for k := range g.compiled { // one rollout of an app at a time
+		if k.rollout == key.rollout {
+			delete(g.compiled, k)
+		}
+	}
+	g.compiled[key] = cs
+	return cs
 }
 
 // count records a verdict and reports whether the gate must act now: the
@@ -125,9 +159,9 @@ func (c *Controller) act(ctx context.Context, name string, g *cutoverv1.Gate, cl
 	}()
 }
 
-// window merges a series' samples that end within d of its newest one.
-func (g *gates) window(k seriesKey, d time.Duration) *gate.Window {
+// window sets w to a series' samples that end within d of its newest one.
+func (g *gates) window(w *gate.Window, k seriesKey, d time.Duration) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return gate.Recent(g.series[k], d)
+	gate.Recent(w, g.series[k], d)
 }

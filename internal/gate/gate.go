@@ -180,20 +180,42 @@ func Evaluate(metric string, c Condition, minSamples int64, canary, stable *Wind
 	return Fail, ev
 }
 
-// Check judges one gate of a rollout on the new revision's and stable's
-// windows: a threshold condition, or with a judge, a Mann-Whitney
-// comparison of the latency distributions. The string is the evidence.
-func Check(g *cutoverv1.Gate, canary, stable *Window) (Verdict, string, error) {
+// Compiled is a gate ready to judge batch after batch: its condition is
+// parsed once, not on the hot path.
+type Compiled struct {
+	Gate   *cutoverv1.Gate
+	cond   Condition
+	Window time.Duration
+}
+
+// Compile parses a gate.
+func Compile(g *cutoverv1.Gate) (*Compiled, error) {
+	c := &Compiled{Gate: g, Window: DefaultWindow}
+	if d, err := time.ParseDuration(g.GetWindow()); err == nil && d > 0 {
+		c.Window = d
+	}
+	if g.GetJudge() != nil {
+		return c, nil
+	}
+	cond, err := Parse(g.GetMetric(), g.GetCondition())
+	if err != nil {
+		return nil, err
+	}
+	c.cond = cond
+	return c, nil
+}
+
+// Check judges the gate on the new revision's and stable's windows: a
+// threshold condition, or with a judge, a Mann-Whitney comparison of the
+// latency distributions. The evidence is formatted only when asked for:
+// it is needed when the gate acts, not on every batch.
+func (c *Compiled) Check(canary, stable *Window) (Verdict, fmt.Stringer) {
+	g := c.Gate
 	if j := g.GetJudge(); j != nil {
 		v, r := Judge(canary, stable, j.GetConfidence(), j.GetMinEffect(), g.GetMinSamples())
-		return v, r.String(), nil
+		return v, r
 	}
-	c, err := Parse(g.GetMetric(), g.GetCondition())
-	if err != nil {
-		return Inconclusive, "", err
-	}
-	v, ev := Evaluate(g.GetMetric(), c, g.GetMinSamples(), canary, stable)
-	return v, ev.String(), nil
+	return Evaluate(g.GetMetric(), c.cond, g.GetMinSamples(), canary, stable)
 }
 
 // Describe is a gate's test in a few words, e.g. "errorRate <= 0.01" or
@@ -205,13 +227,13 @@ func Describe(g *cutoverv1.Gate) string {
 	return g.GetMetric() + " " + g.GetCondition()
 }
 
-// Recent merges the samples (oldest first) that end within d of the newest
-// one. Windows are timed by the samples' own clock, so skew between an
-// agent and the control plane does not matter.
-func Recent(samples []*cutoverv1.Sample, d time.Duration) *Window {
-	w := &Window{}
+// Recent sets w to the samples (oldest first) that end within d of the
+// newest one, reusing w's storage. Windows are timed by the samples' own
+// clock, so skew between an agent and the control plane does not matter.
+func Recent(w *Window, samples []*cutoverv1.Sample, d time.Duration) {
+	*w = Window{}
 	if len(samples) == 0 {
-		return w
+		return
 	}
 	newest := samples[len(samples)-1].GetEndTime().AsTime()
 	for i := len(samples) - 1; i >= 0; i-- {
@@ -220,5 +242,4 @@ func Recent(samples []*cutoverv1.Sample, d time.Duration) *Window {
 		}
 		w.Add(samples[i])
 	}
-	return w
 }

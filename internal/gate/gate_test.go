@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/cutover-dev/cutover/internal/gate"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 	"github.com/cutover-dev/cutover/internal/histogram"
@@ -78,26 +80,32 @@ func TestEvaluate(t *testing.T) {
 	}
 }
 
-// The work one batch costs per gate: merging a 1 s window of 100 ms samples
-// (40 latency buckets each) for canary and stable, and judging it.
+// The work one batch costs per gate, as the control plane does it: merging
+// a 1 s window of 100 ms samples (40 latency buckets each) for canary and
+// stable into reused windows, and judging it with the compiled gate.
 func BenchmarkEvaluateWindow(b *testing.B) {
+	start := time.Now()
 	samples := make([]*cutoverv1.Sample, 10)
 	for i := range samples {
-		s := &cutoverv1.Sample{Requests: 1000, Errors: 1, IntervalMicros: 100000}
+		s := &cutoverv1.Sample{Requests: 1000, Errors: 1, IntervalMicros: 100000,
+			EndTime: timestamppb.New(start.Add(time.Duration(i) * 100 * time.Millisecond))}
 		for j := range 40 {
 			s.LatencyBuckets = append(s.LatencyBuckets, uint32(100+j))
 			s.LatencyCounts = append(s.LatencyCounts, 25)
 		}
 		samples[i] = s
 	}
-	cond, _ := gate.Parse("latencyP99", "<= 1.1x stable")
+	g, err := gate.Compile(&cutoverv1.Gate{Metric: "latencyP99", Condition: "<= 1.1x stable", Window: "1s", MinSamples: 100})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var canary, stable gate.Window
 	b.ReportAllocs()
 	for b.Loop() {
-		var canary, stable gate.Window
-		for _, s := range samples {
-			canary.Add(s)
-			stable.Add(s)
+		gate.Recent(&canary, samples, g.Window)
+		gate.Recent(&stable, samples, g.Window)
+		if v, _ := g.Check(&canary, &stable); v != gate.Pass {
+			b.Fatalf("verdict %v", v)
 		}
-		gate.Evaluate("latencyP99", cond, 100, &canary, &stable)
 	}
 }

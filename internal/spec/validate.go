@@ -280,15 +280,6 @@ func PauseDuration(p *cutoverv1.PauseStep) time.Duration {
 	return d
 }
 
-// GateWindow returns a gate's window, defaulted.
-func GateWindow(g *cutoverv1.Gate) time.Duration {
-	d, err := time.ParseDuration(g.GetWindow())
-	if err != nil || d <= 0 {
-		return time.Second
-	}
-	return d
-}
-
 // ProgressDeadline returns the spec's progress deadline, defaulted.
 func ProgressDeadline(s *cutoverv1.RolloutSpec) time.Duration {
 	d, err := time.ParseDuration(s.GetProgressDeadline())
