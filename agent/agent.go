@@ -31,7 +31,10 @@ type Config struct {
 	Heartbeat time.Duration
 	// SampleInterval is how often traffic is sampled for the gates.
 	SampleInterval time.Duration
-	Logger         *slog.Logger
+	// PrometheusURL is the Prometheus server of apps whose spec.metrics
+	// names none.
+	PrometheusURL string
+	Logger        *slog.Logger
 }
 
 // Capabilities the agent announces.
@@ -55,7 +58,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	out := reconcile.NewOutbox()
-	rec := reconcile.New(rt, db, out, cfg.Logger.With("component", "reconciler")).WithSampleInterval(cfg.SampleInterval)
+	rec := reconcile.New(rt, db, out, cfg.Logger.With("component", "reconciler")).WithSampleInterval(cfg.SampleInterval).WithPrometheus(cfg.PrometheusURL)
 	lk := link.New(link.Config{
 		Server:    cfg.Server,
 		Heartbeat: cfg.Heartbeat,

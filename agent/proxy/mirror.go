@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cutover-dev/cutover/agent/metrics"
 	"github.com/cutover-dev/cutover/internal/histogram"
 )
 
@@ -127,19 +128,15 @@ func (p *Proxy) Stats() map[string]Stats {
 	return out
 }
 
-// Counters is what one revision answered since the proxy started.
-type Counters struct {
-	Requests, Errors int64
-	Latency          *histogram.Snapshot
-}
-
-// Counters returns every revision's cumulative counters; errors are
-// answers with status 500 or above, or none at all.
-func (p *Proxy) Counters() map[string]Counters {
-	out := map[string]Counters{}
+// Counters returns what every revision answered since the proxy started,
+// as of now; errors are answers with status 500 or above, or none at all.
+// The proxy is a metrics.Source.
+func (p *Proxy) Counters() (map[string]metrics.Counters, time.Time) {
+	now := time.Now()
+	out := map[string]metrics.Counters{}
 	p.mirrors.stats.Range(func(k, v any) bool {
 		s := v.(*revisionStats)
-		c := Counters{Requests: s.requests.Load(), Latency: s.latency.Snapshot()}
+		c := metrics.Counters{Requests: s.requests.Load(), Latency: s.latency.Snapshot()}
 		c.Errors = s.codes[0].Load()
 		for code := 500; code <= maxStatusCode; code++ {
 			c.Errors += s.codes[code].Load()
@@ -147,5 +144,5 @@ func (p *Proxy) Counters() map[string]Counters {
 		out[k.(string)] = c
 		return true
 	})
-	return out
+	return out, now
 }

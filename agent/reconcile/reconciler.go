@@ -30,8 +30,9 @@ type Reconciler struct {
 	out *Outbox
 	log *slog.Logger
 
-	sampleEvery time.Duration
-	connected   atomic.Bool // the control plane is reachable
+	sampleEvery   time.Duration
+	prometheusURL string
+	connected     atomic.Bool // the control plane is reachable
 
 	mu      sync.Mutex
 	ctx     context.Context // set by Run; workers live within it
@@ -49,6 +50,13 @@ func New(rt runtime.Runtime, db Store, out *Outbox, log *slog.Logger) *Reconcile
 // DefaultSampleInterval, at least MinSampleInterval); call it before Run.
 func (r *Reconciler) WithSampleInterval(d time.Duration) *Reconciler {
 	r.sampleEvery = max(d, MinSampleInterval)
+	return r
+}
+
+// WithPrometheus sets the Prometheus server of apps whose spec.metrics
+// names none; call it before Run.
+func (r *Reconciler) WithPrometheus(url string) *Reconciler {
+	r.prometheusURL = url
 	return r
 }
 
@@ -124,6 +132,7 @@ func (r *Reconciler) Generations() []*cutoverv1.AppGeneration {
 func (r *Reconciler) startWorker(d *cutoverv1.DesiredApp) {
 	w := newWorker(d, r.rt, r.out, r.log.With("app", d.GetApp()))
 	w.connected = &r.connected
+	w.prometheusURL = r.prometheusURL
 	if r.sampleEvery > 0 {
 		w.sampleEvery = r.sampleEvery
 	}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/cutover-dev/cutover/agent/metrics"
 	"github.com/cutover-dev/cutover/agent/proxy"
 	"github.com/cutover-dev/cutover/agent/runtime"
 	"github.com/cutover-dev/cutover/internal/gate"
@@ -57,9 +58,13 @@ type worker struct {
 	failed    map[string]int32  // instance failures per desired revision key
 	published time.Time         // when the report was last sent
 
-	sampleEvery time.Duration             // sampling interval
-	sampled     time.Time                 // when the last sample was taken
-	counters    map[string]proxy.Counters // the proxy's counters then
+	sampleEvery   time.Duration               // sampling interval
+	sampleTried   time.Time                   // when the source was last read
+	sampled       time.Time                   // when the source's counters last sampled were read
+	counters      map[string]metrics.Counters // the source's counters then
+	source        *source                     // the metrics source, unless it is the proxy
+	sourceErr     string                      // why the source could not start
+	prometheusURL string                      // the agent's default Prometheus
 	seq         uint64                    // sequence of this app's samples
 
 	connected    *atomic.Bool                   // the control plane is reachable
@@ -232,51 +237,75 @@ func (w *worker) pass(ctx context.Context) {
 			w.drainAndStop(in)
 		}
 	}
+	w.ensureSource()
 	w.noteErrors()
 	w.report()
 	w.sample()
 	w.guard()
 }
 
-// sample turns what the proxy answered since the last sample into one
-// sample per revision, at most once per sampling interval.
+// sample turns what the app's metrics source (by default its proxies)
+// counted since the last sample into one sample per revision, at most
+// once per sampling interval and once per read of the source.
 func (w *worker) sample() {
 	now := time.Now()
-	if w.main.px == nil || now.Sub(w.sampled) < w.sampleEvery {
+	if now.Sub(w.sampleTried) < w.sampleEvery {
 		return
 	}
-	interval := now.Sub(w.sampled)
-	cur := w.main.px.Counters()
-	tracks := map[string]cutoverv1.Track{}
+	w.sampleTried = now
+	cur, at := w.readCounters(now)
+	if cur == nil || !at.After(w.sampled) {
+		return
+	}
+	if w.sampled.IsZero() { // the baseline
+		w.counters, w.sampled = cur, at
+		return
+	}
+	interval := at.Sub(w.sampled)
+	tracks, weights := map[string]cutoverv1.Track{}, map[string]int32{}
 	for _, dr := range w.desired.GetRevisions() {
 		tracks[dr.GetRevision().GetName()] = dr.GetTrack()
+	}
+	for key, wt := range w.inForce {
+		weights[w.revName(key)] += wt
+	}
+	if pct := w.desired.GetMirrorPercent(); pct > 0 && w.guardTripped == "" {
+		if key := w.trackKey(cutoverv1.Track_TRACK_SHADOW); key != "" {
+			weights[w.revName(key)] = pct
+		}
 	}
 	var out []*cutoverv1.Sample
 	for _, rev := range sortedKeys(cur) {
 		c, prev := cur[rev], w.counters[rev]
-		if c.Requests == prev.Requests || w.sampled.IsZero() {
+		if c.Requests < prev.Requests || c.Errors < prev.Errors { // the source restarted
+			prev = metrics.Counters{}
+		}
+		if c.Requests == prev.Requests {
 			continue
 		}
 		w.seq++
 		s := &cutoverv1.Sample{
 			App: w.app, Revision: rev, Track: tracks[rev], Seq: w.seq,
-			EndTime: timestamppb.New(now), IntervalMicros: interval.Microseconds(),
+			EndTime: timestamppb.New(at), IntervalMicros: interval.Microseconds(),
 			Requests: c.Requests - prev.Requests, Errors: c.Errors - prev.Errors,
+			Weight: weights[rev],
 		}
-		for i, n := range c.Latency.Counts {
-			var before uint64
-			if prev.Latency != nil {
-				before = prev.Latency.Counts[i]
-			}
-			if n > before {
-				s.LatencyBuckets = append(s.LatencyBuckets, uint32(i))
-				s.LatencyCounts = append(s.LatencyCounts, n-before)
+		if c.Latency != nil {
+			for i, n := range c.Latency.Counts {
+				var before uint64
+				if prev.Latency != nil {
+					before = prev.Latency.Counts[i]
+				}
+				if n > before {
+					s.LatencyBuckets = append(s.LatencyBuckets, uint32(i))
+					s.LatencyCounts = append(s.LatencyCounts, n-before)
+				}
 			}
 		}
 		out = append(out, s)
 		w.remember(s)
 	}
-	w.counters, w.sampled = cur, now
+	w.counters, w.sampled = cur, at
 	w.out.AddSamples(out)
 }
 
@@ -286,6 +315,9 @@ func (w *worker) noteErrors() {
 	msg := w.main.err
 	if msg == "" {
 		msg = w.preview.err
+	}
+	if msg == "" {
+		msg = w.sourceErr
 	}
 	for _, id := range sortedKeys(w.startErr) {
 		if msg == "" {
@@ -608,6 +640,8 @@ func sameButCounters(a, b *cutoverv1.ObservedApp) bool {
 }
 
 func (w *worker) shutdown() {
+	w.source.close()
+	w.source = nil
 	w.stopFrontends()
 	for _, slots := range w.slots {
 		for _, in := range slots {

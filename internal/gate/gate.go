@@ -98,6 +98,10 @@ type Window struct {
 	Requests, Errors int64
 	Latency          histogram.Snapshot
 	Seconds          float64
+	// ShareSeconds sums each sample's traffic share (0..1) times its
+	// length: the seconds the series would have taken to serve its
+	// requests at 100% of the traffic.
+	ShareSeconds float64
 }
 
 // Add merges a sample into the window.
@@ -105,6 +109,7 @@ func (w *Window) Add(s *cutoverv1.Sample) {
 	w.Requests += s.GetRequests()
 	w.Errors += s.GetErrors()
 	w.Seconds += float64(s.GetIntervalMicros()) / 1e6
+	w.ShareSeconds += float64(s.GetIntervalMicros()) / 1e6 * float64(s.GetWeight()) / 100
 	for i, b := range s.GetLatencyBuckets() {
 		if int(b) < histogram.Buckets && i < len(s.GetLatencyCounts()) {
 			w.Latency.Counts[b] += s.GetLatencyCounts()[i]
@@ -129,6 +134,15 @@ func (w *Window) Value(metric string) float64 {
 	default:
 		return float64(w.Latency.Quantile(metrics[metric])) / float64(time.Microsecond)
 	}
+}
+
+// perShare is the window's throughput per traffic share: requests per
+// second at 100% of the app's traffic, 0 when it had no share.
+func (w *Window) perShare() float64 {
+	if w.ShareSeconds == 0 {
+		return 0
+	}
+	return float64(w.Requests) / w.ShareSeconds
 }
 
 // Verdict of one evaluation.
@@ -158,8 +172,20 @@ func (e Evidence) String() string {
 
 // Evaluate judges the new revision's window against a condition, with the
 // stable revision's window for relative conditions.
+//
+// Throughput relative to stable compares throughput per traffic share, so
+// that a canary at 20% is held to stable's rate for the same share; a
+// window without a share (header-route or preview traffic only) is
+// inconclusive.
 func Evaluate(metric string, c Condition, minSamples int64, canary, stable *Window) (Verdict, Evidence) {
 	ev := Evidence{Metric: metric, Canary: canary.Value(metric), Requests: canary.Requests, Stable: stable.Value(metric)}
+	if metric == "throughput" && c.Stable {
+		ev.Metric = "throughput per 100% share"
+		ev.Canary, ev.Stable = canary.perShare(), stable.perShare()
+		if ev.Canary == 0 && canary.Requests > 0 || ev.Stable == 0 {
+			return Inconclusive, ev
+		}
+	}
 	if canary.Requests < minSamples || c.Stable && stable.Requests < minSamples {
 		return Inconclusive, ev
 	}

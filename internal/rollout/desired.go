@@ -38,6 +38,9 @@ func Desired(r *cutoverv1.Rollout, cp *cutoverv1.ClusterProgress) *cutoverv1.Des
 			d.Revisions = []*cutoverv1.DesiredRevision{track(cutoverv1.Track_TRACK_STABLE, stable, 100)}
 		}
 	}
+	if len(d.GetRevisions()) > 0 {
+		d.Metrics = s.GetMetrics() // where the agent reads the app's samples
+	}
 	// A revision kept warm after a blue-green switch runs, without traffic,
 	// until its scale-down, whatever rollout comes next.
 	if prev := cp.GetPreviousRevision(); prev != nil && len(d.GetRevisions()) > 0 && !runs(d, prev) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -44,7 +45,89 @@ func Validate(s *cutoverv1.RolloutSpec) error {
 		checkDuration(&c, "spec.progressDeadline", d)
 	}
 	validateGates(&c, s.GetGates())
+	validateMetrics(&c, s)
 	return c.err()
+}
+
+// Metrics providers (spec.metrics.provider).
+const (
+	ProviderProxy      = "proxy"
+	ProviderPrometheus = "prometheus"
+	ProviderScrape     = "scrape"
+)
+
+func validateMetrics(c *errs, s *cutoverv1.RolloutSpec) {
+	const p = "spec.metrics"
+	m := s.GetMetrics()
+	if m == nil {
+		return
+	}
+	if iv := m.GetInterval(); iv != "" {
+		if d, err := time.ParseDuration(iv); err != nil || d < 10*time.Millisecond {
+			c.add(p+".interval", "must be a duration of at least 10ms, like \"250ms\", got %q", iv)
+		}
+	}
+	// Which counters the gates need: a gate on a metric the source does
+	// not read would stay inconclusive forever.
+	needErrors, needLatency := false, false
+	for _, g := range s.GetGates() {
+		needErrors = needErrors || g.GetMetric() == "errorRate"
+		needLatency = needLatency || strings.HasPrefix(g.GetMetric(), "latency")
+	}
+	switch m.GetProvider() {
+	case "", ProviderProxy:
+		if m.GetPrometheus() != nil || m.GetScrape() != nil {
+			c.add(p+".provider", "is %q: set it to %q or %q to use the settings given", ProviderProxy, ProviderPrometheus, ProviderScrape)
+		}
+	case ProviderPrometheus:
+		q := m.GetPrometheus()
+		if q == nil {
+			c.add(p+".prometheus", "is required with provider %q", ProviderPrometheus)
+			return
+		}
+		if a := q.GetAddress(); a != "" {
+			if u, err := url.Parse(a); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				c.add(p+".prometheus.address", "want an http or https URL, got %q", a)
+			}
+		}
+		for _, f := range []struct {
+			name, query string
+			need        bool
+		}{{"requests", q.GetRequests(), true}, {"errors", q.GetErrors(), needErrors}, {"latency", q.GetLatency(), needLatency}} {
+			switch {
+			case f.query == "" && f.need:
+				c.add(p+".prometheus."+f.name, "is required (a gate needs it)")
+			case f.query != "" && !strings.Contains(f.query, "{{revision}}"):
+				c.add(p+".prometheus."+f.name, "must select one revision's series with {{revision}}, got %q", f.query)
+			}
+		}
+	case ProviderScrape:
+		sc := m.GetScrape()
+		if sc == nil {
+			c.add(p+".scrape", "is required with provider %q", ProviderScrape)
+			return
+		}
+		if path := sc.GetPath(); path != "" && !strings.HasPrefix(path, "/") {
+			c.add(p+".scrape.path", "must start with /, got %q", path)
+		}
+		for _, f := range []struct {
+			name string
+			sel  *cutoverv1.MetricSelector
+			need bool
+		}{{"requests", sc.GetRequests(), true}, {"errors", sc.GetErrors(), needErrors}, {"latency", sc.GetLatency(), needLatency}} {
+			fp := p + ".scrape." + f.name
+			if f.sel.GetName() == "" && (f.need || f.sel != nil) {
+				c.add(fp+".name", "is required%s", map[bool]string{true: " (a gate needs it)"}[f.need && f.sel == nil])
+			}
+			for _, k := range slices.Sorted(maps.Keys(f.sel.GetLabels())) {
+				if _, err := regexp.Compile(f.sel.GetLabels()[k]); err != nil {
+					c.add(fp+".labels."+k, "not a regular expression: %v", err)
+				}
+			}
+		}
+	default:
+		c.add(p+".provider", "must be %q, %q or %q, got %q", ProviderProxy, ProviderPrometheus, ProviderScrape, m.GetProvider())
+	}
 }
 
 func validateRevision(c *errs, path string, r *cutoverv1.Revision) {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -33,6 +34,7 @@ func run() error {
 	dataDir := fs.String("data-dir", "./agent-data", "directory for the agent's state file and app logs")
 	heartbeat := fs.Duration("heartbeat", time.Second, "interval between heartbeats")
 	sampleEvery := fs.Duration("sample-interval", 100*time.Millisecond, "how often traffic is sampled for the gates (at least 10ms)")
+	promURL := fs.String("prometheus-url", "", "Prometheus server for apps whose spec.metrics.prometheus names no address, e.g. http://127.0.0.1:9090")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -44,6 +46,11 @@ func run() error {
 	}
 	if *sampleEvery < 10*time.Millisecond {
 		return fmt.Errorf("--sample-interval: must be at least 10ms, got %s", *sampleEvery)
+	}
+	if *promURL != "" {
+		if u, err := url.Parse(*promURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--prometheus-url: want an http or https URL, got %q", *promURL)
+		}
 	}
 	lbls, err := parseLabels(*labels)
 	if err != nil {
@@ -66,6 +73,7 @@ func run() error {
 		DataDir:        *dataDir,
 		Heartbeat:      *heartbeat,
 		SampleInterval: *sampleEvery,
+		PrometheusURL:  *promURL,
 		Logger:         log,
 	})
 }

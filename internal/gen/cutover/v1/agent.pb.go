@@ -213,6 +213,11 @@ type Sample struct {
 	LatencyBuckets []uint32 `protobuf:"varint,9,rep,packed,name=latency_buckets,json=latencyBuckets,proto3" json:"latency_buckets,omitempty"`
 	// Counts of latency_buckets.
 	LatencyCounts []uint64 `protobuf:"varint,10,rep,packed,name=latency_counts,json=latencyCounts,proto3" json:"latency_counts,omitempty"`
+	// The revision's share of the app's traffic in percent while the sample
+	// was taken (a shadow's: the mirrored percent); 0 when it has no share,
+	// e.g. traffic only through a header route or the preview address.
+	// Relative throughput conditions compare throughput per share.
+	Weight        int32 `protobuf:"varint,11,opt,name=weight,proto3" json:"weight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -315,6 +320,13 @@ func (x *Sample) GetLatencyCounts() []uint64 {
 		return x.LatencyCounts
 	}
 	return nil
+}
+
+func (x *Sample) GetWeight() int32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
 }
 
 // ConnectResponse is one message from control plane to agent.
@@ -624,7 +636,9 @@ type DesiredApp struct {
 	// Gates the agent evaluates itself while it cannot reach the control
 	// plane (the local guard): a critical failure routes 100% to the STABLE
 	// revision until a newer desired state arrives.
-	GuardGates    []*Gate `protobuf:"bytes,9,rep,name=guard_gates,json=guardGates,proto3" json:"guard_gates,omitempty"`
+	GuardGates []*Gate `protobuf:"bytes,9,rep,name=guard_gates,json=guardGates,proto3" json:"guard_gates,omitempty"`
+	// Where the app's samples come from (unset: the agent's proxy).
+	Metrics       *MetricsSource `protobuf:"bytes,10,opt,name=metrics,proto3" json:"metrics,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -718,6 +732,13 @@ func (x *DesiredApp) GetMaxUnavailable() int32 {
 func (x *DesiredApp) GetGuardGates() []*Gate {
 	if x != nil {
 		return x.GuardGates
+	}
+	return nil
+}
+
+func (x *DesiredApp) GetMetrics() *MetricsSource {
+	if x != nil {
+		return x.Metrics
 	}
 	return nil
 }
@@ -974,7 +995,7 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"\asamples\x18\x04 \x01(\v2\x17.cutover.v1.SampleBatchH\x00R\asamplesB\t\n" +
 	"\apayload\";\n" +
 	"\vSampleBatch\x12,\n" +
-	"\asamples\x18\x01 \x03(\v2\x12.cutover.v1.SampleR\asamples\"\xd5\x02\n" +
+	"\asamples\x18\x01 \x03(\v2\x12.cutover.v1.SampleR\asamples\"\xed\x02\n" +
 	"\x06Sample\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\tR\brevision\x12'\n" +
@@ -986,7 +1007,8 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"\x06errors\x18\b \x01(\x03R\x06errors\x12'\n" +
 	"\x0flatency_buckets\x18\t \x03(\rR\x0elatencyBuckets\x12%\n" +
 	"\x0elatency_counts\x18\n" +
-	" \x03(\x04R\rlatencyCounts\"P\n" +
+	" \x03(\x04R\rlatencyCounts\x12\x16\n" +
+	"\x06weight\x18\v \x01(\x05R\x06weight\"P\n" +
 	"\x0fConnectResponse\x122\n" +
 	"\adesired\x18\x01 \x01(\v2\x16.cutover.v1.DesiredAppH\x00R\adesiredB\t\n" +
 	"\apayload\"\xf0\x02\n" +
@@ -1008,7 +1030,7 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"generation\x18\x02 \x01(\x03R\n" +
 	"generation\";\n" +
 	"\tHeartbeat\x12.\n" +
-	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xf8\x02\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xad\x03\n" +
 	"\n" +
 	"DesiredApp\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
@@ -1022,7 +1044,9 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"\x0emirror_percent\x18\a \x01(\x05R\rmirrorPercent\x12'\n" +
 	"\x0fmax_unavailable\x18\b \x01(\x05R\x0emaxUnavailable\x121\n" +
 	"\vguard_gates\x18\t \x03(\v2\x10.cutover.v1.GateR\n" +
-	"guardGates\"d\n" +
+	"guardGates\x123\n" +
+	"\ametrics\x18\n" +
+	" \x01(\v2\x19.cutover.v1.MetricsSourceR\ametrics\"d\n" +
 	"\n" +
 	"TrackRoute\x12-\n" +
 	"\x05match\x18\x01 \x01(\v2\x17.cutover.v1.HeaderRouteR\x05match\x12'\n" +
@@ -1073,9 +1097,10 @@ var file_cutover_v1_agent_proto_goTypes = []any{
 	(Track)(0),                    // 12: cutover.v1.Track
 	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 	(*Gate)(nil),                  // 14: cutover.v1.Gate
-	(*HeaderRoute)(nil),           // 15: cutover.v1.HeaderRoute
-	(*Revision)(nil),              // 16: cutover.v1.Revision
-	(*ObservedRevision)(nil),      // 17: cutover.v1.ObservedRevision
+	(*MetricsSource)(nil),         // 15: cutover.v1.MetricsSource
+	(*HeaderRoute)(nil),           // 16: cutover.v1.HeaderRoute
+	(*Revision)(nil),              // 17: cutover.v1.Revision
+	(*ObservedRevision)(nil),      // 18: cutover.v1.ObservedRevision
 }
 var file_cutover_v1_agent_proto_depIdxs = []int32{
 	4,  // 0: cutover.v1.ConnectRequest.hello:type_name -> cutover.v1.Hello
@@ -1093,18 +1118,19 @@ var file_cutover_v1_agent_proto_depIdxs = []int32{
 	9,  // 12: cutover.v1.DesiredApp.revisions:type_name -> cutover.v1.DesiredRevision
 	8,  // 13: cutover.v1.DesiredApp.header_routes:type_name -> cutover.v1.TrackRoute
 	14, // 14: cutover.v1.DesiredApp.guard_gates:type_name -> cutover.v1.Gate
-	15, // 15: cutover.v1.TrackRoute.match:type_name -> cutover.v1.HeaderRoute
-	12, // 16: cutover.v1.TrackRoute.track:type_name -> cutover.v1.Track
-	12, // 17: cutover.v1.DesiredRevision.track:type_name -> cutover.v1.Track
-	16, // 18: cutover.v1.DesiredRevision.revision:type_name -> cutover.v1.Revision
-	17, // 19: cutover.v1.ObservedApp.revisions:type_name -> cutover.v1.ObservedRevision
-	0,  // 20: cutover.v1.AgentService.Connect:input_type -> cutover.v1.ConnectRequest
-	3,  // 21: cutover.v1.AgentService.Connect:output_type -> cutover.v1.ConnectResponse
-	21, // [21:22] is the sub-list for method output_type
-	20, // [20:21] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	15, // 15: cutover.v1.DesiredApp.metrics:type_name -> cutover.v1.MetricsSource
+	16, // 16: cutover.v1.TrackRoute.match:type_name -> cutover.v1.HeaderRoute
+	12, // 17: cutover.v1.TrackRoute.track:type_name -> cutover.v1.Track
+	12, // 18: cutover.v1.DesiredRevision.track:type_name -> cutover.v1.Track
+	17, // 19: cutover.v1.DesiredRevision.revision:type_name -> cutover.v1.Revision
+	18, // 20: cutover.v1.ObservedApp.revisions:type_name -> cutover.v1.ObservedRevision
+	0,  // 21: cutover.v1.AgentService.Connect:input_type -> cutover.v1.ConnectRequest
+	3,  // 22: cutover.v1.AgentService.Connect:output_type -> cutover.v1.ConnectResponse
+	22, // [22:23] is the sub-list for method output_type
+	21, // [21:22] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_cutover_v1_agent_proto_init() }

@@ -469,7 +469,9 @@ type RolloutSpec struct {
 	ProgressDeadline string `protobuf:"bytes,5,opt,name=progress_deadline,json=progressDeadline,proto3" json:"progress_deadline,omitempty"`
 	// Metric conditions evaluated on the agents' samples while the new
 	// revision serves traffic.
-	Gates         []*Gate `protobuf:"bytes,6,rep,name=gates,proto3" json:"gates,omitempty"`
+	Gates []*Gate `protobuf:"bytes,6,rep,name=gates,proto3" json:"gates,omitempty"`
+	// Where the gates' samples come from (default: the agent's proxy).
+	Metrics       *MetricsSource `protobuf:"bytes,7,opt,name=metrics,proto3" json:"metrics,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -546,6 +548,300 @@ func (x *RolloutSpec) GetGates() []*Gate {
 	return nil
 }
 
+func (x *RolloutSpec) GetMetrics() *MetricsSource {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+// MetricsSource says where an app's samples come from: the agent's own
+// proxy (default), a Prometheus server, or the instances' /metrics pages.
+// Every source yields the same samples: requests, errors and a latency
+// histogram per revision, so every gate works with every source.
+type MetricsSource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "proxy" (default), "prometheus" or "scrape".
+	Provider string `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	// How often the agent reads the source, e.g. "250ms" (default: the
+	// agent's sample interval; 1s for prometheus).
+	Interval string `protobuf:"bytes,2,opt,name=interval,proto3" json:"interval,omitempty"`
+	// For provider "prometheus".
+	Prometheus *PrometheusSource `protobuf:"bytes,3,opt,name=prometheus,proto3" json:"prometheus,omitempty"`
+	// For provider "scrape".
+	Scrape        *ScrapeSource `protobuf:"bytes,4,opt,name=scrape,proto3" json:"scrape,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsSource) Reset() {
+	*x = MetricsSource{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsSource) ProtoMessage() {}
+
+func (x *MetricsSource) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsSource.ProtoReflect.Descriptor instead.
+func (*MetricsSource) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MetricsSource) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *MetricsSource) GetInterval() string {
+	if x != nil {
+		return x.Interval
+	}
+	return ""
+}
+
+func (x *MetricsSource) GetPrometheus() *PrometheusSource {
+	if x != nil {
+		return x.Prometheus
+	}
+	return nil
+}
+
+func (x *MetricsSource) GetScrape() *ScrapeSource {
+	if x != nil {
+		return x.Scrape
+	}
+	return nil
+}
+
+// PrometheusSource reads counters through PromQL instant queries. Each
+// query returns the raw cumulative series of one revision (not a rate):
+// "{{revision}}" and "{{app}}" are replaced before it is sent. The agent
+// takes the increase between reads itself, series by series, so counter
+// resets are handled.
+type PrometheusSource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Base URL of the Prometheus API, e.g. "http://127.0.0.1:9090" (default:
+	// the agent's --prometheus-url).
+	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// Request counters, e.g. 'http_requests_total{revision="{{revision}}"}'.
+	Requests string `protobuf:"bytes,2,opt,name=requests,proto3" json:"requests,omitempty"`
+	// Error counters, e.g.
+	// 'http_requests_total{revision="{{revision}}",code=~"5.."}'.
+	Errors string `protobuf:"bytes,3,opt,name=errors,proto3" json:"errors,omitempty"`
+	// Latency histogram buckets (series with an "le" label, in seconds), e.g.
+	// 'http_request_duration_seconds_bucket{revision="{{revision}}"}'.
+	Latency       string `protobuf:"bytes,4,opt,name=latency,proto3" json:"latency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrometheusSource) Reset() {
+	*x = PrometheusSource{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrometheusSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrometheusSource) ProtoMessage() {}
+
+func (x *PrometheusSource) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrometheusSource.ProtoReflect.Descriptor instead.
+func (*PrometheusSource) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PrometheusSource) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *PrometheusSource) GetRequests() string {
+	if x != nil {
+		return x.Requests
+	}
+	return ""
+}
+
+func (x *PrometheusSource) GetErrors() string {
+	if x != nil {
+		return x.Errors
+	}
+	return ""
+}
+
+func (x *PrometheusSource) GetLatency() string {
+	if x != nil {
+		return x.Latency
+	}
+	return ""
+}
+
+// ScrapeSource reads every ready instance's metrics page directly (the
+// Prometheus text format), at a sub-second interval.
+type ScrapeSource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Path of the metrics page (default "/metrics").
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// Request counters.
+	Requests *MetricSelector `protobuf:"bytes,2,opt,name=requests,proto3" json:"requests,omitempty"`
+	// Error counters.
+	Errors *MetricSelector `protobuf:"bytes,3,opt,name=errors,proto3" json:"errors,omitempty"`
+	// A latency histogram, in seconds.
+	Latency       *MetricSelector `protobuf:"bytes,4,opt,name=latency,proto3" json:"latency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScrapeSource) Reset() {
+	*x = ScrapeSource{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScrapeSource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScrapeSource) ProtoMessage() {}
+
+func (x *ScrapeSource) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScrapeSource.ProtoReflect.Descriptor instead.
+func (*ScrapeSource) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ScrapeSource) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ScrapeSource) GetRequests() *MetricSelector {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+func (x *ScrapeSource) GetErrors() *MetricSelector {
+	if x != nil {
+		return x.Errors
+	}
+	return nil
+}
+
+func (x *ScrapeSource) GetLatency() *MetricSelector {
+	if x != nil {
+		return x.Latency
+	}
+	return nil
+}
+
+// MetricSelector picks the series of one metric family whose labels match.
+type MetricSelector struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Metric family name, e.g. "http_requests_total".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Label name to a regular expression the whole value must match, e.g.
+	// {"code": "5.."}.
+	Labels        map[string]string `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricSelector) Reset() {
+	*x = MetricSelector{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricSelector) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricSelector) ProtoMessage() {}
+
+func (x *MetricSelector) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricSelector.ProtoReflect.Descriptor instead.
+func (*MetricSelector) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *MetricSelector) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *MetricSelector) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
 // Gate is a metric condition on the new revision, evaluated over a sliding
 // window of samples in every cluster of the wave in progress.
 type Gate struct {
@@ -578,7 +874,7 @@ type Gate struct {
 
 func (x *Gate) Reset() {
 	*x = Gate{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[2]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -590,7 +886,7 @@ func (x *Gate) String() string {
 func (*Gate) ProtoMessage() {}
 
 func (x *Gate) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[2]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -603,7 +899,7 @@ func (x *Gate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gate.ProtoReflect.Descriptor instead.
 func (*Gate) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{2}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Gate) GetName() string {
@@ -678,7 +974,7 @@ type Judge struct {
 
 func (x *Judge) Reset() {
 	*x = Judge{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[3]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -690,7 +986,7 @@ func (x *Judge) String() string {
 func (*Judge) ProtoMessage() {}
 
 func (x *Judge) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[3]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -703,7 +999,7 @@ func (x *Judge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Judge.ProtoReflect.Descriptor instead.
 func (*Judge) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{3}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Judge) GetConfidence() float64 {
@@ -743,7 +1039,7 @@ type Revision struct {
 
 func (x *Revision) Reset() {
 	*x = Revision{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[4]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -755,7 +1051,7 @@ func (x *Revision) String() string {
 func (*Revision) ProtoMessage() {}
 
 func (x *Revision) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[4]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -768,7 +1064,7 @@ func (x *Revision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revision.ProtoReflect.Descriptor instead.
 func (*Revision) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{4}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Revision) GetName() string {
@@ -833,7 +1129,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[5]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +1141,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[5]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +1154,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{5}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Endpoint) GetListen() string {
@@ -890,7 +1186,7 @@ type Targets struct {
 
 func (x *Targets) Reset() {
 	*x = Targets{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[6]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -902,7 +1198,7 @@ func (x *Targets) String() string {
 func (*Targets) ProtoMessage() {}
 
 func (x *Targets) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[6]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -915,7 +1211,7 @@ func (x *Targets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Targets.ProtoReflect.Descriptor instead.
 func (*Targets) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{6}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Targets) GetWaves() []*Wave {
@@ -951,7 +1247,7 @@ type Wave struct {
 
 func (x *Wave) Reset() {
 	*x = Wave{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -963,7 +1259,7 @@ func (x *Wave) String() string {
 func (*Wave) ProtoMessage() {}
 
 func (x *Wave) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -976,7 +1272,7 @@ func (x *Wave) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Wave.ProtoReflect.Descriptor instead.
 func (*Wave) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{7}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Wave) GetName() string {
@@ -1025,7 +1321,7 @@ type Strategy struct {
 
 func (x *Strategy) Reset() {
 	*x = Strategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1037,7 +1333,7 @@ func (x *Strategy) String() string {
 func (*Strategy) ProtoMessage() {}
 
 func (x *Strategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1050,7 +1346,7 @@ func (x *Strategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Strategy.ProtoReflect.Descriptor instead.
 func (*Strategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{8}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Strategy) GetStrategy() isStrategy_Strategy {
@@ -1156,7 +1452,7 @@ type RollingStrategy struct {
 
 func (x *RollingStrategy) Reset() {
 	*x = RollingStrategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1464,7 @@ func (x *RollingStrategy) String() string {
 func (*RollingStrategy) ProtoMessage() {}
 
 func (x *RollingStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1477,7 @@ func (x *RollingStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollingStrategy.ProtoReflect.Descriptor instead.
 func (*RollingStrategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{9}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RollingStrategy) GetBatchSize() string {
@@ -1228,7 +1524,7 @@ type ShadowStrategy struct {
 
 func (x *ShadowStrategy) Reset() {
 	*x = ShadowStrategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +1536,7 @@ func (x *ShadowStrategy) String() string {
 func (*ShadowStrategy) ProtoMessage() {}
 
 func (x *ShadowStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,7 +1549,7 @@ func (x *ShadowStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShadowStrategy.ProtoReflect.Descriptor instead.
 func (*ShadowStrategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{10}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ShadowStrategy) GetMirrorPercent() int32 {
@@ -1294,7 +1590,7 @@ type BlueGreenStrategy struct {
 
 func (x *BlueGreenStrategy) Reset() {
 	*x = BlueGreenStrategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1306,7 +1602,7 @@ func (x *BlueGreenStrategy) String() string {
 func (*BlueGreenStrategy) ProtoMessage() {}
 
 func (x *BlueGreenStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1319,7 +1615,7 @@ func (x *BlueGreenStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlueGreenStrategy.ProtoReflect.Descriptor instead.
 func (*BlueGreenStrategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{11}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *BlueGreenStrategy) GetPreviewListen() string {
@@ -1368,7 +1664,7 @@ type CanaryStrategy struct {
 
 func (x *CanaryStrategy) Reset() {
 	*x = CanaryStrategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1380,7 +1676,7 @@ func (x *CanaryStrategy) String() string {
 func (*CanaryStrategy) ProtoMessage() {}
 
 func (x *CanaryStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1393,7 +1689,7 @@ func (x *CanaryStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanaryStrategy.ProtoReflect.Descriptor instead.
 func (*CanaryStrategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{12}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CanaryStrategy) GetSteps() []*CanaryStep {
@@ -1422,7 +1718,7 @@ type CanaryStep struct {
 
 func (x *CanaryStep) Reset() {
 	*x = CanaryStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1730,7 @@ func (x *CanaryStep) String() string {
 func (*CanaryStep) ProtoMessage() {}
 
 func (x *CanaryStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1743,7 @@ func (x *CanaryStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanaryStep.ProtoReflect.Descriptor instead.
 func (*CanaryStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{13}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CanaryStep) GetStep() isCanaryStep_Step {
@@ -1556,7 +1852,7 @@ type AnalysisStep struct {
 
 func (x *AnalysisStep) Reset() {
 	*x = AnalysisStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +1864,7 @@ func (x *AnalysisStep) String() string {
 func (*AnalysisStep) ProtoMessage() {}
 
 func (x *AnalysisStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +1877,7 @@ func (x *AnalysisStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnalysisStep.ProtoReflect.Descriptor instead.
 func (*AnalysisStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{14}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AnalysisStep) GetWindow() string {
@@ -1602,7 +1898,7 @@ type SetCanaryScale struct {
 
 func (x *SetCanaryScale) Reset() {
 	*x = SetCanaryScale{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1614,7 +1910,7 @@ func (x *SetCanaryScale) String() string {
 func (*SetCanaryScale) ProtoMessage() {}
 
 func (x *SetCanaryScale) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1627,7 +1923,7 @@ func (x *SetCanaryScale) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCanaryScale.ProtoReflect.Descriptor instead.
 func (*SetCanaryScale) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{15}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetCanaryScale) GetInstances() int32 {
@@ -1652,7 +1948,7 @@ type HeaderRoute struct {
 
 func (x *HeaderRoute) Reset() {
 	*x = HeaderRoute{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1664,7 +1960,7 @@ func (x *HeaderRoute) String() string {
 func (*HeaderRoute) ProtoMessage() {}
 
 func (x *HeaderRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1677,7 +1973,7 @@ func (x *HeaderRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderRoute.ProtoReflect.Descriptor instead.
 func (*HeaderRoute) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{16}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HeaderRoute) GetHeader() string {
@@ -1705,7 +2001,7 @@ type PauseStep struct {
 
 func (x *PauseStep) Reset() {
 	*x = PauseStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1717,7 +2013,7 @@ func (x *PauseStep) String() string {
 func (*PauseStep) ProtoMessage() {}
 
 func (x *PauseStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1730,7 +2026,7 @@ func (x *PauseStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseStep.ProtoReflect.Descriptor instead.
 func (*PauseStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{17}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PauseStep) GetDuration() string {
@@ -1778,7 +2074,7 @@ type RolloutStatus struct {
 
 func (x *RolloutStatus) Reset() {
 	*x = RolloutStatus{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1790,7 +2086,7 @@ func (x *RolloutStatus) String() string {
 func (*RolloutStatus) ProtoMessage() {}
 
 func (x *RolloutStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1803,7 +2099,7 @@ func (x *RolloutStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutStatus.ProtoReflect.Descriptor instead.
 func (*RolloutStatus) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{18}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RolloutStatus) GetPhase() RolloutPhase {
@@ -1927,7 +2223,7 @@ type TimelineEvent struct {
 
 func (x *TimelineEvent) Reset() {
 	*x = TimelineEvent{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1939,7 +2235,7 @@ func (x *TimelineEvent) String() string {
 func (*TimelineEvent) ProtoMessage() {}
 
 func (x *TimelineEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1952,7 +2248,7 @@ func (x *TimelineEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimelineEvent.ProtoReflect.Descriptor instead.
 func (*TimelineEvent) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{19}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TimelineEvent) GetTime() *timestamppb.Timestamp {
@@ -2050,7 +2346,7 @@ type ClusterProgress struct {
 
 func (x *ClusterProgress) Reset() {
 	*x = ClusterProgress{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2062,7 +2358,7 @@ func (x *ClusterProgress) String() string {
 func (*ClusterProgress) ProtoMessage() {}
 
 func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2075,7 +2371,7 @@ func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterProgress.ProtoReflect.Descriptor instead.
 func (*ClusterProgress) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{20}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ClusterProgress) GetCluster() string {
@@ -2202,7 +2498,7 @@ type ApplyRolloutRequest struct {
 
 func (x *ApplyRolloutRequest) Reset() {
 	*x = ApplyRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2214,7 +2510,7 @@ func (x *ApplyRolloutRequest) String() string {
 func (*ApplyRolloutRequest) ProtoMessage() {}
 
 func (x *ApplyRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2227,7 +2523,7 @@ func (x *ApplyRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{21}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ApplyRolloutRequest) GetManifest() string {
@@ -2250,7 +2546,7 @@ type ApplyRolloutResponse struct {
 
 func (x *ApplyRolloutResponse) Reset() {
 	*x = ApplyRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2262,7 +2558,7 @@ func (x *ApplyRolloutResponse) String() string {
 func (*ApplyRolloutResponse) ProtoMessage() {}
 
 func (x *ApplyRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2275,7 +2571,7 @@ func (x *ApplyRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ApplyRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{22}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ApplyRolloutResponse) GetRollout() *Rollout {
@@ -2303,7 +2599,7 @@ type GetRolloutRequest struct {
 
 func (x *GetRolloutRequest) Reset() {
 	*x = GetRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2315,7 +2611,7 @@ func (x *GetRolloutRequest) String() string {
 func (*GetRolloutRequest) ProtoMessage() {}
 
 func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2328,7 +2624,7 @@ func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutRequest.ProtoReflect.Descriptor instead.
 func (*GetRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{23}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetRolloutRequest) GetName() string {
@@ -2349,7 +2645,7 @@ type GetRolloutResponse struct {
 
 func (x *GetRolloutResponse) Reset() {
 	*x = GetRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2361,7 +2657,7 @@ func (x *GetRolloutResponse) String() string {
 func (*GetRolloutResponse) ProtoMessage() {}
 
 func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2374,7 +2670,7 @@ func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutResponse.ProtoReflect.Descriptor instead.
 func (*GetRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{24}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetRolloutResponse) GetRollout() *Rollout {
@@ -2393,7 +2689,7 @@ type ListRolloutsRequest struct {
 
 func (x *ListRolloutsRequest) Reset() {
 	*x = ListRolloutsRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2405,7 +2701,7 @@ func (x *ListRolloutsRequest) String() string {
 func (*ListRolloutsRequest) ProtoMessage() {}
 
 func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2418,7 +2714,7 @@ func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutsRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{25}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{29}
 }
 
 // ListRolloutsResponse returns every rollout.
@@ -2432,7 +2728,7 @@ type ListRolloutsResponse struct {
 
 func (x *ListRolloutsResponse) Reset() {
 	*x = ListRolloutsResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2444,7 +2740,7 @@ func (x *ListRolloutsResponse) String() string {
 func (*ListRolloutsResponse) ProtoMessage() {}
 
 func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2457,7 +2753,7 @@ func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutsResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{26}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListRolloutsResponse) GetRollouts() []*Rollout {
@@ -2478,7 +2774,7 @@ type WatchRolloutRequest struct {
 
 func (x *WatchRolloutRequest) Reset() {
 	*x = WatchRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2490,7 +2786,7 @@ func (x *WatchRolloutRequest) String() string {
 func (*WatchRolloutRequest) ProtoMessage() {}
 
 func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2503,7 +2799,7 @@ func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutRequest.ProtoReflect.Descriptor instead.
 func (*WatchRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{27}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WatchRolloutRequest) GetName() string {
@@ -2524,7 +2820,7 @@ type WatchRolloutResponse struct {
 
 func (x *WatchRolloutResponse) Reset() {
 	*x = WatchRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2536,7 +2832,7 @@ func (x *WatchRolloutResponse) String() string {
 func (*WatchRolloutResponse) ProtoMessage() {}
 
 func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2549,7 +2845,7 @@ func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutResponse.ProtoReflect.Descriptor instead.
 func (*WatchRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{28}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WatchRolloutResponse) GetRollout() *Rollout {
@@ -2572,7 +2868,7 @@ type PromoteRolloutRequest struct {
 
 func (x *PromoteRolloutRequest) Reset() {
 	*x = PromoteRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2584,7 +2880,7 @@ func (x *PromoteRolloutRequest) String() string {
 func (*PromoteRolloutRequest) ProtoMessage() {}
 
 func (x *PromoteRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2597,7 +2893,7 @@ func (x *PromoteRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PromoteRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{29}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *PromoteRolloutRequest) GetName() string {
@@ -2625,7 +2921,7 @@ type PromoteRolloutResponse struct {
 
 func (x *PromoteRolloutResponse) Reset() {
 	*x = PromoteRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2637,7 +2933,7 @@ func (x *PromoteRolloutResponse) String() string {
 func (*PromoteRolloutResponse) ProtoMessage() {}
 
 func (x *PromoteRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2650,7 +2946,7 @@ func (x *PromoteRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PromoteRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{30}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PromoteRolloutResponse) GetRollout() *Rollout {
@@ -2673,7 +2969,7 @@ type AbortRolloutRequest struct {
 
 func (x *AbortRolloutRequest) Reset() {
 	*x = AbortRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2685,7 +2981,7 @@ func (x *AbortRolloutRequest) String() string {
 func (*AbortRolloutRequest) ProtoMessage() {}
 
 func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2698,7 +2994,7 @@ func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutRequest.ProtoReflect.Descriptor instead.
 func (*AbortRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{31}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AbortRolloutRequest) GetName() string {
@@ -2726,7 +3022,7 @@ type AbortRolloutResponse struct {
 
 func (x *AbortRolloutResponse) Reset() {
 	*x = AbortRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2738,7 +3034,7 @@ func (x *AbortRolloutResponse) String() string {
 func (*AbortRolloutResponse) ProtoMessage() {}
 
 func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2751,7 +3047,7 @@ func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutResponse.ProtoReflect.Descriptor instead.
 func (*AbortRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{32}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AbortRolloutResponse) GetRollout() *Rollout {
@@ -2772,7 +3068,7 @@ type PauseRolloutRequest struct {
 
 func (x *PauseRolloutRequest) Reset() {
 	*x = PauseRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2784,7 +3080,7 @@ func (x *PauseRolloutRequest) String() string {
 func (*PauseRolloutRequest) ProtoMessage() {}
 
 func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2797,7 +3093,7 @@ func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PauseRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{33}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PauseRolloutRequest) GetName() string {
@@ -2818,7 +3114,7 @@ type PauseRolloutResponse struct {
 
 func (x *PauseRolloutResponse) Reset() {
 	*x = PauseRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2830,7 +3126,7 @@ func (x *PauseRolloutResponse) String() string {
 func (*PauseRolloutResponse) ProtoMessage() {}
 
 func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2843,7 +3139,7 @@ func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PauseRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{34}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PauseRolloutResponse) GetRollout() *Rollout {
@@ -2864,7 +3160,7 @@ type ResumeRolloutRequest struct {
 
 func (x *ResumeRolloutRequest) Reset() {
 	*x = ResumeRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2876,7 +3172,7 @@ func (x *ResumeRolloutRequest) String() string {
 func (*ResumeRolloutRequest) ProtoMessage() {}
 
 func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2889,7 +3185,7 @@ func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{35}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ResumeRolloutRequest) GetName() string {
@@ -2910,7 +3206,7 @@ type ResumeRolloutResponse struct {
 
 func (x *ResumeRolloutResponse) Reset() {
 	*x = ResumeRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2922,7 +3218,7 @@ func (x *ResumeRolloutResponse) String() string {
 func (*ResumeRolloutResponse) ProtoMessage() {}
 
 func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2935,7 +3231,7 @@ func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{36}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ResumeRolloutResponse) GetRollout() *Rollout {
@@ -2956,7 +3252,7 @@ type RetryRolloutRequest struct {
 
 func (x *RetryRolloutRequest) Reset() {
 	*x = RetryRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2968,7 +3264,7 @@ func (x *RetryRolloutRequest) String() string {
 func (*RetryRolloutRequest) ProtoMessage() {}
 
 func (x *RetryRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2981,7 +3277,7 @@ func (x *RetryRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRolloutRequest.ProtoReflect.Descriptor instead.
 func (*RetryRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{37}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RetryRolloutRequest) GetName() string {
@@ -3002,7 +3298,7 @@ type RetryRolloutResponse struct {
 
 func (x *RetryRolloutResponse) Reset() {
 	*x = RetryRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3014,7 +3310,7 @@ func (x *RetryRolloutResponse) String() string {
 func (*RetryRolloutResponse) ProtoMessage() {}
 
 func (x *RetryRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3027,7 +3323,7 @@ func (x *RetryRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRolloutResponse.ProtoReflect.Descriptor instead.
 func (*RetryRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{38}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RetryRolloutResponse) GetRollout() *Rollout {
@@ -3051,7 +3347,7 @@ type UndoRolloutRequest struct {
 
 func (x *UndoRolloutRequest) Reset() {
 	*x = UndoRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3063,7 +3359,7 @@ func (x *UndoRolloutRequest) String() string {
 func (*UndoRolloutRequest) ProtoMessage() {}
 
 func (x *UndoRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3076,7 +3372,7 @@ func (x *UndoRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoRolloutRequest.ProtoReflect.Descriptor instead.
 func (*UndoRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{39}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *UndoRolloutRequest) GetName() string {
@@ -3104,7 +3400,7 @@ type UndoRolloutResponse struct {
 
 func (x *UndoRolloutResponse) Reset() {
 	*x = UndoRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3116,7 +3412,7 @@ func (x *UndoRolloutResponse) String() string {
 func (*UndoRolloutResponse) ProtoMessage() {}
 
 func (x *UndoRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3129,7 +3425,7 @@ func (x *UndoRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoRolloutResponse.ProtoReflect.Descriptor instead.
 func (*UndoRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{40}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *UndoRolloutResponse) GetRollout() *Rollout {
@@ -3150,7 +3446,7 @@ type ListRolloutHistoryRequest struct {
 
 func (x *ListRolloutHistoryRequest) Reset() {
 	*x = ListRolloutHistoryRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3162,7 +3458,7 @@ func (x *ListRolloutHistoryRequest) String() string {
 func (*ListRolloutHistoryRequest) ProtoMessage() {}
 
 func (x *ListRolloutHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3175,7 +3471,7 @@ func (x *ListRolloutHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutHistoryRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{41}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListRolloutHistoryRequest) GetName() string {
@@ -3196,7 +3492,7 @@ type ListRolloutHistoryResponse struct {
 
 func (x *ListRolloutHistoryResponse) Reset() {
 	*x = ListRolloutHistoryResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3208,7 +3504,7 @@ func (x *ListRolloutHistoryResponse) String() string {
 func (*ListRolloutHistoryResponse) ProtoMessage() {}
 
 func (x *ListRolloutHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3221,7 +3517,7 @@ func (x *ListRolloutHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutHistoryResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{42}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListRolloutHistoryResponse) GetRollouts() []*Rollout {
@@ -3261,7 +3557,7 @@ type ObservedRevision struct {
 
 func (x *ObservedRevision) Reset() {
 	*x = ObservedRevision{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3273,7 +3569,7 @@ func (x *ObservedRevision) String() string {
 func (*ObservedRevision) ProtoMessage() {}
 
 func (x *ObservedRevision) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3286,7 +3582,7 @@ func (x *ObservedRevision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObservedRevision.ProtoReflect.Descriptor instead.
 func (*ObservedRevision) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{43}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ObservedRevision) GetRevision() string {
@@ -3367,14 +3663,38 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\vupdate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x1d\n" +
 	"\n" +
-	"applied_by\x18\x06 \x01(\tR\tappliedBy\"\xa7\x02\n" +
+	"applied_by\x18\x06 \x01(\tR\tappliedBy\"\xdc\x02\n" +
 	"\vRolloutSpec\x120\n" +
 	"\brevision\x18\x01 \x01(\v2\x14.cutover.v1.RevisionR\brevision\x120\n" +
 	"\bendpoint\x18\x02 \x01(\v2\x14.cutover.v1.EndpointR\bendpoint\x12-\n" +
 	"\atargets\x18\x03 \x01(\v2\x13.cutover.v1.TargetsR\atargets\x120\n" +
 	"\bstrategy\x18\x04 \x01(\v2\x14.cutover.v1.StrategyR\bstrategy\x12+\n" +
 	"\x11progress_deadline\x18\x05 \x01(\tR\x10progressDeadline\x12&\n" +
-	"\x05gates\x18\x06 \x03(\v2\x10.cutover.v1.GateR\x05gates\"\xf3\x01\n" +
+	"\x05gates\x18\x06 \x03(\v2\x10.cutover.v1.GateR\x05gates\x123\n" +
+	"\ametrics\x18\a \x01(\v2\x19.cutover.v1.MetricsSourceR\ametrics\"\xb7\x01\n" +
+	"\rMetricsSource\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x1a\n" +
+	"\binterval\x18\x02 \x01(\tR\binterval\x12<\n" +
+	"\n" +
+	"prometheus\x18\x03 \x01(\v2\x1c.cutover.v1.PrometheusSourceR\n" +
+	"prometheus\x120\n" +
+	"\x06scrape\x18\x04 \x01(\v2\x18.cutover.v1.ScrapeSourceR\x06scrape\"z\n" +
+	"\x10PrometheusSource\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1a\n" +
+	"\brequests\x18\x02 \x01(\tR\brequests\x12\x16\n" +
+	"\x06errors\x18\x03 \x01(\tR\x06errors\x12\x18\n" +
+	"\alatency\x18\x04 \x01(\tR\alatency\"\xc4\x01\n" +
+	"\fScrapeSource\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x126\n" +
+	"\brequests\x18\x02 \x01(\v2\x1a.cutover.v1.MetricSelectorR\brequests\x122\n" +
+	"\x06errors\x18\x03 \x01(\v2\x1a.cutover.v1.MetricSelectorR\x06errors\x124\n" +
+	"\alatency\x18\x04 \x01(\v2\x1a.cutover.v1.MetricSelectorR\alatency\"\x9f\x01\n" +
+	"\x0eMetricSelector\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12>\n" +
+	"\x06labels\x18\x02 \x03(\v2&.cutover.v1.MetricSelector.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf3\x01\n" +
 	"\x04Gate\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06metric\x18\x02 \x01(\tR\x06metric\x12\x1c\n" +
@@ -3635,7 +3955,7 @@ func file_cutover_v1_rollout_proto_rawDescGZIP() []byte {
 }
 
 var file_cutover_v1_rollout_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cutover_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_cutover_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_cutover_v1_rollout_proto_goTypes = []any{
 	(RolloutPhase)(0),                  // 0: cutover.v1.RolloutPhase
 	(PauseReason)(0),                   // 1: cutover.v1.PauseReason
@@ -3644,135 +3964,147 @@ var file_cutover_v1_rollout_proto_goTypes = []any{
 	(Track)(0),                         // 4: cutover.v1.Track
 	(*Rollout)(nil),                    // 5: cutover.v1.Rollout
 	(*RolloutSpec)(nil),                // 6: cutover.v1.RolloutSpec
-	(*Gate)(nil),                       // 7: cutover.v1.Gate
-	(*Judge)(nil),                      // 8: cutover.v1.Judge
-	(*Revision)(nil),                   // 9: cutover.v1.Revision
-	(*Endpoint)(nil),                   // 10: cutover.v1.Endpoint
-	(*Targets)(nil),                    // 11: cutover.v1.Targets
-	(*Wave)(nil),                       // 12: cutover.v1.Wave
-	(*Strategy)(nil),                   // 13: cutover.v1.Strategy
-	(*RollingStrategy)(nil),            // 14: cutover.v1.RollingStrategy
-	(*ShadowStrategy)(nil),             // 15: cutover.v1.ShadowStrategy
-	(*BlueGreenStrategy)(nil),          // 16: cutover.v1.BlueGreenStrategy
-	(*CanaryStrategy)(nil),             // 17: cutover.v1.CanaryStrategy
-	(*CanaryStep)(nil),                 // 18: cutover.v1.CanaryStep
-	(*AnalysisStep)(nil),               // 19: cutover.v1.AnalysisStep
-	(*SetCanaryScale)(nil),             // 20: cutover.v1.SetCanaryScale
-	(*HeaderRoute)(nil),                // 21: cutover.v1.HeaderRoute
-	(*PauseStep)(nil),                  // 22: cutover.v1.PauseStep
-	(*RolloutStatus)(nil),              // 23: cutover.v1.RolloutStatus
-	(*TimelineEvent)(nil),              // 24: cutover.v1.TimelineEvent
-	(*ClusterProgress)(nil),            // 25: cutover.v1.ClusterProgress
-	(*ApplyRolloutRequest)(nil),        // 26: cutover.v1.ApplyRolloutRequest
-	(*ApplyRolloutResponse)(nil),       // 27: cutover.v1.ApplyRolloutResponse
-	(*GetRolloutRequest)(nil),          // 28: cutover.v1.GetRolloutRequest
-	(*GetRolloutResponse)(nil),         // 29: cutover.v1.GetRolloutResponse
-	(*ListRolloutsRequest)(nil),        // 30: cutover.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),       // 31: cutover.v1.ListRolloutsResponse
-	(*WatchRolloutRequest)(nil),        // 32: cutover.v1.WatchRolloutRequest
-	(*WatchRolloutResponse)(nil),       // 33: cutover.v1.WatchRolloutResponse
-	(*PromoteRolloutRequest)(nil),      // 34: cutover.v1.PromoteRolloutRequest
-	(*PromoteRolloutResponse)(nil),     // 35: cutover.v1.PromoteRolloutResponse
-	(*AbortRolloutRequest)(nil),        // 36: cutover.v1.AbortRolloutRequest
-	(*AbortRolloutResponse)(nil),       // 37: cutover.v1.AbortRolloutResponse
-	(*PauseRolloutRequest)(nil),        // 38: cutover.v1.PauseRolloutRequest
-	(*PauseRolloutResponse)(nil),       // 39: cutover.v1.PauseRolloutResponse
-	(*ResumeRolloutRequest)(nil),       // 40: cutover.v1.ResumeRolloutRequest
-	(*ResumeRolloutResponse)(nil),      // 41: cutover.v1.ResumeRolloutResponse
-	(*RetryRolloutRequest)(nil),        // 42: cutover.v1.RetryRolloutRequest
-	(*RetryRolloutResponse)(nil),       // 43: cutover.v1.RetryRolloutResponse
-	(*UndoRolloutRequest)(nil),         // 44: cutover.v1.UndoRolloutRequest
-	(*UndoRolloutResponse)(nil),        // 45: cutover.v1.UndoRolloutResponse
-	(*ListRolloutHistoryRequest)(nil),  // 46: cutover.v1.ListRolloutHistoryRequest
-	(*ListRolloutHistoryResponse)(nil), // 47: cutover.v1.ListRolloutHistoryResponse
-	(*ObservedRevision)(nil),           // 48: cutover.v1.ObservedRevision
-	nil,                                // 49: cutover.v1.Revision.EnvEntry
-	nil,                                // 50: cutover.v1.Endpoint.ListenOverridesEntry
-	nil,                                // 51: cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
-	nil,                                // 52: cutover.v1.ObservedRevision.StatusCodesEntry
-	(*timestamppb.Timestamp)(nil),      // 53: google.protobuf.Timestamp
+	(*MetricsSource)(nil),              // 7: cutover.v1.MetricsSource
+	(*PrometheusSource)(nil),           // 8: cutover.v1.PrometheusSource
+	(*ScrapeSource)(nil),               // 9: cutover.v1.ScrapeSource
+	(*MetricSelector)(nil),             // 10: cutover.v1.MetricSelector
+	(*Gate)(nil),                       // 11: cutover.v1.Gate
+	(*Judge)(nil),                      // 12: cutover.v1.Judge
+	(*Revision)(nil),                   // 13: cutover.v1.Revision
+	(*Endpoint)(nil),                   // 14: cutover.v1.Endpoint
+	(*Targets)(nil),                    // 15: cutover.v1.Targets
+	(*Wave)(nil),                       // 16: cutover.v1.Wave
+	(*Strategy)(nil),                   // 17: cutover.v1.Strategy
+	(*RollingStrategy)(nil),            // 18: cutover.v1.RollingStrategy
+	(*ShadowStrategy)(nil),             // 19: cutover.v1.ShadowStrategy
+	(*BlueGreenStrategy)(nil),          // 20: cutover.v1.BlueGreenStrategy
+	(*CanaryStrategy)(nil),             // 21: cutover.v1.CanaryStrategy
+	(*CanaryStep)(nil),                 // 22: cutover.v1.CanaryStep
+	(*AnalysisStep)(nil),               // 23: cutover.v1.AnalysisStep
+	(*SetCanaryScale)(nil),             // 24: cutover.v1.SetCanaryScale
+	(*HeaderRoute)(nil),                // 25: cutover.v1.HeaderRoute
+	(*PauseStep)(nil),                  // 26: cutover.v1.PauseStep
+	(*RolloutStatus)(nil),              // 27: cutover.v1.RolloutStatus
+	(*TimelineEvent)(nil),              // 28: cutover.v1.TimelineEvent
+	(*ClusterProgress)(nil),            // 29: cutover.v1.ClusterProgress
+	(*ApplyRolloutRequest)(nil),        // 30: cutover.v1.ApplyRolloutRequest
+	(*ApplyRolloutResponse)(nil),       // 31: cutover.v1.ApplyRolloutResponse
+	(*GetRolloutRequest)(nil),          // 32: cutover.v1.GetRolloutRequest
+	(*GetRolloutResponse)(nil),         // 33: cutover.v1.GetRolloutResponse
+	(*ListRolloutsRequest)(nil),        // 34: cutover.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),       // 35: cutover.v1.ListRolloutsResponse
+	(*WatchRolloutRequest)(nil),        // 36: cutover.v1.WatchRolloutRequest
+	(*WatchRolloutResponse)(nil),       // 37: cutover.v1.WatchRolloutResponse
+	(*PromoteRolloutRequest)(nil),      // 38: cutover.v1.PromoteRolloutRequest
+	(*PromoteRolloutResponse)(nil),     // 39: cutover.v1.PromoteRolloutResponse
+	(*AbortRolloutRequest)(nil),        // 40: cutover.v1.AbortRolloutRequest
+	(*AbortRolloutResponse)(nil),       // 41: cutover.v1.AbortRolloutResponse
+	(*PauseRolloutRequest)(nil),        // 42: cutover.v1.PauseRolloutRequest
+	(*PauseRolloutResponse)(nil),       // 43: cutover.v1.PauseRolloutResponse
+	(*ResumeRolloutRequest)(nil),       // 44: cutover.v1.ResumeRolloutRequest
+	(*ResumeRolloutResponse)(nil),      // 45: cutover.v1.ResumeRolloutResponse
+	(*RetryRolloutRequest)(nil),        // 46: cutover.v1.RetryRolloutRequest
+	(*RetryRolloutResponse)(nil),       // 47: cutover.v1.RetryRolloutResponse
+	(*UndoRolloutRequest)(nil),         // 48: cutover.v1.UndoRolloutRequest
+	(*UndoRolloutResponse)(nil),        // 49: cutover.v1.UndoRolloutResponse
+	(*ListRolloutHistoryRequest)(nil),  // 50: cutover.v1.ListRolloutHistoryRequest
+	(*ListRolloutHistoryResponse)(nil), // 51: cutover.v1.ListRolloutHistoryResponse
+	(*ObservedRevision)(nil),           // 52: cutover.v1.ObservedRevision
+	nil,                                // 53: cutover.v1.MetricSelector.LabelsEntry
+	nil,                                // 54: cutover.v1.Revision.EnvEntry
+	nil,                                // 55: cutover.v1.Endpoint.ListenOverridesEntry
+	nil,                                // 56: cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
+	nil,                                // 57: cutover.v1.ObservedRevision.StatusCodesEntry
+	(*timestamppb.Timestamp)(nil),      // 58: google.protobuf.Timestamp
 }
 var file_cutover_v1_rollout_proto_depIdxs = []int32{
 	6,  // 0: cutover.v1.Rollout.spec:type_name -> cutover.v1.RolloutSpec
-	23, // 1: cutover.v1.Rollout.status:type_name -> cutover.v1.RolloutStatus
-	53, // 2: cutover.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	53, // 3: cutover.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
-	9,  // 4: cutover.v1.RolloutSpec.revision:type_name -> cutover.v1.Revision
-	10, // 5: cutover.v1.RolloutSpec.endpoint:type_name -> cutover.v1.Endpoint
-	11, // 6: cutover.v1.RolloutSpec.targets:type_name -> cutover.v1.Targets
-	13, // 7: cutover.v1.RolloutSpec.strategy:type_name -> cutover.v1.Strategy
-	7,  // 8: cutover.v1.RolloutSpec.gates:type_name -> cutover.v1.Gate
-	8,  // 9: cutover.v1.Gate.judge:type_name -> cutover.v1.Judge
-	49, // 10: cutover.v1.Revision.env:type_name -> cutover.v1.Revision.EnvEntry
-	50, // 11: cutover.v1.Endpoint.listen_overrides:type_name -> cutover.v1.Endpoint.ListenOverridesEntry
-	12, // 12: cutover.v1.Targets.waves:type_name -> cutover.v1.Wave
-	17, // 13: cutover.v1.Strategy.canary:type_name -> cutover.v1.CanaryStrategy
-	16, // 14: cutover.v1.Strategy.blue_green:type_name -> cutover.v1.BlueGreenStrategy
-	14, // 15: cutover.v1.Strategy.rolling:type_name -> cutover.v1.RollingStrategy
-	15, // 16: cutover.v1.Strategy.shadow:type_name -> cutover.v1.ShadowStrategy
-	51, // 17: cutover.v1.BlueGreenStrategy.preview_listen_overrides:type_name -> cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
-	19, // 18: cutover.v1.BlueGreenStrategy.pre_promotion_analysis:type_name -> cutover.v1.AnalysisStep
-	18, // 19: cutover.v1.CanaryStrategy.steps:type_name -> cutover.v1.CanaryStep
-	22, // 20: cutover.v1.CanaryStep.pause:type_name -> cutover.v1.PauseStep
-	21, // 21: cutover.v1.CanaryStep.set_header_route:type_name -> cutover.v1.HeaderRoute
-	20, // 22: cutover.v1.CanaryStep.set_canary_scale:type_name -> cutover.v1.SetCanaryScale
-	19, // 23: cutover.v1.CanaryStep.analysis:type_name -> cutover.v1.AnalysisStep
-	0,  // 24: cutover.v1.RolloutStatus.phase:type_name -> cutover.v1.RolloutPhase
-	1,  // 25: cutover.v1.RolloutStatus.pause_reason:type_name -> cutover.v1.PauseReason
-	53, // 26: cutover.v1.RolloutStatus.step_start_time:type_name -> google.protobuf.Timestamp
-	25, // 27: cutover.v1.RolloutStatus.clusters:type_name -> cutover.v1.ClusterProgress
-	53, // 28: cutover.v1.RolloutStatus.start_time:type_name -> google.protobuf.Timestamp
-	53, // 29: cutover.v1.RolloutStatus.end_time:type_name -> google.protobuf.Timestamp
-	24, // 30: cutover.v1.RolloutStatus.timeline:type_name -> cutover.v1.TimelineEvent
-	53, // 31: cutover.v1.RolloutStatus.bake_until:type_name -> google.protobuf.Timestamp
-	53, // 32: cutover.v1.TimelineEvent.time:type_name -> google.protobuf.Timestamp
-	3,  // 33: cutover.v1.TimelineEvent.type:type_name -> cutover.v1.TimelineEventType
-	2,  // 34: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
-	9,  // 35: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
-	48, // 36: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
-	9,  // 37: cutover.v1.ClusterProgress.previous_revision:type_name -> cutover.v1.Revision
-	53, // 38: cutover.v1.ClusterProgress.scale_down_time:type_name -> google.protobuf.Timestamp
-	21, // 39: cutover.v1.ClusterProgress.header_route:type_name -> cutover.v1.HeaderRoute
-	5,  // 40: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 41: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 42: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
-	5,  // 43: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 44: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 45: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 46: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 47: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 48: cutover.v1.RetryRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 49: cutover.v1.UndoRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 50: cutover.v1.ListRolloutHistoryResponse.rollouts:type_name -> cutover.v1.Rollout
-	4,  // 51: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
-	52, // 52: cutover.v1.ObservedRevision.status_codes:type_name -> cutover.v1.ObservedRevision.StatusCodesEntry
-	26, // 53: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
-	28, // 54: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
-	30, // 55: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
-	32, // 56: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
-	34, // 57: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
-	36, // 58: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
-	38, // 59: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
-	40, // 60: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
-	42, // 61: cutover.v1.RolloutService.RetryRollout:input_type -> cutover.v1.RetryRolloutRequest
-	44, // 62: cutover.v1.RolloutService.UndoRollout:input_type -> cutover.v1.UndoRolloutRequest
-	46, // 63: cutover.v1.RolloutService.ListRolloutHistory:input_type -> cutover.v1.ListRolloutHistoryRequest
-	27, // 64: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
-	29, // 65: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
-	31, // 66: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
-	33, // 67: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
-	35, // 68: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
-	37, // 69: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
-	39, // 70: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
-	41, // 71: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
-	43, // 72: cutover.v1.RolloutService.RetryRollout:output_type -> cutover.v1.RetryRolloutResponse
-	45, // 73: cutover.v1.RolloutService.UndoRollout:output_type -> cutover.v1.UndoRolloutResponse
-	47, // 74: cutover.v1.RolloutService.ListRolloutHistory:output_type -> cutover.v1.ListRolloutHistoryResponse
-	64, // [64:75] is the sub-list for method output_type
-	53, // [53:64] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	27, // 1: cutover.v1.Rollout.status:type_name -> cutover.v1.RolloutStatus
+	58, // 2: cutover.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	58, // 3: cutover.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	13, // 4: cutover.v1.RolloutSpec.revision:type_name -> cutover.v1.Revision
+	14, // 5: cutover.v1.RolloutSpec.endpoint:type_name -> cutover.v1.Endpoint
+	15, // 6: cutover.v1.RolloutSpec.targets:type_name -> cutover.v1.Targets
+	17, // 7: cutover.v1.RolloutSpec.strategy:type_name -> cutover.v1.Strategy
+	11, // 8: cutover.v1.RolloutSpec.gates:type_name -> cutover.v1.Gate
+	7,  // 9: cutover.v1.RolloutSpec.metrics:type_name -> cutover.v1.MetricsSource
+	8,  // 10: cutover.v1.MetricsSource.prometheus:type_name -> cutover.v1.PrometheusSource
+	9,  // 11: cutover.v1.MetricsSource.scrape:type_name -> cutover.v1.ScrapeSource
+	10, // 12: cutover.v1.ScrapeSource.requests:type_name -> cutover.v1.MetricSelector
+	10, // 13: cutover.v1.ScrapeSource.errors:type_name -> cutover.v1.MetricSelector
+	10, // 14: cutover.v1.ScrapeSource.latency:type_name -> cutover.v1.MetricSelector
+	53, // 15: cutover.v1.MetricSelector.labels:type_name -> cutover.v1.MetricSelector.LabelsEntry
+	12, // 16: cutover.v1.Gate.judge:type_name -> cutover.v1.Judge
+	54, // 17: cutover.v1.Revision.env:type_name -> cutover.v1.Revision.EnvEntry
+	55, // 18: cutover.v1.Endpoint.listen_overrides:type_name -> cutover.v1.Endpoint.ListenOverridesEntry
+	16, // 19: cutover.v1.Targets.waves:type_name -> cutover.v1.Wave
+	21, // 20: cutover.v1.Strategy.canary:type_name -> cutover.v1.CanaryStrategy
+	20, // 21: cutover.v1.Strategy.blue_green:type_name -> cutover.v1.BlueGreenStrategy
+	18, // 22: cutover.v1.Strategy.rolling:type_name -> cutover.v1.RollingStrategy
+	19, // 23: cutover.v1.Strategy.shadow:type_name -> cutover.v1.ShadowStrategy
+	56, // 24: cutover.v1.BlueGreenStrategy.preview_listen_overrides:type_name -> cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
+	23, // 25: cutover.v1.BlueGreenStrategy.pre_promotion_analysis:type_name -> cutover.v1.AnalysisStep
+	22, // 26: cutover.v1.CanaryStrategy.steps:type_name -> cutover.v1.CanaryStep
+	26, // 27: cutover.v1.CanaryStep.pause:type_name -> cutover.v1.PauseStep
+	25, // 28: cutover.v1.CanaryStep.set_header_route:type_name -> cutover.v1.HeaderRoute
+	24, // 29: cutover.v1.CanaryStep.set_canary_scale:type_name -> cutover.v1.SetCanaryScale
+	23, // 30: cutover.v1.CanaryStep.analysis:type_name -> cutover.v1.AnalysisStep
+	0,  // 31: cutover.v1.RolloutStatus.phase:type_name -> cutover.v1.RolloutPhase
+	1,  // 32: cutover.v1.RolloutStatus.pause_reason:type_name -> cutover.v1.PauseReason
+	58, // 33: cutover.v1.RolloutStatus.step_start_time:type_name -> google.protobuf.Timestamp
+	29, // 34: cutover.v1.RolloutStatus.clusters:type_name -> cutover.v1.ClusterProgress
+	58, // 35: cutover.v1.RolloutStatus.start_time:type_name -> google.protobuf.Timestamp
+	58, // 36: cutover.v1.RolloutStatus.end_time:type_name -> google.protobuf.Timestamp
+	28, // 37: cutover.v1.RolloutStatus.timeline:type_name -> cutover.v1.TimelineEvent
+	58, // 38: cutover.v1.RolloutStatus.bake_until:type_name -> google.protobuf.Timestamp
+	58, // 39: cutover.v1.TimelineEvent.time:type_name -> google.protobuf.Timestamp
+	3,  // 40: cutover.v1.TimelineEvent.type:type_name -> cutover.v1.TimelineEventType
+	2,  // 41: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
+	13, // 42: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
+	52, // 43: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
+	13, // 44: cutover.v1.ClusterProgress.previous_revision:type_name -> cutover.v1.Revision
+	58, // 45: cutover.v1.ClusterProgress.scale_down_time:type_name -> google.protobuf.Timestamp
+	25, // 46: cutover.v1.ClusterProgress.header_route:type_name -> cutover.v1.HeaderRoute
+	5,  // 47: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 48: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 49: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
+	5,  // 50: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 51: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 52: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 53: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 54: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 55: cutover.v1.RetryRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 56: cutover.v1.UndoRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 57: cutover.v1.ListRolloutHistoryResponse.rollouts:type_name -> cutover.v1.Rollout
+	4,  // 58: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
+	57, // 59: cutover.v1.ObservedRevision.status_codes:type_name -> cutover.v1.ObservedRevision.StatusCodesEntry
+	30, // 60: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
+	32, // 61: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
+	34, // 62: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
+	36, // 63: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
+	38, // 64: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
+	40, // 65: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
+	42, // 66: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
+	44, // 67: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
+	46, // 68: cutover.v1.RolloutService.RetryRollout:input_type -> cutover.v1.RetryRolloutRequest
+	48, // 69: cutover.v1.RolloutService.UndoRollout:input_type -> cutover.v1.UndoRolloutRequest
+	50, // 70: cutover.v1.RolloutService.ListRolloutHistory:input_type -> cutover.v1.ListRolloutHistoryRequest
+	31, // 71: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
+	33, // 72: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
+	35, // 73: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
+	37, // 74: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
+	39, // 75: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
+	41, // 76: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
+	43, // 77: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
+	45, // 78: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
+	47, // 79: cutover.v1.RolloutService.RetryRollout:output_type -> cutover.v1.RetryRolloutResponse
+	49, // 80: cutover.v1.RolloutService.UndoRollout:output_type -> cutover.v1.UndoRolloutResponse
+	51, // 81: cutover.v1.RolloutService.ListRolloutHistory:output_type -> cutover.v1.ListRolloutHistoryResponse
+	71, // [71:82] is the sub-list for method output_type
+	60, // [60:71] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_cutover_v1_rollout_proto_init() }
@@ -3780,13 +4112,13 @@ func file_cutover_v1_rollout_proto_init() {
 	if File_cutover_v1_rollout_proto != nil {
 		return
 	}
-	file_cutover_v1_rollout_proto_msgTypes[8].OneofWrappers = []any{
+	file_cutover_v1_rollout_proto_msgTypes[12].OneofWrappers = []any{
 		(*Strategy_Canary)(nil),
 		(*Strategy_BlueGreen)(nil),
 		(*Strategy_Rolling)(nil),
 		(*Strategy_Shadow)(nil),
 	}
-	file_cutover_v1_rollout_proto_msgTypes[13].OneofWrappers = []any{
+	file_cutover_v1_rollout_proto_msgTypes[17].OneofWrappers = []any{
 		(*CanaryStep_SetWeight)(nil),
 		(*CanaryStep_Pause)(nil),
 		(*CanaryStep_SetHeaderRoute)(nil),
@@ -3799,7 +4131,7 @@ func file_cutover_v1_rollout_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cutover_v1_rollout_proto_rawDesc), len(file_cutover_v1_rollout_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   48,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
