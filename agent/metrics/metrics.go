@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -65,6 +66,9 @@ func newTotals() *totals {
 // baseline: what it counted before the source saw it is not new traffic.
 func (t *totals) add(r reading, first bool) {
 	key := r.revision + "\x00" + string(rune('0'+r.kind)) + "\x00" + r.id
+	if r.kind == kindBucket {
+		key += "\x00" + strconv.FormatFloat(r.le, 'g', -1, 64)
+	}
 	prev, seen := t.last[key]
 	t.last[key] = r.value
 	if !seen && first {
@@ -115,7 +119,7 @@ func (t *totals) counters() map[string]Counters {
 			} else {
 				top = le
 			}
-			i := histogram.Index(uint64(at * 1e6))
+			i := histogram.Index(uint64(math.Round(at * 1e6)))
 			c.Latency.Counts[i] += uint64(n)
 			c.Latency.Total += uint64(n)
 		}

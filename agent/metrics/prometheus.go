@@ -22,8 +22,8 @@ import (
 // queries, one per revision and counter.
 type Prometheus struct {
 	poller
-	api                      promv1.API
-	app                      string
+	api                       promv1.API
+	app                       string
 	requests, errors, latency string
 
 	mu        sync.Mutex

@@ -184,9 +184,9 @@ func (s *Scrape) readings(rev, addr string, fams map[string]*dto.MetricFamily) [
 				if math.IsInf(b.GetUpperBound(), 1) {
 					continue // the sample count below
 				}
-				out = append(out, reading{revision: rev, kind: kindBucket, id: id + fmt.Sprint(b.GetUpperBound()), le: b.GetUpperBound(), value: float64(b.GetCumulativeCount())})
+				out = append(out, reading{revision: rev, kind: kindBucket, id: id, le: b.GetUpperBound(), value: float64(b.GetCumulativeCount())})
 			}
-			out = append(out, reading{revision: rev, kind: kindBucket, id: id + "+Inf", le: math.Inf(1), value: float64(h.GetSampleCount())})
+			out = append(out, reading{revision: rev, kind: kindBucket, id: id, le: math.Inf(1), value: float64(h.GetSampleCount())})
 		}
 	}
 	return out

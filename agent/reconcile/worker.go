@@ -65,7 +65,7 @@ type worker struct {
 	source        *source                     // the metrics source, unless it is the proxy
 	sourceErr     string                      // why the source could not start
 	prometheusURL string                      // the agent's default Prometheus
-	seq         uint64                    // sequence of this app's samples
+	seq           uint64                      // sequence of this app's samples
 
 	connected    *atomic.Bool                   // the control plane is reachable
 	recent       map[string][]*cutoverv1.Sample // per revision, for the local guard

@@ -26,6 +26,12 @@ type Config struct {
 	ErrorRate float64
 	// Latency is added to every application request. Zero adds none.
 	Latency time.Duration
+	// Jitter adds noise on top of Latency: a random delay, exponentially
+	// distributed with this mean (capped at ten times it), per request.
+	Jitter time.Duration
+	// MetricsListen, when set, is a second address serving only /metrics,
+	// as apps with a separate admin port do.
+	MetricsListen string
 	// ReadyDelay is how long after New /healthz answers 503.
 	ReadyDelay time.Duration
 	// ReadyFile, when set, makes /healthz answer 503 while no file exists
@@ -47,6 +53,9 @@ func (c Config) validate() error {
 	}
 	if c.Latency < 0 {
 		errs = append(errs, fmt.Errorf("--latency must not be negative, got %v", c.Latency))
+	}
+	if c.Jitter < 0 {
+		errs = append(errs, fmt.Errorf("--jitter must not be negative, got %v", c.Jitter))
 	}
 	if c.ReadyDelay < 0 {
 		errs = append(errs, fmt.Errorf("--ready-delay must not be negative, got %v", c.ReadyDelay))
@@ -112,6 +121,13 @@ func (a *App) Handler() http.Handler {
 	return mux
 }
 
+// MetricsHandler serves /metrics only.
+func (a *App) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(a.registry, promhttp.HandlerOpts{}))
+	return mux
+}
+
 func (a *App) serveHealthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if a.cfg.ReadyFile != "" {
@@ -131,8 +147,12 @@ func (a *App) serveHealthz(w http.ResponseWriter, _ *http.Request) {
 
 func (a *App) serveApp(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if a.cfg.Latency > 0 {
-		t := time.NewTimer(a.cfg.Latency)
+	delay := a.cfg.Latency
+	if a.cfg.Jitter > 0 {
+		delay += min(time.Duration(rand.ExpFloat64()*float64(a.cfg.Jitter)), 10*a.cfg.Jitter)
+	}
+	if delay > 0 {
+		t := time.NewTimer(delay)
 		defer t.Stop()
 		select {
 		case <-t.C:

@@ -57,7 +57,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	logger.Info("listening", "version", cfg.Version, "addr", ln.Addr().String())
-	return serve(ctx, ln, app.Handler(), logger)
+	if cfg.MetricsListen == "" {
+		return serve(ctx, ln, app.Handler(), logger)
+	}
+	mln, err := net.Listen("tcp", cfg.MetricsListen)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("--metrics-listen: %w", err)
+	}
+	metricsDone := make(chan error, 1)
+	go func() { metricsDone <- serve(ctx, mln, app.MetricsHandler(), logger) }()
+	err = serve(ctx, ln, app.Handler(), logger)
+	return errors.Join(err, <-metricsDone)
 }
 
 // parseFlags reads the command line; New validates the values. The default listen address follows
@@ -76,6 +87,8 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (Co
 	fs.StringVar(&listen, "listen", defaultListen, "address to listen on (default follows $PORT)")
 	fs.Float64Var(&cfg.ErrorRate, "error-rate", 0, "fraction `0..1` of application requests answered 500")
 	fs.DurationVar(&cfg.Latency, "latency", 0, "delay added to every application request")
+	fs.DurationVar(&cfg.Jitter, "jitter", 0, "mean of a random, exponentially distributed delay added to every application request")
+	fs.StringVar(&cfg.MetricsListen, "metrics-listen", "", "also serve /metrics on this address, e.g. 127.0.0.1:9100")
 	fs.DurationVar(&cfg.ReadyDelay, "ready-delay", 0, "time during which /healthz answers 503")
 	fs.StringVar(&cfg.ReadyFile, "ready-file", "", "answer 503 on /healthz while no file exists at this path")
 	fs.StringVar(&cfg.ErrorFile, "error-file", "", "answer 500 to every request while a file exists at this path")

@@ -20,6 +20,10 @@ type twoRegions struct {
 	listen map[string]string
 	client *http.Client
 	id     string // marks this test's app processes in their environment
+	// metrics is spec.metrics of every app rendered (YAML flow style).
+	metrics string
+	// args are demo-app flags of every revision, e.g. its noise.
+	args []string
 }
 
 var regions = []harness.Region{{Cluster: "us-east", Region: "us-east"}, {Cluster: "eu-west", Region: "eu-west"}}
@@ -52,6 +56,8 @@ func (f *twoRegions) app(rev string, steps ...string) harness.App {
 		WaveNames: []string{"us-east", "eu-west"},
 		Listen:    f.listen,
 		Steps:     steps,
+		Metrics:   f.metrics,
+		ExtraArgs: f.args,
 	}
 }
 

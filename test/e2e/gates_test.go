@@ -37,7 +37,7 @@ func (f *twoRegions) gated(ctx context.Context, gates []string, extra ...string)
 	stop := f.hammer(ctx, "us-east")
 	defer stop()
 	a := f.app("v2", "setWeight: 50", "pause: {duration: 4s}")
-	a.ExtraArgs = extra
+	a.ExtraArgs = append(a.ExtraArgs, extra...)
 	a.Gates = gates
 	if _, err := f.env.Apply(ctx, a.Manifest()); err != nil {
 		f.t.Fatal(err)
@@ -78,11 +78,14 @@ func TestGateAbortsASlowerCanary(t *testing.T) {
 // (threshold and judge) and moves on to the next wave.
 func TestGatePassesAHealthyCanary(t *testing.T) {
 	f := newTwoRegions(t)
+	f.args = []string{"--jitter", "300us"} // v1 and v2 alike
 	ctx := f.ctx()
 	start := time.Now()
 	r := f.gated(ctx, []string{
 		"name: errors, metric: errorRate, condition: '<= 0.01', window: 1s, minSamples: 100",
 		"name: judge, metric: latency, judge: {confidence: 0.99, minEffect: 0.1}, window: 1s, minSamples: 50",
+		"name: p99, metric: latencyP99, condition: '<= 1.5x stable', window: 1s, minSamples: 100, failureLimit: 3",
+		"name: throughput, metric: throughput, condition: '>= 0.8x stable', window: 1s, minSamples: 100, failureLimit: 3",
 	})
 	if r.GetStatus().GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED || r.GetStatus().GetCurrentWave() != 1 {
 		t.Fatalf("a healthy canary ended %s at wave %d: %s", r.GetStatus().GetPhase(), r.GetStatus().GetCurrentWave(), r.GetStatus().GetMessage())

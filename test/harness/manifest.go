@@ -35,6 +35,9 @@ type App struct {
 	// Rolling or Shadow, when set, replace the canary strategy.
 	Rolling *Rolling
 	Shadow  *Shadow
+	// Metrics, when set, is spec.metrics in YAML flow style, e.g.
+	// "provider: scrape, scrape: {requests: {name: x}}".
+	Metrics string
 }
 
 // Rolling is a rolling strategy.
@@ -113,6 +116,9 @@ func (a App) Manifest() string {
 	}
 	if a.ProgressDeadline != "" {
 		w("  progressDeadline: %s", a.ProgressDeadline)
+	}
+	if a.Metrics != "" {
+		w("  metrics: {%s}", a.Metrics)
 	}
 	if len(a.Gates) > 0 {
 		w("  gates:")
