@@ -22,6 +22,8 @@ PROTOC_GEN_GO_GRPC := $(TOOLS_DIR)/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSI
 PROTOC_GEN_GATEWAY := $(TOOLS_DIR)/grpc-gateway@$(GRPC_GATEWAY_VERSION)/protoc-gen-grpc-gateway
 PROTOC_GEN_OPENAPI := $(TOOLS_DIR)/grpc-gateway@$(GRPC_GATEWAY_VERSION)/protoc-gen-openapiv2
 STATICCHECK        := $(TOOLS_DIR)/staticcheck@$(STATICCHECK_VERSION)/staticcheck
+# Debian's Prometheus server, for the tests of the Prometheus metrics source.
+PROMETHEUS         := /usr/bin/prometheus
 PLUGINS            := $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) $(PROTOC_GEN_GATEWAY) $(PROTOC_GEN_OPENAPI)
 PLUGIN_PATH        := $(subst $(eval) ,:,$(sort $(dir $(PLUGINS))))
 
@@ -45,6 +47,9 @@ $(PROTOC_GEN_OPENAPI):
 	GOBIN=$(@D) $(GO) install github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@$(GRPC_GATEWAY_VERSION)
 $(STATICCHECK):
 	GOBIN=$(@D) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+$(PROMETHEUS):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
 
 .PHONY: tools
 tools: $(BUF) $(PLUGINS) $(STATICCHECK) ## install the pinned tools
@@ -69,8 +74,8 @@ demo: build ## run a canary rollout v1 -> v2 across two regions on this machine
 	$(BIN_DIR)/cutover-demo --bin $(BIN_DIR)
 
 .PHONY: test
-test: build ## run every test with the race detector
-	CUTOVER_BIN=$(BIN_DIR) $(GO) test -race -count=1 -timeout 15m ./...
+test: build $(PROMETHEUS) ## run every test with the race detector
+	CUTOVER_BIN=$(BIN_DIR) CUTOVER_PROMETHEUS=$(PROMETHEUS) $(GO) test -race -count=1 -timeout 15m ./...
 
 .PHONY: bench
 bench: ## benchmarks, one "name value unit" line per figure

@@ -109,3 +109,35 @@ func BenchmarkEvaluateWindow(b *testing.B) {
 		}
 	}
 }
+
+// Relative throughput compares rates per traffic share: a canary at 20%
+// serving a quarter of stable's 80% rate is on par; one serving half of
+// that is not; without a share it is inconclusive.
+func TestThroughputRelativeToStableIsPerShare(t *testing.T) {
+	cond, err := gate.Parse("throughput", ">= 0.8x stable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample := func(requests int64, weight int32) *cutoverv1.Sample {
+		return &cutoverv1.Sample{Requests: requests, IntervalMicros: 1e6, Weight: weight}
+	}
+	window := func(s *cutoverv1.Sample) *gate.Window {
+		var w gate.Window
+		w.Add(s)
+		return &w
+	}
+	stable := window(sample(800, 80))
+	if v, ev := gate.Evaluate("throughput", cond, 100, window(sample(200, 20)), stable); v != gate.Pass {
+		t.Errorf("canary on par per share: %v %s", v, ev)
+	}
+	if v, ev := gate.Evaluate("throughput", cond, 100, window(sample(100, 20)), stable); v != gate.Fail || ev.Canary != 500 || ev.Stable != 1000 {
+		t.Errorf("canary at half the rate per share: %v %s, want Fail at 500/s vs 1000/s", v, ev)
+	}
+	if v, _ := gate.Evaluate("throughput", cond, 100, window(sample(200, 0)), stable); v != gate.Inconclusive {
+		t.Errorf("canary without a share: %v, want Inconclusive", v)
+	}
+	abs, _ := gate.Parse("throughput", ">= 900/s")
+	if v, _ := gate.Evaluate("throughput", abs, 100, window(sample(200, 20)), stable); v != gate.Fail {
+		t.Errorf("absolute throughput uses the raw rate: %v, want Fail at 200/s", v)
+	}
+}

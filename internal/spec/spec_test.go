@@ -545,3 +545,48 @@ func TestJudgeGateValidation(t *testing.T) {
 		t.Errorf("a valid judge gate was refused: %v", err)
 	}
 }
+
+func TestMetricsSourceValidation(t *testing.T) {
+	gates := []*cutoverv1.Gate{{Metric: "errorRate", Condition: "<= 0.01"}, {Metric: "latencyP99", Condition: "<= 1.1x stable"}}
+	for _, tt := range []struct {
+		name string
+		m    *cutoverv1.MetricsSource
+		want []string
+	}{
+		{"unknown provider", &cutoverv1.MetricsSource{Provider: "datadog"},
+			[]string{`spec.metrics.provider: must be "proxy", "prometheus" or "scrape", got "datadog"`}},
+		{"prometheus without settings", &cutoverv1.MetricsSource{Provider: "prometheus"},
+			[]string{`spec.metrics.prometheus: is required with provider "prometheus"`}},
+		{"prometheus queries", &cutoverv1.MetricsSource{Provider: "prometheus", Interval: "1ms", Prometheus: &cutoverv1.PrometheusSource{
+			Address: "127.0.0.1:9090", Requests: "http_requests_total"}}, []string{
+			`spec.metrics.interval: must be a duration of at least 10ms, like "250ms", got "1ms"`,
+			`spec.metrics.prometheus.address: want an http or https URL, got "127.0.0.1:9090"`,
+			`spec.metrics.prometheus.requests: must select one revision's series with {{revision}}, got "http_requests_total"`,
+			`spec.metrics.prometheus.errors: is required (a gate needs it)`,
+			`spec.metrics.prometheus.latency: is required (a gate needs it)`,
+		}},
+		{"scrape selectors", &cutoverv1.MetricsSource{Provider: "scrape", Scrape: &cutoverv1.ScrapeSource{
+			Path: "metrics", Errors: &cutoverv1.MetricSelector{Name: "e", Labels: map[string]string{"code": "5(("}}}}, []string{
+			`spec.metrics.scrape.path: must start with /, got "metrics"`,
+			`spec.metrics.scrape.requests.name: is required (a gate needs it)`,
+			`spec.metrics.scrape.errors.labels.code: not a regular expression`,
+			`spec.metrics.scrape.latency.name: is required (a gate needs it)`,
+		}},
+		{"proxy with settings", &cutoverv1.MetricsSource{Scrape: &cutoverv1.ScrapeSource{}},
+			[]string{`spec.metrics.provider: is "proxy": set it to "prometheus" or "scrape" to use the settings given`}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := spec.Validate(&cutoverv1.RolloutSpec{Gates: gates, Metrics: tt.m})
+			for _, want := range tt.want {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("Validate: %v\nwant it to contain %q", err, want)
+				}
+			}
+		})
+	}
+	good := &cutoverv1.MetricsSource{Provider: "prometheus", Prometheus: &cutoverv1.PrometheusSource{
+		Address: "http://127.0.0.1:9090", Requests: `r{revision="{{revision}}"}`, Errors: `e{revision="{{revision}}"}`, Latency: `l_bucket{revision="{{revision}}"}`}}
+	if err := spec.Validate(&cutoverv1.RolloutSpec{Gates: gates, Metrics: good}); err != nil && strings.Contains(err.Error(), "spec.metrics") {
+		t.Errorf("a valid source was refused: %v", err)
+	}
+}
