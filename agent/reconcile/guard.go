@@ -29,6 +29,9 @@ func (w *worker) guard() {
 		return
 	}
 	canary, stable := w.trackName(cutoverv1.Track_TRACK_CANARY), w.trackName(cutoverv1.Track_TRACK_STABLE)
+	if canary == "" { // a shadow is judged on its mirrored copies
+		canary = w.trackName(cutoverv1.Track_TRACK_SHADOW)
+	}
 	if canary == "" || stable == "" {
 		return
 	}
@@ -42,8 +45,9 @@ func (w *worker) guard() {
 	}
 	for i, c := range w.guardGates {
 		g, d := c.Gate, c.Window
-		gate.Recent(&w.scratch[0], w.recent[canary], d)
-		gate.Recent(&w.scratch[1], w.recent[stable], d)
+		after := gate.Judgeable(w.recent[canary], c.Warmup)
+		gate.Recent(&w.scratch[0], w.recent[canary], d, after)
+		gate.Recent(&w.scratch[1], w.recent[stable], d, after)
 		verdict, ev := c.Check(&w.scratch[0], &w.scratch[1])
 		switch verdict {
 		case gate.Pass:

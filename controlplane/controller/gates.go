@@ -90,9 +90,11 @@ func (c *Controller) evaluate(ctx context.Context, r *cutoverv1.Rollout, cluster
 	canary, stable := c.gates.windows.Get().(*gate.Window), c.gates.windows.Get().(*gate.Window)
 	defer c.gates.windows.Put(canary)
 	defer c.gates.windows.Put(stable)
+	newKey := seriesKey{cluster, r.GetName(), r.GetSpec().GetRevision().GetName()}
 	for i, g := range c.gates.compile(r) {
-		c.gates.window(canary, seriesKey{cluster, r.GetName(), r.GetSpec().GetRevision().GetName()}, g.Window)
-		c.gates.window(stable, seriesKey{cluster, r.GetName(), cp.GetStableRevision().GetName()}, g.Window)
+		after := c.gates.judgeable(newKey, g.Warmup)
+		c.gates.window(canary, newKey, g.Window, after)
+		c.gates.window(stable, seriesKey{cluster, r.GetName(), cp.GetStableRevision().GetName()}, g.Window, after)
 		verdict, ev := g.Check(canary, stable)
 		key := failureKey{r.GetName(), st.GetRolloutNumber(), i, cluster}
 		if act := c.gates.count(key, verdict, max(g.Gate.GetFailureLimit(), 1)); act {
@@ -159,9 +161,17 @@ func (c *Controller) act(ctx context.Context, name string, g *cutoverv1.Gate, cl
 	}()
 }
 
-// window sets w to a series' samples that end within d of its newest one.
-func (g *gates) window(w *gate.Window, k seriesKey, d time.Duration) {
+// window sets w to a series' samples that end within d of its newest one
+// and after after.
+func (g *gates) window(w *gate.Window, k seriesKey, d time.Duration, after time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	gate.Recent(w, g.series[k], d)
+	gate.Recent(w, g.series[k], d, after)
+}
+
+// judgeable is when a gate with warmup may judge the new revision's series.
+func (g *gates) judgeable(k seriesKey, warmup time.Duration) time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return gate.Judgeable(g.series[k], warmup)
 }

@@ -212,6 +212,7 @@ type Compiled struct {
 	Gate   *cutoverv1.Gate
 	cond   Condition
 	Window time.Duration
+	Warmup time.Duration
 }
 
 // Compile parses a gate.
@@ -219,6 +220,9 @@ func Compile(g *cutoverv1.Gate) (*Compiled, error) {
 	c := &Compiled{Gate: g, Window: DefaultWindow}
 	if d, err := time.ParseDuration(g.GetWindow()); err == nil && d > 0 {
 		c.Window = d
+	}
+	if d, err := time.ParseDuration(g.GetWarmup()); err == nil && d > 0 {
+		c.Warmup = d
 	}
 	if g.GetJudge() != nil {
 		return c, nil
@@ -254,18 +258,44 @@ func Describe(g *cutoverv1.Gate) string {
 }
 
 // Recent sets w to the samples (oldest first) that end within d of the
-// newest one, reusing w's storage. Windows are timed by the samples' own
-// clock, so skew between an agent and the control plane does not matter.
-func Recent(w *Window, samples []*cutoverv1.Sample, d time.Duration) {
+// newest one and after the time after, reusing w's storage. Windows are
+// timed by the samples' own clock, so skew between an agent and the
+// control plane does not matter.
+func Recent(w *Window, samples []*cutoverv1.Sample, d time.Duration, after time.Time) {
 	*w = Window{}
 	if len(samples) == 0 {
 		return
 	}
 	newest := samples[len(samples)-1].GetEndTime().AsTime()
 	for i := len(samples) - 1; i >= 0; i-- {
-		if newest.Sub(samples[i].GetEndTime().AsTime()) >= d {
+		end := samples[i].GetEndTime().AsTime()
+		if newest.Sub(end) >= d || !end.After(after) {
 			break
 		}
 		w.Add(samples[i])
 	}
+}
+
+// maxGap is the longest pause between two samples of a series that still
+// counts as continuous traffic.
+const maxGap = time.Second
+
+// Judgeable returns when a gate with warmup may start judging a series
+// (oldest first): warmup after its latest traffic shift, the start of the
+// newest run of samples with the same weight and no gap over maxGap. The
+// zero time when warmup is 0.
+func Judgeable(samples []*cutoverv1.Sample, warmup time.Duration) time.Time {
+	if warmup <= 0 || len(samples) == 0 {
+		return time.Time{}
+	}
+	i := len(samples) - 1
+	weight := samples[i].GetWeight()
+	for ; i > 0; i-- {
+		prev, cur := samples[i-1], samples[i]
+		if prev.GetWeight() != weight || cur.GetEndTime().AsTime().Sub(prev.GetEndTime().AsTime()) > maxGap {
+			break
+		}
+	}
+	start := samples[i].GetEndTime().AsTime().Add(-time.Duration(samples[i].GetIntervalMicros()) * time.Microsecond)
+	return start.Add(warmup)
 }

@@ -160,3 +160,24 @@ func untimedPauses(s *cutoverv1.RolloutSpec) int {
 	}
 	return n
 }
+
+// The seed's thresholds are gates in the trading and banking examples.
+func TestExampleSeedThresholds(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want []string // "metric condition severity"
+	}{
+		{"trading-canary.yaml", []string{"latencyP99 <= stable + 5us warning", "latencyP99 <= stable + 50us critical", "throughput >= 0.8x stable critical", "errorRate <= 0.1% critical"}},
+		{"banking-canary.yaml", []string{"throughput >= 0.8x stable critical", "latencyP99 <= 1.5x stable critical", "errorRate <= 0.1% critical"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			var got []string
+			for _, g := range parseExample(t, tc.file).Spec.GetGates() {
+				got = append(got, g.GetMetric()+" "+g.GetCondition()+" "+g.GetSeverity())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("gates = %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -501,6 +501,9 @@ func validateGates(c *errs, gates []*cutoverv1.Gate) {
 		if w := g.GetWindow(); w != "" {
 			checkDuration(c, p+".window", w)
 		}
+		if w := g.GetWarmup(); w != "" {
+			checkDuration(c, p+".warmup", w)
+		}
 		if n := g.GetMinSamples(); n < 0 {
 			c.add(p+".minSamples", "must be 0 or more, got %d", n)
 		}

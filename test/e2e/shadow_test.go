@@ -75,3 +75,25 @@ func containsAll(s string, parts ...string) bool {
 	}
 	return true
 }
+
+// Gates judge a shadow on its mirrored copies: a shadow answering 30% of
+// them with errors is aborted, while clients only ever saw stable.
+func TestGateAbortsAFailingShadow(t *testing.T) {
+	f := newTwoRegions(t)
+	ctx := f.ctx()
+	f.deploy(ctx, "v1")
+	stop := f.hammer(ctx, "us-east")
+	defer stop()
+	a := f.app("v2")
+	a.Shadow = &harness.Shadow{MirrorPercent: 50, Duration: "20s"}
+	a.ExtraArgs = append(a.ExtraArgs, "--error-rate", "0.3")
+	a.Gates = []string{"name: shadow-errors, metric: errorRate, condition: '<= 0.05', window: 1s, minSamples: 50"}
+	if _, err := f.env.Apply(ctx, a.Manifest()); err != nil {
+		t.Fatal(err)
+	}
+	r := f.wait(ctx, "aborted", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED))
+	if msg := r.GetStatus().GetMessage(); !containsAll(msg, "gate shadow-errors", "errorRate", "failed in us-east") {
+		t.Errorf("abort message lacks the evidence: %q", msg)
+	}
+	f.expectShare(ctx, "us-east", "v1", 1, 0)
+}

@@ -7,6 +7,12 @@
 //	  one run (sequential requests, interleaved).
 //	sample_ingest_per_sec: metric samples per second one control plane
 //	  ingests and evaluates against a gate, sent by N agents over real gRPC.
+//	gate_reaction_p50_ms, gate_reaction_p99_ms: over --trials bad canaries
+//	  under --rate requests/s through a real agent's proxy (100 ms
+//	  sampling), the time from the first failed request the canary served
+//	  to the first moment the proxy sends it nothing.
+//	false_rollbacks: of --canaries good canaries with the same noise as
+//	  stable, how many a gate rolled back (or paused).
 package main
 
 import (
@@ -15,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -30,13 +37,25 @@ func run() error {
 	requests := fs.Int("requests", 4000, "requests per path for the proxy overhead")
 	agents := fs.Int("agents", 8, "simulated agents for the sample ingest")
 	seconds := fs.Duration("ingest-for", 3*time.Second, "how long the agents send samples")
+	trials := fs.Int("trials", 50, "bad canaries for the gate reaction")
+	canaries := fs.Int("canaries", 50, "good canaries for the false rollbacks")
+	rate := fs.Int("rate", 1000, "requests per second through the proxy during the rollouts")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
-	if *requests < 100 || *agents < 1 || *seconds <= 0 {
-		return errors.New("--requests must be at least 100, --agents at least 1, --ingest-for positive")
+	switch {
+	case *requests < 100:
+		return errors.New("--requests must be at least 100")
+	case *agents < 1:
+		return errors.New("--agents must be at least 1")
+	case *seconds <= 0:
+		return errors.New("--ingest-for must be positive")
+	case *trials < 0 || *canaries < 0:
+		return errors.New("--trials and --canaries must not be negative")
+	case *rate < 100 || *rate > 5000:
+		return errors.New("--rate must be between 100 and 5000")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	p50, p99, err := proxyOverhead(ctx, *requests)
 	if err != nil {
@@ -44,10 +63,26 @@ func run() error {
 	}
 	fmt.Printf("proxy_overhead_p50_us %.1f us\n", p50)
 	fmt.Printf("proxy_overhead_p99_us %.1f us\n", p99)
-	rate, err := sampleIngest(ctx, *agents, *seconds)
+	ingest, err := sampleIngest(ctx, *agents, *seconds)
 	if err != nil {
 		return fmt.Errorf("sample ingest: %w", err)
 	}
-	fmt.Printf("sample_ingest_per_sec %.0f samples/s (%d agents)\n", rate, *agents)
+	fmt.Printf("sample_ingest_per_sec %.0f samples/s (%d agents)\n", ingest, *agents)
+	if *trials > 0 {
+		ds, err := gateReaction(ctx, *trials, *rate)
+		if err != nil {
+			return fmt.Errorf("gate reaction: %w", err)
+		}
+		slices.Sort(ds)
+		fmt.Printf("gate_reaction_p50_ms %.1f ms\n", float64(quantile(ds, 0.5))/float64(time.Millisecond))
+		fmt.Printf("gate_reaction_p99_ms %.1f ms (%d trials, %d req/s)\n", float64(quantile(ds, 0.99))/float64(time.Millisecond), len(ds), *rate)
+	}
+	if *canaries > 0 {
+		n, err := falseRollbacks(ctx, *canaries, *rate)
+		if err != nil {
+			return fmt.Errorf("false rollbacks: %w", err)
+		}
+		fmt.Printf("false_rollbacks %d canaries (of %d good ones)\n", n, *canaries)
+	}
 	return nil
 }

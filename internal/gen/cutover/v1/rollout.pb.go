@@ -867,7 +867,12 @@ type Gate struct {
 	// With metric "latency" and no condition: compare the new revision's
 	// latency distribution with stable's (Mann-Whitney U) instead of a
 	// threshold.
-	Judge         *Judge `protobuf:"bytes,8,opt,name=judge,proto3" json:"judge,omitempty"`
+	Judge *Judge `protobuf:"bytes,8,opt,name=judge,proto3" json:"judge,omitempty"`
+	// After every traffic shift in a cluster (the new revision's first
+	// traffic, each weight change, traffic resuming after a gap), judge only
+	// samples taken this long after it, e.g. "2s": fresh instances and new
+	// connections are slower at first, which is not a regression (default 0).
+	Warmup        string `protobuf:"bytes,9,opt,name=warmup,proto3" json:"warmup,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -956,6 +961,13 @@ func (x *Gate) GetJudge() *Judge {
 		return x.Judge
 	}
 	return nil
+}
+
+func (x *Gate) GetWarmup() string {
+	if x != nil {
+		return x.Warmup
+	}
+	return ""
 }
 
 // Judge is a statistical comparison of two latency distributions: it fails
@@ -3694,7 +3706,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x06labels\x18\x02 \x03(\v2&.cutover.v1.MetricSelector.LabelsEntryR\x06labels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf3\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8b\x02\n" +
 	"\x04Gate\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06metric\x18\x02 \x01(\tR\x06metric\x12\x1c\n" +
@@ -3704,7 +3716,8 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"minSamples\x12#\n" +
 	"\rfailure_limit\x18\x06 \x01(\x05R\ffailureLimit\x12\x1a\n" +
 	"\bseverity\x18\a \x01(\tR\bseverity\x12'\n" +
-	"\x05judge\x18\b \x01(\v2\x11.cutover.v1.JudgeR\x05judge\"F\n" +
+	"\x05judge\x18\b \x01(\v2\x11.cutover.v1.JudgeR\x05judge\x12\x16\n" +
+	"\x06warmup\x18\t \x01(\tR\x06warmup\"F\n" +
 	"\x05Judge\x12\x1e\n" +
 	"\n" +
 	"confidence\x18\x01 \x01(\x01R\n" +
