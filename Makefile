@@ -78,9 +78,9 @@ test: build $(PROMETHEUS) ## run every test with the race detector
 	CUTOVER_BIN=$(BIN_DIR) CUTOVER_PROMETHEUS=$(PROMETHEUS) $(GO) test -race -count=1 -timeout 15m ./...
 
 .PHONY: bench
-bench: ## benchmarks, one "name value unit" line per figure
+bench: build ## benchmarks, one "name value unit" line per figure
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./... | awk '/^Benchmark/ { for (i = 3; i < NF; i += 2) print $$1, $$i, $$(i+1) }'
-	$(GO) run ./test/cmd/cutover-bench
+	CUTOVER_BIN=$(BIN_DIR) $(GO) run ./test/cmd/cutover-bench
 
 # --- checks -------------------------------------------------------------------
 

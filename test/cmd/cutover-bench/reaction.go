@@ -26,10 +26,14 @@ var (
 	// builds at 20% and 80% of the traffic already differ by P(new slower)
 	// of about 0.6 (the canary's process is less busy and wakes up for
 	// each request), which a minimum effect of 0.1 takes for a regression.
+	// The p99 and throughput gates wait for 500 requests over 3 s: a p99 of
+	// a few hundred requests is their second or third slowest, and the
+	// share of a 20% canary over 1 s varies by several percent (each
+	// request is routed at random by weight), both too noisy to compare.
 	goodGates = []string{
 		"name: errors, metric: errorRate, condition: '<= 0.001', window: 1s, minSamples: 100",
-		"name: latency, metric: latencyP99, condition: '<= 1.5x stable', window: 1s, minSamples: 100, failureLimit: 3, warmup: 1s",
-		"name: throughput, metric: throughput, condition: '>= 0.8x stable', window: 1s, minSamples: 100, failureLimit: 3, warmup: 1s",
+		"name: latency, metric: latencyP99, condition: '<= 1.5x stable', window: 3s, minSamples: 500, failureLimit: 3, warmup: 1s",
+		"name: throughput, metric: throughput, condition: '>= 0.8x stable', window: 3s, minSamples: 500, failureLimit: 3, warmup: 1s",
 		"name: judge, metric: latency, judge: {confidence: 0.99, minEffect: 0.15}, window: 1s, minSamples: 100, warmup: 1s",
 	}
 )
@@ -168,7 +172,7 @@ func falseRollbacks(ctx context.Context, canaries, rate int) (int, error) {
 	rolledBack := 0
 	for i := range canaries {
 		rev := fmt.Sprintf("n%03d", i+1)
-		if err := r.apply(ctx, r.manifest(rev, goodGates, noise, "setWeight: 20", "pause: {duration: 2s}", "setWeight: 50", "pause: {duration: 2s}")); err != nil {
+		if err := r.apply(ctx, r.manifest(rev, goodGates, noise, "setWeight: 20", "pause: {duration: 4s}", "setWeight: 50", "pause: {duration: 3s}")); err != nil {
 			return 0, fmt.Errorf("canary %d: %w", i, err)
 		}
 		res, err := r.wait(ctx, rev+" finished", func(ro *cutoverv1.Rollout) bool {
