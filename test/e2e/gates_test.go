@@ -83,9 +83,12 @@ func TestGatePassesAHealthyCanary(t *testing.T) {
 	start := time.Now()
 	r := f.gated(ctx, []string{
 		"name: errors, metric: errorRate, condition: '<= 0.01', window: 1s, minSamples: 100",
-		"name: judge, metric: latency, judge: {confidence: 0.99, minEffect: 0.1}, window: 1s, minSamples: 50",
-		"name: p99, metric: latencyP99, condition: '<= 1.5x stable', window: 1s, minSamples: 100, failureLimit: 3",
-		"name: throughput, metric: throughput, condition: '>= 0.8x stable', window: 1s, minSamples: 100, failureLimit: 3",
+		// Fresh processes are slower at first: the comparisons wait 1 s
+		// after each traffic shift (warmup), and the judge asks for a
+		// minimum effect of 0.15, as docs/spec.md advises.
+		"name: judge, metric: latency, judge: {confidence: 0.99, minEffect: 0.15}, window: 1s, minSamples: 50, warmup: 1s",
+		"name: p99, metric: latencyP99, condition: '<= 1.5x stable', window: 2s, minSamples: 200, failureLimit: 3, warmup: 1s",
+		"name: throughput, metric: throughput, condition: '>= 0.8x stable', window: 2s, minSamples: 200, failureLimit: 3, warmup: 1s",
 	})
 	if r.GetStatus().GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED || r.GetStatus().GetCurrentWave() != 1 {
 		t.Fatalf("a healthy canary ended %s at wave %d: %s", r.GetStatus().GetPhase(), r.GetStatus().GetCurrentWave(), r.GetStatus().GetMessage())
