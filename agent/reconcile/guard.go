@@ -2,6 +2,8 @@ package reconcile
 
 import (
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/cutover-dev/cutover/internal/gate"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
@@ -43,9 +45,13 @@ func (w *worker) guard() {
 			}
 		}
 	}
+	var shifted time.Time // only for gates with a warmup
+	if slices.ContainsFunc(w.guardGates, func(c *gate.Compiled) bool { return c.Warmup > 0 }) {
+		shifted = gate.Shifted(w.recent[canary])
+	}
 	for i, c := range w.guardGates {
 		g, d := c.Gate, c.Window
-		after := gate.Judgeable(w.recent[canary], c.Warmup)
+		after := c.After(shifted)
 		gate.Recent(&w.scratch[0], w.recent[canary], d, after)
 		gate.Recent(&w.scratch[1], w.recent[stable], d, after)
 		verdict, ev := c.Check(&w.scratch[0], &w.scratch[1])

@@ -11,13 +11,6 @@ import (
 	"github.com/cutover-dev/cutover/internal/spec"
 )
 
-// Metrics providers (spec.metrics.provider).
-const (
-	providerProxy      = spec.ProviderProxy
-	providerPrometheus = spec.ProviderPrometheus
-	providerScrape     = spec.ProviderScrape
-)
-
 // defaultPrometheusInterval is how often a Prometheus source is read by
 // default: Prometheus itself scrapes every few seconds at best.
 const defaultPrometheusInterval = time.Second
@@ -45,7 +38,7 @@ func (s *source) close() {
 // desired state's spec.metrics says, and tells it what to read.
 func (w *worker) ensureSource() {
 	cfg := w.desired.GetMetrics()
-	if p := cfg.GetProvider(); p == "" || p == providerProxy {
+	if p := cfg.GetProvider(); p == "" || p == spec.ProviderProxy {
 		cfg = nil
 	}
 	if w.source == nil && cfg != nil || w.source != nil && !proto.Equal(cfg, w.source.cfg) {
@@ -84,7 +77,7 @@ func (w *worker) ensureSource() {
 // inconclusive) rather than wrong ones.
 func (w *worker) startSource(cfg *cutoverv1.MetricsSource) *source {
 	interval := w.sampleEvery
-	if cfg.GetProvider() == providerPrometheus {
+	if cfg.GetProvider() == spec.ProviderPrometheus {
 		interval = defaultPrometheusInterval
 	}
 	if d, err := time.ParseDuration(cfg.GetInterval()); err == nil && d > 0 {
@@ -94,12 +87,12 @@ func (w *worker) startSource(cfg *cutoverv1.MetricsSource) *source {
 	var run func(context.Context)
 	var err error
 	switch cfg.GetProvider() {
-	case providerScrape:
+	case spec.ProviderScrape:
 		s.scrape, err = metrics.NewScrape(cfg.GetScrape(), interval, w.log)
 		if err == nil {
 			s.src, run = s.scrape, s.scrape.Run
 		}
-	case providerPrometheus:
+	case spec.ProviderPrometheus:
 		s.prometheus, err = metrics.NewPrometheus(cfg.GetPrometheus(), w.prometheusURL, w.app, interval, w.log)
 		if err == nil {
 			s.src, run = s.prometheus, s.prometheus.Run

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -91,8 +92,13 @@ func (c *Controller) evaluate(ctx context.Context, r *cutoverv1.Rollout, cluster
 	defer c.gates.windows.Put(canary)
 	defer c.gates.windows.Put(stable)
 	newKey := seriesKey{cluster, r.GetName(), r.GetSpec().GetRevision().GetName()}
-	for i, g := range c.gates.compile(r) {
-		after := c.gates.judgeable(newKey, g.Warmup)
+	gs := c.gates.compile(r)
+	var shifted time.Time // once per batch, and only for gates with a warmup
+	if slices.ContainsFunc(gs, func(g *gate.Compiled) bool { return g.Warmup > 0 }) {
+		shifted = c.gates.shifted(newKey)
+	}
+	for i, g := range gs {
+		after := g.After(shifted)
 		c.gates.window(canary, newKey, g.Window, after)
 		c.gates.window(stable, seriesKey{cluster, r.GetName(), cp.GetStableRevision().GetName()}, g.Window, after)
 		verdict, ev := g.Check(canary, stable)
@@ -169,9 +175,9 @@ func (g *gates) window(w *gate.Window, k seriesKey, d time.Duration, after time.
 	gate.Recent(w, g.series[k], d, after)
 }
 
-// judgeable is when a gate with warmup may judge the new revision's series.
-func (g *gates) judgeable(k seriesKey, warmup time.Duration) time.Time {
+// shifted is when the traffic of a series last shifted.
+func (g *gates) shifted(k seriesKey) time.Time {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return gate.Judgeable(g.series[k], warmup)
+	return gate.Shifted(g.series[k])
 }

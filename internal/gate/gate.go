@@ -280,12 +280,12 @@ func Recent(w *Window, samples []*cutoverv1.Sample, d time.Duration, after time.
 // counts as continuous traffic.
 const maxGap = time.Second
 
-// Judgeable returns when a gate with warmup may start judging a series
-// (oldest first): warmup after its latest traffic shift, the start of the
-// newest run of samples with the same weight and no gap over maxGap. The
-// zero time when warmup is 0.
-func Judgeable(samples []*cutoverv1.Sample, warmup time.Duration) time.Time {
-	if warmup <= 0 || len(samples) == 0 {
+// Shifted returns when the traffic of a series (oldest first) last
+// shifted: the start of the newest run of samples with the same weight and
+// no gap over maxGap. Computed once per evaluation and shared by every
+// gate; the zero time for no samples.
+func Shifted(samples []*cutoverv1.Sample) time.Time {
+	if len(samples) == 0 {
 		return time.Time{}
 	}
 	i := len(samples) - 1
@@ -296,6 +296,14 @@ func Judgeable(samples []*cutoverv1.Sample, warmup time.Duration) time.Time {
 			break
 		}
 	}
-	start := samples[i].GetEndTime().AsTime().Add(-time.Duration(samples[i].GetIntervalMicros()) * time.Microsecond)
-	return start.Add(warmup)
+	return samples[i].GetEndTime().AsTime().Add(-time.Duration(samples[i].GetIntervalMicros()) * time.Microsecond)
+}
+
+// After is when the gate may start judging a series that shifted at
+// shifted: warmup later, or from the start when it has no warmup.
+func (c *Compiled) After(shifted time.Time) time.Time {
+	if c.Warmup <= 0 {
+		return time.Time{}
+	}
+	return shifted.Add(c.Warmup)
 }

@@ -102,7 +102,7 @@ func BenchmarkEvaluateWindow(b *testing.B) {
 	var canary, stable gate.Window
 	b.ReportAllocs()
 	for b.Loop() {
-		after := gate.Judgeable(samples, g.Warmup)
+		after := g.After(gate.Shifted(samples))
 		gate.Recent(&canary, samples, g.Window, after)
 		gate.Recent(&stable, samples, g.Window, after)
 		if v, _ := g.Check(&canary, &stable); v != gate.Pass {
@@ -147,19 +147,22 @@ func TestThroughputRelativeToStableIsPerShare(t *testing.T) {
 func TestJudgeableAfterWarmup(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	var samples []*cutoverv1.Sample
+	judgeable := func(warmup time.Duration) time.Time {
+		return (&gate.Compiled{Warmup: warmup}).After(gate.Shifted(samples))
+	}
 	add := func(at time.Duration, weight int32) {
 		samples = append(samples, &cutoverv1.Sample{Requests: 10, Weight: weight, IntervalMicros: 100_000, EndTime: timestamppb.New(t0.Add(at))})
 	}
 	for i := 1; i <= 20; i++ { // 2 s at 20%
 		add(time.Duration(i)*100*time.Millisecond, 20)
 	}
-	if got, want := gate.Judgeable(samples, time.Second), t0.Add(time.Second); !got.Equal(want) {
+	if got, want := judgeable(time.Second), t0.Add(time.Second); !got.Equal(want) {
 		t.Errorf("at 20%%: judgeable from %s, want %s", got.Sub(t0), want.Sub(t0))
 	}
 	for i := 21; i <= 25; i++ { // then 50%
 		add(time.Duration(i)*100*time.Millisecond, 50)
 	}
-	after := gate.Judgeable(samples, time.Second)
+	after := judgeable(time.Second)
 	if want := t0.Add(3 * time.Second); !after.Equal(want) {
 		t.Errorf("after the shift to 50%%: judgeable from %s, want %s", after.Sub(t0), want.Sub(t0))
 	}
@@ -169,10 +172,10 @@ func TestJudgeableAfterWarmup(t *testing.T) {
 		t.Errorf("window during warmup holds %d requests, want none", w.Requests)
 	}
 	add(3600*time.Millisecond, 50) // traffic resumes after a gap: a shift too
-	if got, want := gate.Judgeable(samples, time.Second), t0.Add(4500*time.Millisecond); !got.Equal(want) {
+	if got, want := judgeable(time.Second), t0.Add(4500*time.Millisecond); !got.Equal(want) {
 		t.Errorf("after a gap: judgeable from %s, want %s", got.Sub(t0), want.Sub(t0))
 	}
-	if got := gate.Judgeable(samples, 0); !got.IsZero() {
+	if got := judgeable(0); !got.IsZero() {
 		t.Errorf("without warmup: %s, want the zero time", got)
 	}
 }
