@@ -11,6 +11,7 @@ import (
 	"github.com/cutover-dev/cutover/agent/link"
 	"github.com/cutover-dev/cutover/agent/reconcile"
 	"github.com/cutover-dev/cutover/agent/runtime"
+	"github.com/cutover-dev/cutover/agent/runtime/kubernetes"
 	"github.com/cutover-dev/cutover/agent/runtime/local"
 	"github.com/cutover-dev/cutover/agent/state"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
@@ -34,11 +35,20 @@ type Config struct {
 	// PrometheusURL is the Prometheus server of apps whose spec.metrics
 	// names none.
 	PrometheusURL string
-	Logger        *slog.Logger
+	// Kubeconfig is the kubernetes runtime's kubeconfig file; empty for the
+	// in-cluster configuration.
+	Kubeconfig string
+	// KubeQPS and KubeBurst bound the kubernetes runtime's request rate.
+	KubeQPS   float32
+	KubeBurst int
+	Logger    *slog.Logger
 }
 
-// Capabilities the agent announces.
-var capabilities = []string{"canary", "blueGreen", "rolling", "shadow", "headerRouting", "mirroring"}
+// Capabilities the agent announces, per runtime.
+var capabilities = map[string][]string{
+	"local":      {"canary", "blueGreen", "rolling", "shadow", "headerRouting", "mirroring", "smokeChecks"},
+	"kubernetes": {"canary", "blueGreen", "rolling", "smokeChecks", "httpRoute"},
+}
 
 // Run runs the agent until ctx ends, then stops its apps gracefully.
 func Run(ctx context.Context, cfg Config) error {
@@ -53,12 +63,29 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer db.Close()
-	rt, err := newRuntime(cfg, db)
-	if err != nil {
-		return err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		rt     runtime.Runtime
+		placer runtime.Placer
+	)
+	switch cfg.Runtime {
+	case "local":
+		rt = local.New(db, filepath.Join(cfg.DataDir, "logs"), cfg.Logger.With("component", "runtime"))
+	case "kubernetes":
+		kcfg, err := kubernetes.Config(cfg.Kubeconfig, cfg.KubeQPS, cfg.KubeBurst)
+		if err != nil {
+			return err
+		}
+		if placer, err = kubernetes.New(ctx, kcfg, cfg.Logger.With("component", "kubernetes")); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("--runtime: unknown runtime %q (supported: local, kubernetes)", cfg.Runtime)
 	}
 	out := reconcile.NewOutbox()
-	rec := reconcile.New(rt, db, out, cfg.Logger.With("component", "reconciler")).WithSampleInterval(cfg.SampleInterval).WithPrometheus(cfg.PrometheusURL)
+	rec := reconcile.New(rt, db, out, cfg.Logger.With("component", "reconciler")).
+		WithSampleInterval(cfg.SampleInterval).WithPrometheus(cfg.PrometheusURL).WithPlacer(placer)
 	lk := link.New(link.Config{
 		Server:    cfg.Server,
 		Heartbeat: cfg.Heartbeat,
@@ -68,12 +95,10 @@ func Run(ctx context.Context, cfg Config) error {
 			Labels:       cfg.Labels,
 			Runtime:      cfg.Runtime,
 			AgentVersion: version.String(),
-			Capabilities: capabilities,
+			Capabilities: capabilities[cfg.Runtime],
 		},
 	}, rec, out, cfg.Logger.With("component", "link"))
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	linkErr := make(chan error, 1)
 	go func() { linkErr <- lk.Run(ctx) }()
 	recErr := rec.Run(ctx) // returns once ctx ends and every app stopped
@@ -82,15 +107,4 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	return recErr
-}
-
-// newRuntime is the runtime factory; an unknown kind is an error, never a
-// silent fallback.
-func newRuntime(cfg Config, db *state.DB) (runtime.Runtime, error) {
-	switch cfg.Runtime {
-	case "local":
-		return local.New(db, filepath.Join(cfg.DataDir, "logs"), cfg.Logger.With("component", "runtime")), nil
-	default:
-		return nil, fmt.Errorf("--runtime: unknown runtime %q (supported: local)", cfg.Runtime)
-	}
 }

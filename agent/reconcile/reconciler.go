@@ -25,10 +25,11 @@ type Store interface {
 
 // Reconciler owns one worker per app.
 type Reconciler struct {
-	rt  runtime.Runtime
-	db  Store
-	out *Outbox
-	log *slog.Logger
+	rt     runtime.Runtime
+	placer runtime.Placer
+	db     Store
+	out    *Outbox
+	log    *slog.Logger
 
 	sampleEvery   time.Duration
 	prometheusURL string
@@ -44,6 +45,13 @@ type Reconciler struct {
 // New returns a reconciler; Run starts it.
 func New(rt runtime.Runtime, db Store, out *Outbox, log *slog.Logger) *Reconciler {
 	return &Reconciler{rt: rt, db: db, out: out, log: log, workers: map[string]*worker{}, started: make(chan struct{})}
+}
+
+// WithPlacer makes a runtime that places apps itself (kubernetes) run
+// every app instead of the local runtime; call it before Run.
+func (r *Reconciler) WithPlacer(p runtime.Placer) *Reconciler {
+	r.placer = p
+	return r
 }
 
 // WithSampleInterval sets how often each app's traffic is sampled (default
@@ -132,6 +140,7 @@ func (r *Reconciler) Generations() []*cutoverv1.AppGeneration {
 func (r *Reconciler) startWorker(d *cutoverv1.DesiredApp) {
 	w := newWorker(d, r.rt, r.out, r.log.With("app", d.GetApp()))
 	w.connected = &r.connected
+	w.placer = r.placer
 	w.prometheusURL = r.prometheusURL
 	if r.sampleEvery > 0 {
 		w.sampleEvery = r.sampleEvery

@@ -55,6 +55,9 @@ func (w *worker) ensureSource() {
 	switch {
 	case w.source.scrape != nil:
 		targets := map[string][]string{}
+		if w.placer != nil {
+			targets = w.placement.Targets
+		}
 		for key, slots := range w.slots {
 			for _, in := range slots {
 				if in.Ready() {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/http"
 	"slices"
 	"sort"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/cutover-dev/cutover/agent/runtime"
 	"github.com/cutover-dev/cutover/internal/gate"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/spec"
 )
 
 // Timing of a worker.
@@ -75,6 +77,12 @@ type worker struct {
 	scratch      [2]gate.Window                 // windows reused by every guard pass
 	lastErr      string
 	reported     *cutoverv1.ObservedApp
+
+	placer    runtime.Placer    // set when the runtime places apps itself (kubernetes)
+	placement runtime.Placement // what the placer last reported
+	placeErr  string            // why the last placement failed
+	smoke     smoke             // the preview's smoke checks
+	httpc     *http.Client      // for smoke checks
 
 	stopMu   sync.Mutex
 	stopping map[runtime.Instance]struct{}
@@ -159,6 +167,7 @@ func newWorker(d *cutoverv1.DesiredApp, rt runtime.Runtime, out *Outbox, log *sl
 		guardFails:  map[int]int32{},
 		inForce:     map[string]int32{},
 		stopping:    map[runtime.Instance]struct{}{},
+		httpc:       &http.Client{},
 	}
 }
 
@@ -180,16 +189,26 @@ func (w *worker) generation() int64 {
 
 func (w *worker) run(ctx context.Context) {
 	w.load()
-	w.adopt(ctx)
+	var changed <-chan struct{} // the placer's objects changed
+	if w.placer != nil {
+		changed = w.placer.Changes(w.app)
+	} else {
+		w.adopt(ctx)
+	}
 	tick := time.NewTicker(min(passInterval, w.sampleEvery))
 	defer tick.Stop()
 	for {
-		w.pass(ctx)
+		if w.placer != nil {
+			w.passPlaced(ctx)
+		} else {
+			w.pass(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			w.shutdown()
 			return
 		case <-w.wake:
+		case <-changed:
 		case <-tick.C:
 		}
 	}
@@ -237,11 +256,33 @@ func (w *worker) pass(ctx context.Context) {
 			w.drainAndStop(in)
 		}
 	}
+	w.ensureSmoke(w.previewKey(), w.preview.bound, len(w.preview.table) > 0)
 	w.ensureSource()
 	w.noteErrors()
 	w.report()
 	w.sample()
 	w.guard()
+}
+
+// ensureSmoke runs the desired state's smoke checks against the preview
+// (at addr) once its revision (key) is ready, and returns their result.
+func (w *worker) ensureSmoke(key, addr string, ready bool) string {
+	checks := w.desired.GetSmokeChecks()
+	if !ready {
+		key = ""
+	}
+	return w.smoke.ensure(smokeKey(key, addr, checks), addr, checks, w.httpc)
+}
+
+// smokeResult is the preview's smoke result for the report, and whether
+// it lets the app count as converged.
+func (w *worker) smokeResult() (string, bool) {
+	if len(w.desired.GetSmokeChecks()) == 0 || w.previewKey() == "" {
+		return "", true
+	}
+	w.smoke.mu.Lock()
+	defer w.smoke.mu.Unlock()
+	return w.smoke.result, w.smoke.result == spec.SmokePassed
 }
 
 // sample turns what the app's metrics source (by default its proxies)
@@ -313,6 +354,9 @@ func (w *worker) sample() {
 // problem once when it appears.
 func (w *worker) noteErrors() {
 	msg := w.main.err
+	if msg == "" {
+		msg = w.placeErr
+	}
 	if msg == "" {
 		msg = w.preview.err
 	}
@@ -596,12 +640,25 @@ func (w *worker) report() {
 	if want := w.trackKey(cutoverv1.Track_TRACK_SHADOW); want != "" && w.desired.GetMirrorPercent() > 0 {
 		converged = converged && w.mirroring()
 	}
+	smoke, passed := w.smokeResult()
+	for _, o := range obs.GetRevisions() {
+		if o.GetTrack() == cutoverv1.Track_TRACK_PREVIEW {
+			o.Smoke = smoke
+		}
+	}
+	converged = converged && passed
 	w.stopMu.Lock()
 	if len(w.stopping) > 0 {
 		converged = false
 	}
 	w.stopMu.Unlock()
 	obs.Converged = converged
+	w.publish(obs)
+}
+
+// publish sends a report that differs from the last one sent; one that
+// differs only in traffic counters at most once a second.
+func (w *worker) publish(obs *cutoverv1.ObservedApp) {
 	if proto.Equal(obs, w.reported) {
 		return
 	}
@@ -642,6 +699,12 @@ func sameButCounters(a, b *cutoverv1.ObservedApp) bool {
 func (w *worker) shutdown() {
 	w.source.close()
 	w.source = nil
+	w.smoke.stop()
+	if w.placer != nil { // the cluster's objects stay as they are
+		w.placer.Forget(w.app)
+		w.log.Info("app stopped")
+		return
+	}
 	w.stopFrontends()
 	for _, slots := range w.slots {
 		for _, in := range slots {

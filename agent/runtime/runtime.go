@@ -1,5 +1,7 @@
 // Package runtime is the agent's seam to where apps run. Implementations
-// live in sub-packages, one each (local today; kubernetes next).
+// live in sub-packages, one each: local supervises processes behind the
+// agent's own proxy (Runtime); kubernetes drives Deployments, Services and
+// HTTPRoutes, which carry instances and traffic themselves (Placer).
 package runtime
 
 import (
@@ -22,6 +24,40 @@ type Runtime interface {
 	// left running; rev looks a revision's spec up by its key (nil when
 	// unknown). Idempotent per process start; safe for concurrent use.
 	Adopt(ctx context.Context, app string, rev func(key string) *cutoverv1.Revision) ([]Instance, error)
+}
+
+// Placer runs apps on a platform with its own instances and traffic
+// routing. The agent hands it an app's whole desired state on every pass;
+// it moves the platform's objects one step towards it and says where they
+// stand. Level-triggered: calling it again with the same state changes
+// nothing.
+type Placer interface {
+	// Place moves app d.App towards d. With toStable, all traffic goes to
+	// the STABLE revision whatever the weights (the local guard tripped).
+	// Safe for concurrent use.
+	Place(ctx context.Context, d *cutoverv1.DesiredApp, toStable bool) (Placement, error)
+	// Changes receives a value (without blocking the sender) whenever an
+	// object of the app may have changed.
+	Changes(app string) <-chan struct{}
+	// Forget stops watching objects for app; its objects stay as they are.
+	Forget(app string)
+}
+
+// Placement is where an app's objects stand.
+type Placement struct {
+	// Per revision: instances wanted, ready and failed, and the weight in
+	// force (Track and traffic counters are filled in by the caller).
+	Revisions []*cutoverv1.ObservedRevision
+	// Everything desired is in force and nothing else runs.
+	Converged bool
+	// Revision name to the host:port of its ready instances, for scraping.
+	Targets map[string][]string
+	// Where the PREVIEW revision is served (host:port), once it is ready.
+	Preview string
+	// Where clients reach the app, for the report.
+	Listen string
+	// PreviewListen is where the preview is served, for the report.
+	PreviewListen string
 }
 
 // Instance is one running copy of a revision.

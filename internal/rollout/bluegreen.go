@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"fmt"
 	"time"
 
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
@@ -33,10 +34,21 @@ func (blueGreen) Shift(s *cutoverv1.RolloutSpec, cp *cutoverv1.ClusterProgress, 
 		track(cutoverv1.Track_TRACK_STABLE, stable, 100),
 		track(cutoverv1.Track_TRACK_PREVIEW, next, 0),
 	}
+	d.SmokeChecks = s.GetStrategy().GetBlueGreen().GetSmokeChecks()
 }
 
 func (blueGreen) KeepWarm(s *cutoverv1.RolloutSpec) time.Duration {
 	return time.Duration(s.GetStrategy().GetBlueGreen().GetScaleDownDelaySeconds()) * time.Second
 }
 
-func (blueGreen) Failure(*cutoverv1.RolloutSpec, []*cutoverv1.ClusterProgress) string { return "" }
+// Failure: a smoke check of the new revision failed in a cluster.
+func (blueGreen) Failure(s *cutoverv1.RolloutSpec, wave []*cutoverv1.ClusterProgress) string {
+	for _, cp := range wave {
+		for _, o := range cp.GetObservedRevisions() {
+			if o.GetRevision() == s.GetRevision().GetName() && o.GetSmoke() != "" && o.GetSmoke() != spec.SmokePassed {
+				return fmt.Sprintf("smoke check of %s failed in %s: %s", o.GetRevision(), cp.GetCluster(), o.GetSmoke())
+			}
+		}
+	}
+	return ""
+}

@@ -40,6 +40,8 @@ func Desired(r *cutoverv1.Rollout, cp *cutoverv1.ClusterProgress) *cutoverv1.Des
 	}
 	if len(d.GetRevisions()) > 0 {
 		d.Metrics = s.GetMetrics() // where the agent reads the app's samples
+		d.Kubernetes = s.GetKubernetes()
+		d.Strategy = StrategyName(s)
 	}
 	// A revision kept warm after a blue-green switch runs, without traffic,
 	// until its scale-down, whatever rollout comes next.
@@ -47,6 +49,22 @@ func Desired(r *cutoverv1.Rollout, cp *cutoverv1.ClusterProgress) *cutoverv1.Des
 		d.Revisions = append(d.Revisions, track(cutoverv1.Track_TRACK_PREVIOUS, prev, 0))
 	}
 	return d
+}
+
+// StrategyName is the manifest's name of the spec's strategy, e.g.
+// "blueGreen"; empty when none is set.
+func StrategyName(s *cutoverv1.RolloutSpec) string {
+	switch s.GetStrategy().GetStrategy().(type) {
+	case *cutoverv1.Strategy_Canary:
+		return "canary"
+	case *cutoverv1.Strategy_BlueGreen:
+		return "blueGreen"
+	case *cutoverv1.Strategy_Rolling:
+		return "rolling"
+	case *cutoverv1.Strategy_Shadow:
+		return "shadow"
+	}
+	return ""
 }
 
 func runs(d *cutoverv1.DesiredApp, rev *cutoverv1.Revision) bool {

@@ -270,12 +270,12 @@ func TestParseInvalid(t *testing.T) {
 		{"missing-sections.yaml", []string{
 			"spec.revision: is required",
 			"spec.targets.waves: must list at least one wave",
-			"spec.endpoint.listen: is required",
+			"spec.endpoint.listen: is required (unless spec.kubernetes is set)",
 			"spec.strategy: must set canary, blueGreen, rolling or shadow",
 		}},
 		{"many-problems.yaml", []string{
 			`spec.revision.name: must be 1-63 letters, digits, '.', '_' or '-', got "-v2"`,
-			"spec.revision.command: is required",
+			"spec.revision.command: is required for the local runtime; set it, or image for the kubernetes runtime",
 			"spec.revision.instances: must be between 1 and 256, got 300",
 			`spec.revision.readinessPath: must start with '/', got "healthz"`,
 			`spec.revision.env: invalid variable name ""`,
@@ -588,5 +588,69 @@ func TestMetricsSourceValidation(t *testing.T) {
 		Address: "http://127.0.0.1:9090", Requests: `r{revision="{{revision}}"}`, Errors: `e{revision="{{revision}}"}`, Latency: `l_bucket{revision="{{revision}}"}`}}
 	if err := spec.Validate(&cutoverv1.RolloutSpec{Gates: gates, Metrics: good}); err != nil && strings.Contains(err.Error(), "spec.metrics") {
 		t.Errorf("a valid source was refused: %v", err)
+	}
+}
+
+func TestKubernetesValidation(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		s    *cutoverv1.RolloutSpec
+		want []string
+	}{
+		{"bad names", &cutoverv1.RolloutSpec{Kubernetes: &cutoverv1.KubernetesSpec{
+			Namespace: "Prod", Service: "my_svc", Container: "-x", ColorLabel: "a b",
+			Selector: map[string]string{"app": "my app", "environment": "x"}, ContainerPort: 70000,
+			HttpRoute: &cutoverv1.HTTPRouteRef{Namespace: "gw"}}}, []string{
+			`spec.kubernetes.namespace: "Prod" is not a valid name`,
+			`spec.kubernetes.service: "my_svc" is not a valid name`,
+			`spec.kubernetes.container: "-x" is not a valid name`,
+			`spec.kubernetes.httpRoute.name: is required`,
+			`spec.kubernetes.colorLabel: "a b" is not a valid label key`,
+			`spec.kubernetes.selector.app: "my app" is not a valid label value`,
+			`spec.kubernetes.containerPort: must be between 1 and 65535, got 70000`,
+		}},
+		{"colour label in selector", &cutoverv1.RolloutSpec{Kubernetes: &cutoverv1.KubernetesSpec{
+			Selector: map[string]string{"environment": "blue"}}},
+			[]string{`spec.kubernetes.selector.environment: must not be the colour label`}},
+		{"derived names too long", &cutoverv1.RolloutSpec{Kubernetes: &cutoverv1.KubernetesSpec{
+			Deployment: strings.Repeat("d", 250)}}, []string{`spec.kubernetes.deployment: derived name`}},
+		{"no command nor image", &cutoverv1.RolloutSpec{Revision: &cutoverv1.Revision{Name: "v1"}},
+			[]string{`spec.revision.command: is required for the local runtime; set it, or image for the kubernetes runtime`}},
+		{"smoke checks", &cutoverv1.RolloutSpec{Strategy: &cutoverv1.Strategy{Strategy: &cutoverv1.Strategy_BlueGreen{BlueGreen: &cutoverv1.BlueGreenStrategy{
+			SmokeChecks: []*cutoverv1.SmokeCheck{
+				{Name: "a", Url: "ftp://{{preview}}/x"},
+				{Name: "a", Url: "http://{{preview}}/ready", ExpectStatus: 99, Timeout: "soon", Attempts: 21},
+				{},
+			}}}}}, []string{
+			`spec.strategy.blueGreen.smokeChecks[0].url: must be an http or https URL`,
+			`spec.strategy.blueGreen.smokeChecks[1].name: duplicate name "a"`,
+			`spec.strategy.blueGreen.smokeChecks[1].expectStatus: must be an HTTP status code, got 99`,
+			`spec.strategy.blueGreen.smokeChecks[1].timeout:`,
+			`spec.strategy.blueGreen.smokeChecks[1].attempts: must be between 1 and 20, got 21`,
+			`spec.strategy.blueGreen.smokeChecks[2].url: is required`,
+			`spec.strategy.blueGreen.previewListen: is required (unless spec.kubernetes is set)`,
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := spec.Validate(tt.s)
+			for _, want := range tt.want {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("Validate: %v\nwant it to contain %q", err, want)
+				}
+			}
+		})
+	}
+	ok := &cutoverv1.RolloutSpec{Kubernetes: &cutoverv1.KubernetesSpec{Namespace: "production", Deployment: "myapp",
+		Service: "myapp-service", ColorLabel: "environment", Selector: map[string]string{"app": "myapp"},
+		HttpRoute: &cutoverv1.HTTPRouteRef{Name: "myapp"}},
+		Strategy: &cutoverv1.Strategy{Strategy: &cutoverv1.Strategy_BlueGreen{BlueGreen: &cutoverv1.BlueGreenStrategy{
+			SmokeChecks: []*cutoverv1.SmokeCheck{{Url: "http://{{preview}}/health", ExpectStatus: 200}}}}}}
+	if err := spec.Validate(ok); err != nil && (strings.Contains(err.Error(), "kubernetes") || strings.Contains(err.Error(), "smoke") || strings.Contains(err.Error(), "previewListen")) {
+		t.Errorf("a valid Kubernetes spec was refused: %v", err)
+	}
+	k := spec.KubeOf("myapp", nil)
+	if k.Namespace != "default" || k.Service != "myapp" || k.PreviewService != "myapp-preview" || k.ColorLabel != "environment" ||
+		k.Selector["app"] != "myapp" || k.ContainerPort != 8080 || k.ServicePort != 80 || k.Container != "myapp" {
+		t.Errorf("KubeOf defaults = %+v", k)
 	}
 }

@@ -39,13 +39,14 @@ func Validate(s *cutoverv1.RolloutSpec) error {
 	var c errs
 	validateRevision(&c, "spec.revision", s.GetRevision())
 	clusters := validateTargets(&c, s.GetTargets())
-	validateEndpoint(&c, s.GetEndpoint(), clusters)
+	validateEndpoint(&c, s.GetEndpoint(), clusters, s.GetKubernetes() != nil)
 	validateStrategy(&c, s, clusters)
 	if d := s.GetProgressDeadline(); d != "" {
 		checkDuration(&c, "spec.progressDeadline", d)
 	}
 	validateGates(&c, s.GetGates())
 	validateMetrics(&c, s)
+	validateKubernetes(&c, s.GetKubernetes())
 	return c.err()
 }
 
@@ -141,8 +142,11 @@ func validateRevision(c *errs, path string, r *cutoverv1.Revision) {
 	case len(r.GetName()) > maxRevisionNameLength || !revisionRE.MatchString(r.GetName()):
 		c.add(path+".name", "must be 1-%d letters, digits, '.', '_' or '-', got %q", maxRevisionNameLength, r.GetName())
 	}
-	if r.GetCommand() == "" {
-		c.add(path+".command", "is required")
+	if r.GetCommand() == "" && r.GetImage() == "" {
+		c.add(path+".command", "is required for the local runtime; set it, or image for the kubernetes runtime")
+	}
+	if img := r.GetImage(); img != "" && strings.ContainsAny(img, " \t\n") {
+		c.add(path+".image", "must not contain whitespace, got %q", img)
 	}
 	if n := r.GetInstances(); n < 0 || n > MaxInstances {
 		c.add(path+".instances", "must be between 1 and %d, got %d", MaxInstances, n)
@@ -200,9 +204,13 @@ func validateTargets(c *errs, t *cutoverv1.Targets) map[string]bool {
 	return clusters
 }
 
-func validateEndpoint(c *errs, e *cutoverv1.Endpoint, clusters map[string]bool) {
+// validateEndpoint: a rollout for Kubernetes clusters only (spec.kubernetes
+// set) is served by its Service and needs no listen address.
+func validateEndpoint(c *errs, e *cutoverv1.Endpoint, clusters map[string]bool, kube bool) {
 	if e.GetListen() == "" {
-		c.add("spec.endpoint.listen", "is required")
+		if !kube {
+			c.add("spec.endpoint.listen", "is required (unless spec.kubernetes is set)")
+		}
 	} else {
 		checkListen(c, "spec.endpoint.listen", e.GetListen())
 	}
@@ -530,7 +538,9 @@ const MaxDelaySeconds = 86400
 func validateBlueGreen(c *errs, spec *cutoverv1.RolloutSpec, bg *cutoverv1.BlueGreenStrategy, clusters map[string]bool) {
 	const p = "spec.strategy.blueGreen"
 	if bg.GetPreviewListen() == "" {
-		c.add(p+".previewListen", "is required")
+		if spec.GetKubernetes() == nil { // on Kubernetes the preview is a Service
+			c.add(p+".previewListen", "is required (unless spec.kubernetes is set)")
+		}
 	} else {
 		checkListen(c, p+".previewListen", bg.GetPreviewListen())
 	}
@@ -550,6 +560,7 @@ func validateBlueGreen(c *errs, spec *cutoverv1.RolloutSpec, bg *cutoverv1.BlueG
 	if n := bg.GetScaleDownDelaySeconds(); n < 0 || n > MaxDelaySeconds {
 		c.add(p+".scaleDownDelaySeconds", "must be between 0 and %d, got %d", MaxDelaySeconds, n)
 	}
+	validateSmokeChecks(c, p+".smokeChecks", bg.GetSmokeChecks())
 }
 
 // ListenOf is the app's listen address in a cluster.

@@ -30,7 +30,10 @@ func run() error {
 	cluster := fs.String("cluster", "", "name of the cluster this agent serves (required)")
 	region := fs.String("region", "", "region of the cluster")
 	labels := fs.String("labels", "", "labels as k=v,k=v")
-	rt := fs.String("runtime", "local", "where apps run: local")
+	rt := fs.String("runtime", "local", "where apps run: local (processes behind the agent's proxy) or kubernetes")
+	kubeconfig := fs.String("kubeconfig", "", "kubernetes runtime: kubeconfig file (default: the in-cluster configuration)")
+	kubeQPS := fs.Float64("kube-qps", 20, "kubernetes runtime: sustained requests per second to the API server")
+	kubeBurst := fs.Int("kube-burst", 40, "kubernetes runtime: request burst to the API server")
 	dataDir := fs.String("data-dir", "./agent-data", "directory for the agent's state file and app logs")
 	heartbeat := fs.Duration("heartbeat", time.Second, "interval between heartbeats")
 	sampleEvery := fs.Duration("sample-interval", 100*time.Millisecond, "how often traffic is sampled for the gates (at least 10ms)")
@@ -51,6 +54,9 @@ func run() error {
 		if u, err := url.Parse(*promURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("--prometheus-url: want an http or https URL, got %q", *promURL)
 		}
+	}
+	if *kubeQPS <= 0 || *kubeBurst <= 0 {
+		return fmt.Errorf("--kube-qps and --kube-burst: must be positive, got %g and %d", *kubeQPS, *kubeBurst)
 	}
 	lbls, err := parseLabels(*labels)
 	if err != nil {
@@ -74,6 +80,9 @@ func run() error {
 		Heartbeat:      *heartbeat,
 		SampleInterval: *sampleEvery,
 		PrometheusURL:  *promURL,
+		Kubeconfig:     *kubeconfig,
+		KubeQPS:        float32(*kubeQPS),
+		KubeBurst:      *kubeBurst,
 		Logger:         log,
 	})
 }

@@ -638,7 +638,14 @@ type DesiredApp struct {
 	// revision until a newer desired state arrives.
 	GuardGates []*Gate `protobuf:"bytes,9,rep,name=guard_gates,json=guardGates,proto3" json:"guard_gates,omitempty"`
 	// Where the app's samples come from (unset: the agent's proxy).
-	Metrics       *MetricsSource `protobuf:"bytes,10,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	Metrics *MetricsSource `protobuf:"bytes,10,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	// Smoke checks to run against the PREVIEW revision once it is ready.
+	SmokeChecks []*SmokeCheck `protobuf:"bytes,11,rep,name=smoke_checks,json=smokeChecks,proto3" json:"smoke_checks,omitempty"`
+	// How the app maps onto Kubernetes objects (kubernetes runtime).
+	Kubernetes *KubernetesSpec `protobuf:"bytes,12,opt,name=kubernetes,proto3" json:"kubernetes,omitempty"`
+	// The rollout's strategy, for runtimes that map strategies onto their
+	// own objects: "canary", "blueGreen", "rolling" or "shadow".
+	Strategy      string `protobuf:"bytes,13,opt,name=strategy,proto3" json:"strategy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -741,6 +748,27 @@ func (x *DesiredApp) GetMetrics() *MetricsSource {
 		return x.Metrics
 	}
 	return nil
+}
+
+func (x *DesiredApp) GetSmokeChecks() []*SmokeCheck {
+	if x != nil {
+		return x.SmokeChecks
+	}
+	return nil
+}
+
+func (x *DesiredApp) GetKubernetes() *KubernetesSpec {
+	if x != nil {
+		return x.Kubernetes
+	}
+	return nil
+}
+
+func (x *DesiredApp) GetStrategy() string {
+	if x != nil {
+		return x.Strategy
+	}
+	return ""
 }
 
 // TrackRoute sends requests matching a header to one track.
@@ -1030,7 +1058,7 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"generation\x18\x02 \x01(\x03R\n" +
 	"generation\";\n" +
 	"\tHeartbeat\x12.\n" +
-	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xad\x03\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xc0\x04\n" +
 	"\n" +
 	"DesiredApp\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1e\n" +
@@ -1046,7 +1074,12 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"\vguard_gates\x18\t \x03(\v2\x10.cutover.v1.GateR\n" +
 	"guardGates\x123\n" +
 	"\ametrics\x18\n" +
-	" \x01(\v2\x19.cutover.v1.MetricsSourceR\ametrics\"d\n" +
+	" \x01(\v2\x19.cutover.v1.MetricsSourceR\ametrics\x129\n" +
+	"\fsmoke_checks\x18\v \x03(\v2\x16.cutover.v1.SmokeCheckR\vsmokeChecks\x12:\n" +
+	"\n" +
+	"kubernetes\x18\f \x01(\v2\x1a.cutover.v1.KubernetesSpecR\n" +
+	"kubernetes\x12\x1a\n" +
+	"\bstrategy\x18\r \x01(\tR\bstrategy\"d\n" +
 	"\n" +
 	"TrackRoute\x12-\n" +
 	"\x05match\x18\x01 \x01(\v2\x17.cutover.v1.HeaderRouteR\x05match\x12'\n" +
@@ -1098,9 +1131,11 @@ var file_cutover_v1_agent_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 	(*Gate)(nil),                  // 14: cutover.v1.Gate
 	(*MetricsSource)(nil),         // 15: cutover.v1.MetricsSource
-	(*HeaderRoute)(nil),           // 16: cutover.v1.HeaderRoute
-	(*Revision)(nil),              // 17: cutover.v1.Revision
-	(*ObservedRevision)(nil),      // 18: cutover.v1.ObservedRevision
+	(*SmokeCheck)(nil),            // 16: cutover.v1.SmokeCheck
+	(*KubernetesSpec)(nil),        // 17: cutover.v1.KubernetesSpec
+	(*HeaderRoute)(nil),           // 18: cutover.v1.HeaderRoute
+	(*Revision)(nil),              // 19: cutover.v1.Revision
+	(*ObservedRevision)(nil),      // 20: cutover.v1.ObservedRevision
 }
 var file_cutover_v1_agent_proto_depIdxs = []int32{
 	4,  // 0: cutover.v1.ConnectRequest.hello:type_name -> cutover.v1.Hello
@@ -1119,18 +1154,20 @@ var file_cutover_v1_agent_proto_depIdxs = []int32{
 	8,  // 13: cutover.v1.DesiredApp.header_routes:type_name -> cutover.v1.TrackRoute
 	14, // 14: cutover.v1.DesiredApp.guard_gates:type_name -> cutover.v1.Gate
 	15, // 15: cutover.v1.DesiredApp.metrics:type_name -> cutover.v1.MetricsSource
-	16, // 16: cutover.v1.TrackRoute.match:type_name -> cutover.v1.HeaderRoute
-	12, // 17: cutover.v1.TrackRoute.track:type_name -> cutover.v1.Track
-	12, // 18: cutover.v1.DesiredRevision.track:type_name -> cutover.v1.Track
-	17, // 19: cutover.v1.DesiredRevision.revision:type_name -> cutover.v1.Revision
-	18, // 20: cutover.v1.ObservedApp.revisions:type_name -> cutover.v1.ObservedRevision
-	0,  // 21: cutover.v1.AgentService.Connect:input_type -> cutover.v1.ConnectRequest
-	3,  // 22: cutover.v1.AgentService.Connect:output_type -> cutover.v1.ConnectResponse
-	22, // [22:23] is the sub-list for method output_type
-	21, // [21:22] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	16, // 16: cutover.v1.DesiredApp.smoke_checks:type_name -> cutover.v1.SmokeCheck
+	17, // 17: cutover.v1.DesiredApp.kubernetes:type_name -> cutover.v1.KubernetesSpec
+	18, // 18: cutover.v1.TrackRoute.match:type_name -> cutover.v1.HeaderRoute
+	12, // 19: cutover.v1.TrackRoute.track:type_name -> cutover.v1.Track
+	12, // 20: cutover.v1.DesiredRevision.track:type_name -> cutover.v1.Track
+	19, // 21: cutover.v1.DesiredRevision.revision:type_name -> cutover.v1.Revision
+	20, // 22: cutover.v1.ObservedApp.revisions:type_name -> cutover.v1.ObservedRevision
+	0,  // 23: cutover.v1.AgentService.Connect:input_type -> cutover.v1.ConnectRequest
+	3,  // 24: cutover.v1.AgentService.Connect:output_type -> cutover.v1.ConnectResponse
+	24, // [24:25] is the sub-list for method output_type
+	23, // [23:24] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_cutover_v1_agent_proto_init() }

@@ -471,7 +471,10 @@ type RolloutSpec struct {
 	// revision serves traffic.
 	Gates []*Gate `protobuf:"bytes,6,rep,name=gates,proto3" json:"gates,omitempty"`
 	// Where the gates' samples come from (default: the agent's proxy).
-	Metrics       *MetricsSource `protobuf:"bytes,7,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	Metrics *MetricsSource `protobuf:"bytes,7,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	// How the app maps onto Kubernetes objects, in clusters whose agent runs
+	// the kubernetes runtime (ignored by the local runtime).
+	Kubernetes    *KubernetesSpec `protobuf:"bytes,8,opt,name=kubernetes,proto3" json:"kubernetes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -555,6 +558,222 @@ func (x *RolloutSpec) GetMetrics() *MetricsSource {
 	return nil
 }
 
+func (x *RolloutSpec) GetKubernetes() *KubernetesSpec {
+	if x != nil {
+		return x.Kubernetes
+	}
+	return nil
+}
+
+// KubernetesSpec names the objects an agent with the kubernetes runtime
+// drives for the app, and how pods are built from a revision. Every name
+// has a default derived from the app's name; objects that exist are
+// adopted (changed in place with server-side apply), missing ones are
+// created and labelled app.kubernetes.io/managed-by=cutover.
+type KubernetesSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Namespace of every object (default "default").
+	Namespace string `protobuf:"bytes,1,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// Base name of the Deployments (default: the app's name). Blue-green uses
+	// "<deployment>-blue" and "<deployment>-green"; canary and rolling use
+	// "<deployment>" for the stable revision and "<deployment>-canary" for the
+	// new one.
+	Deployment string `protobuf:"bytes,2,opt,name=deployment,proto3" json:"deployment,omitempty"`
+	// The Service clients use (default: the app's name). Blue-green switches
+	// its selector between the colours; canary and rolling select both
+	// Deployments' pods through it.
+	Service string `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
+	// Blue-green: the Service selecting the colour under test (default
+	// "<service>-preview").
+	PreviewService string `protobuf:"bytes,4,opt,name=preview_service,json=previewService,proto3" json:"preview_service,omitempty"`
+	// Blue-green: the pod label whose value is the colour, "blue" or "green"
+	// (default "environment").
+	ColorLabel string `protobuf:"bytes,5,opt,name=color_label,json=colorLabel,proto3" json:"color_label,omitempty"`
+	// Labels every pod of the app carries; the Services select on them
+	// (default {"app": "<app>"}).
+	Selector map[string]string `protobuf:"bytes,6,rep,name=selector,proto3" json:"selector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Name of the app's container in the pod template (default: the app's
+	// name).
+	Container string `protobuf:"bytes,7,opt,name=container,proto3" json:"container,omitempty"`
+	// Port the container serves on (default 8080).
+	ContainerPort int32 `protobuf:"varint,8,opt,name=container_port,json=containerPort,proto3" json:"container_port,omitempty"`
+	// Port of the Services (default 80).
+	ServicePort int32 `protobuf:"varint,9,opt,name=service_port,json=servicePort,proto3" json:"service_port,omitempty"`
+	// Canary: a Gateway API HTTPRoute whose backendRefs carry the weights
+	// exactly, through the Services "<deployment>-stable" and
+	// "<deployment>-canary". Without one, the weight is approximated by the
+	// replica ratio.
+	HttpRoute *HTTPRouteRef `protobuf:"bytes,10,opt,name=http_route,json=httpRoute,proto3" json:"http_route,omitempty"`
+	// Rolling: let the Deployment's own rolling update (its maxSurge and
+	// maxUnavailable) replace the pods in one step instead of in batches
+	// the agent controls.
+	DelegateRolling bool `protobuf:"varint,11,opt,name=delegate_rolling,json=delegateRolling,proto3" json:"delegate_rolling,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *KubernetesSpec) Reset() {
+	*x = KubernetesSpec{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KubernetesSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KubernetesSpec) ProtoMessage() {}
+
+func (x *KubernetesSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KubernetesSpec.ProtoReflect.Descriptor instead.
+func (*KubernetesSpec) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *KubernetesSpec) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
+func (x *KubernetesSpec) GetDeployment() string {
+	if x != nil {
+		return x.Deployment
+	}
+	return ""
+}
+
+func (x *KubernetesSpec) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *KubernetesSpec) GetPreviewService() string {
+	if x != nil {
+		return x.PreviewService
+	}
+	return ""
+}
+
+func (x *KubernetesSpec) GetColorLabel() string {
+	if x != nil {
+		return x.ColorLabel
+	}
+	return ""
+}
+
+func (x *KubernetesSpec) GetSelector() map[string]string {
+	if x != nil {
+		return x.Selector
+	}
+	return nil
+}
+
+func (x *KubernetesSpec) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+func (x *KubernetesSpec) GetContainerPort() int32 {
+	if x != nil {
+		return x.ContainerPort
+	}
+	return 0
+}
+
+func (x *KubernetesSpec) GetServicePort() int32 {
+	if x != nil {
+		return x.ServicePort
+	}
+	return 0
+}
+
+func (x *KubernetesSpec) GetHttpRoute() *HTTPRouteRef {
+	if x != nil {
+		return x.HttpRoute
+	}
+	return nil
+}
+
+func (x *KubernetesSpec) GetDelegateRolling() bool {
+	if x != nil {
+		return x.DelegateRolling
+	}
+	return false
+}
+
+// HTTPRouteRef names a Gateway API HTTPRoute.
+type HTTPRouteRef struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Its namespace (default: the app's namespace).
+	Namespace     string `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HTTPRouteRef) Reset() {
+	*x = HTTPRouteRef{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HTTPRouteRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HTTPRouteRef) ProtoMessage() {}
+
+func (x *HTTPRouteRef) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HTTPRouteRef.ProtoReflect.Descriptor instead.
+func (*HTTPRouteRef) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *HTTPRouteRef) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *HTTPRouteRef) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
 // MetricsSource says where an app's samples come from: the agent's own
 // proxy (default), a Prometheus server, or the instances' /metrics pages.
 // Every source yields the same samples: requests, errors and a latency
@@ -576,7 +795,7 @@ type MetricsSource struct {
 
 func (x *MetricsSource) Reset() {
 	*x = MetricsSource{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[2]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +807,7 @@ func (x *MetricsSource) String() string {
 func (*MetricsSource) ProtoMessage() {}
 
 func (x *MetricsSource) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[2]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +820,7 @@ func (x *MetricsSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsSource.ProtoReflect.Descriptor instead.
 func (*MetricsSource) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{2}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *MetricsSource) GetProvider() string {
@@ -656,7 +875,7 @@ type PrometheusSource struct {
 
 func (x *PrometheusSource) Reset() {
 	*x = PrometheusSource{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[3]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -668,7 +887,7 @@ func (x *PrometheusSource) String() string {
 func (*PrometheusSource) ProtoMessage() {}
 
 func (x *PrometheusSource) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[3]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -681,7 +900,7 @@ func (x *PrometheusSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrometheusSource.ProtoReflect.Descriptor instead.
 func (*PrometheusSource) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{3}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PrometheusSource) GetAddress() string {
@@ -730,7 +949,7 @@ type ScrapeSource struct {
 
 func (x *ScrapeSource) Reset() {
 	*x = ScrapeSource{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[4]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -742,7 +961,7 @@ func (x *ScrapeSource) String() string {
 func (*ScrapeSource) ProtoMessage() {}
 
 func (x *ScrapeSource) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[4]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -755,7 +974,7 @@ func (x *ScrapeSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrapeSource.ProtoReflect.Descriptor instead.
 func (*ScrapeSource) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{4}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ScrapeSource) GetPath() string {
@@ -800,7 +1019,7 @@ type MetricSelector struct {
 
 func (x *MetricSelector) Reset() {
 	*x = MetricSelector{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[5]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -812,7 +1031,7 @@ func (x *MetricSelector) String() string {
 func (*MetricSelector) ProtoMessage() {}
 
 func (x *MetricSelector) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[5]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -825,7 +1044,7 @@ func (x *MetricSelector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricSelector.ProtoReflect.Descriptor instead.
 func (*MetricSelector) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{5}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MetricSelector) GetName() string {
@@ -879,7 +1098,7 @@ type Gate struct {
 
 func (x *Gate) Reset() {
 	*x = Gate{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[6]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1110,7 @@ func (x *Gate) String() string {
 func (*Gate) ProtoMessage() {}
 
 func (x *Gate) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[6]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1123,7 @@ func (x *Gate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gate.ProtoReflect.Descriptor instead.
 func (*Gate) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{6}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Gate) GetName() string {
@@ -986,7 +1205,7 @@ type Judge struct {
 
 func (x *Judge) Reset() {
 	*x = Judge{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1217,7 @@ func (x *Judge) String() string {
 func (*Judge) ProtoMessage() {}
 
 func (x *Judge) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1230,7 @@ func (x *Judge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Judge.ProtoReflect.Descriptor instead.
 func (*Judge) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{7}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Judge) GetConfidence() float64 {
@@ -1044,14 +1263,16 @@ type Revision struct {
 	// HTTP path polled until it answers 2xx (default "/healthz").
 	ReadinessPath string `protobuf:"bytes,6,opt,name=readiness_path,json=readinessPath,proto3" json:"readiness_path,omitempty"`
 	// How long an instance may take to become ready, e.g. "30s" (default 30s).
-	ReadyTimeout  string `protobuf:"bytes,7,opt,name=ready_timeout,json=readyTimeout,proto3" json:"ready_timeout,omitempty"`
+	ReadyTimeout string `protobuf:"bytes,7,opt,name=ready_timeout,json=readyTimeout,proto3" json:"ready_timeout,omitempty"`
+	// Container image (kubernetes runtime), e.g. "myapp:v2.0.0".
+	Image         string `protobuf:"bytes,8,opt,name=image,proto3" json:"image,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Revision) Reset() {
 	*x = Revision{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1284,7 @@ func (x *Revision) String() string {
 func (*Revision) ProtoMessage() {}
 
 func (x *Revision) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1297,7 @@ func (x *Revision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revision.ProtoReflect.Descriptor instead.
 func (*Revision) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{8}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Revision) GetName() string {
@@ -1128,6 +1349,13 @@ func (x *Revision) GetReadyTimeout() string {
 	return ""
 }
 
+func (x *Revision) GetImage() string {
+	if x != nil {
+		return x.Image
+	}
+	return ""
+}
+
 // Endpoint is where each cluster serves the app to clients.
 type Endpoint struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1141,7 +1369,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1381,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1394,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{9}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Endpoint) GetListen() string {
@@ -1198,7 +1426,7 @@ type Targets struct {
 
 func (x *Targets) Reset() {
 	*x = Targets{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1438,7 @@ func (x *Targets) String() string {
 func (*Targets) ProtoMessage() {}
 
 func (x *Targets) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1451,7 @@ func (x *Targets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Targets.ProtoReflect.Descriptor instead.
 func (*Targets) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{10}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Targets) GetWaves() []*Wave {
@@ -1259,7 +1487,7 @@ type Wave struct {
 
 func (x *Wave) Reset() {
 	*x = Wave{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1271,7 +1499,7 @@ func (x *Wave) String() string {
 func (*Wave) ProtoMessage() {}
 
 func (x *Wave) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1284,7 +1512,7 @@ func (x *Wave) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Wave.ProtoReflect.Descriptor instead.
 func (*Wave) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{11}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Wave) GetName() string {
@@ -1333,7 +1561,7 @@ type Strategy struct {
 
 func (x *Strategy) Reset() {
 	*x = Strategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1345,7 +1573,7 @@ func (x *Strategy) String() string {
 func (*Strategy) ProtoMessage() {}
 
 func (x *Strategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1358,7 +1586,7 @@ func (x *Strategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Strategy.ProtoReflect.Descriptor instead.
 func (*Strategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{12}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Strategy) GetStrategy() isStrategy_Strategy {
@@ -1464,7 +1692,7 @@ type RollingStrategy struct {
 
 func (x *RollingStrategy) Reset() {
 	*x = RollingStrategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1704,7 @@ func (x *RollingStrategy) String() string {
 func (*RollingStrategy) ProtoMessage() {}
 
 func (x *RollingStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1717,7 @@ func (x *RollingStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollingStrategy.ProtoReflect.Descriptor instead.
 func (*RollingStrategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{13}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RollingStrategy) GetBatchSize() string {
@@ -1536,7 +1764,7 @@ type ShadowStrategy struct {
 
 func (x *ShadowStrategy) Reset() {
 	*x = ShadowStrategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1776,7 @@ func (x *ShadowStrategy) String() string {
 func (*ShadowStrategy) ProtoMessage() {}
 
 func (x *ShadowStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1789,7 @@ func (x *ShadowStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShadowStrategy.ProtoReflect.Descriptor instead.
 func (*ShadowStrategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{14}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ShadowStrategy) GetMirrorPercent() int32 {
@@ -1596,13 +1824,17 @@ type BlueGreenStrategy struct {
 	ScaleDownDelaySeconds int32 `protobuf:"varint,4,opt,name=scale_down_delay_seconds,json=scaleDownDelaySeconds,proto3" json:"scale_down_delay_seconds,omitempty"`
 	// Evaluated against the preview before the switch can happen.
 	PrePromotionAnalysis *AnalysisStep `protobuf:"bytes,5,opt,name=pre_promotion_analysis,json=prePromotionAnalysis,proto3" json:"pre_promotion_analysis,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// HTTP checks the agent runs against the preview once every instance of
+	// the new revision is ready; the switch waits for all of them to pass,
+	// and a failure aborts the rollout (traffic stays on the old revision).
+	SmokeChecks   []*SmokeCheck `protobuf:"bytes,6,rep,name=smoke_checks,json=smokeChecks,proto3" json:"smoke_checks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BlueGreenStrategy) Reset() {
 	*x = BlueGreenStrategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1614,7 +1846,7 @@ func (x *BlueGreenStrategy) String() string {
 func (*BlueGreenStrategy) ProtoMessage() {}
 
 func (x *BlueGreenStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1627,7 +1859,7 @@ func (x *BlueGreenStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlueGreenStrategy.ProtoReflect.Descriptor instead.
 func (*BlueGreenStrategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{15}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *BlueGreenStrategy) GetPreviewListen() string {
@@ -1665,6 +1897,97 @@ func (x *BlueGreenStrategy) GetPrePromotionAnalysis() *AnalysisStep {
 	return nil
 }
 
+func (x *BlueGreenStrategy) GetSmokeChecks() []*SmokeCheck {
+	if x != nil {
+		return x.SmokeChecks
+	}
+	return nil
+}
+
+// SmokeCheck is one HTTP request and the answer it must get.
+type SmokeCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name, for the record.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// URL to GET; "{{preview}}" is replaced by the preview's host:port in
+	// the cluster (local runtime: the preview proxy; kubernetes: the preview
+	// Service), e.g. "http://{{preview}}/healthz".
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// Status the answer must have (default: any 2xx).
+	ExpectStatus int32 `protobuf:"varint,3,opt,name=expect_status,json=expectStatus,proto3" json:"expect_status,omitempty"`
+	// How long one attempt may take, e.g. "5s" (default 5s).
+	Timeout string `protobuf:"bytes,4,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Attempts before the check fails (default 3); 1 s apart.
+	Attempts      int32 `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SmokeCheck) Reset() {
+	*x = SmokeCheck{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SmokeCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SmokeCheck) ProtoMessage() {}
+
+func (x *SmokeCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SmokeCheck.ProtoReflect.Descriptor instead.
+func (*SmokeCheck) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SmokeCheck) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SmokeCheck) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *SmokeCheck) GetExpectStatus() int32 {
+	if x != nil {
+		return x.ExpectStatus
+	}
+	return 0
+}
+
+func (x *SmokeCheck) GetTimeout() string {
+	if x != nil {
+		return x.Timeout
+	}
+	return ""
+}
+
+func (x *SmokeCheck) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
 // CanaryStrategy shifts a growing share of traffic to the new revision.
 type CanaryStrategy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1676,7 +1999,7 @@ type CanaryStrategy struct {
 
 func (x *CanaryStrategy) Reset() {
 	*x = CanaryStrategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1688,7 +2011,7 @@ func (x *CanaryStrategy) String() string {
 func (*CanaryStrategy) ProtoMessage() {}
 
 func (x *CanaryStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1701,7 +2024,7 @@ func (x *CanaryStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanaryStrategy.ProtoReflect.Descriptor instead.
 func (*CanaryStrategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{16}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CanaryStrategy) GetSteps() []*CanaryStep {
@@ -1730,7 +2053,7 @@ type CanaryStep struct {
 
 func (x *CanaryStep) Reset() {
 	*x = CanaryStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1742,7 +2065,7 @@ func (x *CanaryStep) String() string {
 func (*CanaryStep) ProtoMessage() {}
 
 func (x *CanaryStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1755,7 +2078,7 @@ func (x *CanaryStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanaryStep.ProtoReflect.Descriptor instead.
 func (*CanaryStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{17}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CanaryStep) GetStep() isCanaryStep_Step {
@@ -1864,7 +2187,7 @@ type AnalysisStep struct {
 
 func (x *AnalysisStep) Reset() {
 	*x = AnalysisStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1876,7 +2199,7 @@ func (x *AnalysisStep) String() string {
 func (*AnalysisStep) ProtoMessage() {}
 
 func (x *AnalysisStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1889,7 +2212,7 @@ func (x *AnalysisStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnalysisStep.ProtoReflect.Descriptor instead.
 func (*AnalysisStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{18}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AnalysisStep) GetWindow() string {
@@ -1910,7 +2233,7 @@ type SetCanaryScale struct {
 
 func (x *SetCanaryScale) Reset() {
 	*x = SetCanaryScale{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1922,7 +2245,7 @@ func (x *SetCanaryScale) String() string {
 func (*SetCanaryScale) ProtoMessage() {}
 
 func (x *SetCanaryScale) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1935,7 +2258,7 @@ func (x *SetCanaryScale) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCanaryScale.ProtoReflect.Descriptor instead.
 func (*SetCanaryScale) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{19}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SetCanaryScale) GetInstances() int32 {
@@ -1960,7 +2283,7 @@ type HeaderRoute struct {
 
 func (x *HeaderRoute) Reset() {
 	*x = HeaderRoute{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1972,7 +2295,7 @@ func (x *HeaderRoute) String() string {
 func (*HeaderRoute) ProtoMessage() {}
 
 func (x *HeaderRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1985,7 +2308,7 @@ func (x *HeaderRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderRoute.ProtoReflect.Descriptor instead.
 func (*HeaderRoute) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{20}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *HeaderRoute) GetHeader() string {
@@ -2013,7 +2336,7 @@ type PauseStep struct {
 
 func (x *PauseStep) Reset() {
 	*x = PauseStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2025,7 +2348,7 @@ func (x *PauseStep) String() string {
 func (*PauseStep) ProtoMessage() {}
 
 func (x *PauseStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2038,7 +2361,7 @@ func (x *PauseStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseStep.ProtoReflect.Descriptor instead.
 func (*PauseStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{21}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PauseStep) GetDuration() string {
@@ -2086,7 +2409,7 @@ type RolloutStatus struct {
 
 func (x *RolloutStatus) Reset() {
 	*x = RolloutStatus{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2098,7 +2421,7 @@ func (x *RolloutStatus) String() string {
 func (*RolloutStatus) ProtoMessage() {}
 
 func (x *RolloutStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2111,7 +2434,7 @@ func (x *RolloutStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutStatus.ProtoReflect.Descriptor instead.
 func (*RolloutStatus) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{22}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RolloutStatus) GetPhase() RolloutPhase {
@@ -2235,7 +2558,7 @@ type TimelineEvent struct {
 
 func (x *TimelineEvent) Reset() {
 	*x = TimelineEvent{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2247,7 +2570,7 @@ func (x *TimelineEvent) String() string {
 func (*TimelineEvent) ProtoMessage() {}
 
 func (x *TimelineEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2260,7 +2583,7 @@ func (x *TimelineEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimelineEvent.ProtoReflect.Descriptor instead.
 func (*TimelineEvent) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{23}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TimelineEvent) GetTime() *timestamppb.Timestamp {
@@ -2358,7 +2681,7 @@ type ClusterProgress struct {
 
 func (x *ClusterProgress) Reset() {
 	*x = ClusterProgress{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2370,7 +2693,7 @@ func (x *ClusterProgress) String() string {
 func (*ClusterProgress) ProtoMessage() {}
 
 func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2383,7 +2706,7 @@ func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterProgress.ProtoReflect.Descriptor instead.
 func (*ClusterProgress) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{24}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ClusterProgress) GetCluster() string {
@@ -2510,7 +2833,7 @@ type ApplyRolloutRequest struct {
 
 func (x *ApplyRolloutRequest) Reset() {
 	*x = ApplyRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2522,7 +2845,7 @@ func (x *ApplyRolloutRequest) String() string {
 func (*ApplyRolloutRequest) ProtoMessage() {}
 
 func (x *ApplyRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2535,7 +2858,7 @@ func (x *ApplyRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{25}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ApplyRolloutRequest) GetManifest() string {
@@ -2558,7 +2881,7 @@ type ApplyRolloutResponse struct {
 
 func (x *ApplyRolloutResponse) Reset() {
 	*x = ApplyRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2570,7 +2893,7 @@ func (x *ApplyRolloutResponse) String() string {
 func (*ApplyRolloutResponse) ProtoMessage() {}
 
 func (x *ApplyRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2583,7 +2906,7 @@ func (x *ApplyRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ApplyRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{26}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ApplyRolloutResponse) GetRollout() *Rollout {
@@ -2611,7 +2934,7 @@ type GetRolloutRequest struct {
 
 func (x *GetRolloutRequest) Reset() {
 	*x = GetRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2623,7 +2946,7 @@ func (x *GetRolloutRequest) String() string {
 func (*GetRolloutRequest) ProtoMessage() {}
 
 func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2636,7 +2959,7 @@ func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutRequest.ProtoReflect.Descriptor instead.
 func (*GetRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{27}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetRolloutRequest) GetName() string {
@@ -2657,7 +2980,7 @@ type GetRolloutResponse struct {
 
 func (x *GetRolloutResponse) Reset() {
 	*x = GetRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2669,7 +2992,7 @@ func (x *GetRolloutResponse) String() string {
 func (*GetRolloutResponse) ProtoMessage() {}
 
 func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2682,7 +3005,7 @@ func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutResponse.ProtoReflect.Descriptor instead.
 func (*GetRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{28}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetRolloutResponse) GetRollout() *Rollout {
@@ -2701,7 +3024,7 @@ type ListRolloutsRequest struct {
 
 func (x *ListRolloutsRequest) Reset() {
 	*x = ListRolloutsRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2713,7 +3036,7 @@ func (x *ListRolloutsRequest) String() string {
 func (*ListRolloutsRequest) ProtoMessage() {}
 
 func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2726,7 +3049,7 @@ func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutsRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{29}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{32}
 }
 
 // ListRolloutsResponse returns every rollout.
@@ -2740,7 +3063,7 @@ type ListRolloutsResponse struct {
 
 func (x *ListRolloutsResponse) Reset() {
 	*x = ListRolloutsResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2752,7 +3075,7 @@ func (x *ListRolloutsResponse) String() string {
 func (*ListRolloutsResponse) ProtoMessage() {}
 
 func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2765,7 +3088,7 @@ func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutsResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{30}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListRolloutsResponse) GetRollouts() []*Rollout {
@@ -2786,7 +3109,7 @@ type WatchRolloutRequest struct {
 
 func (x *WatchRolloutRequest) Reset() {
 	*x = WatchRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2798,7 +3121,7 @@ func (x *WatchRolloutRequest) String() string {
 func (*WatchRolloutRequest) ProtoMessage() {}
 
 func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2811,7 +3134,7 @@ func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutRequest.ProtoReflect.Descriptor instead.
 func (*WatchRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{31}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WatchRolloutRequest) GetName() string {
@@ -2832,7 +3155,7 @@ type WatchRolloutResponse struct {
 
 func (x *WatchRolloutResponse) Reset() {
 	*x = WatchRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2844,7 +3167,7 @@ func (x *WatchRolloutResponse) String() string {
 func (*WatchRolloutResponse) ProtoMessage() {}
 
 func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2857,7 +3180,7 @@ func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutResponse.ProtoReflect.Descriptor instead.
 func (*WatchRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{32}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WatchRolloutResponse) GetRollout() *Rollout {
@@ -2880,7 +3203,7 @@ type PromoteRolloutRequest struct {
 
 func (x *PromoteRolloutRequest) Reset() {
 	*x = PromoteRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2892,7 +3215,7 @@ func (x *PromoteRolloutRequest) String() string {
 func (*PromoteRolloutRequest) ProtoMessage() {}
 
 func (x *PromoteRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2905,7 +3228,7 @@ func (x *PromoteRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PromoteRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{33}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PromoteRolloutRequest) GetName() string {
@@ -2933,7 +3256,7 @@ type PromoteRolloutResponse struct {
 
 func (x *PromoteRolloutResponse) Reset() {
 	*x = PromoteRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2945,7 +3268,7 @@ func (x *PromoteRolloutResponse) String() string {
 func (*PromoteRolloutResponse) ProtoMessage() {}
 
 func (x *PromoteRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2958,7 +3281,7 @@ func (x *PromoteRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PromoteRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{34}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *PromoteRolloutResponse) GetRollout() *Rollout {
@@ -2981,7 +3304,7 @@ type AbortRolloutRequest struct {
 
 func (x *AbortRolloutRequest) Reset() {
 	*x = AbortRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2993,7 +3316,7 @@ func (x *AbortRolloutRequest) String() string {
 func (*AbortRolloutRequest) ProtoMessage() {}
 
 func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3006,7 +3329,7 @@ func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutRequest.ProtoReflect.Descriptor instead.
 func (*AbortRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{35}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AbortRolloutRequest) GetName() string {
@@ -3034,7 +3357,7 @@ type AbortRolloutResponse struct {
 
 func (x *AbortRolloutResponse) Reset() {
 	*x = AbortRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3046,7 +3369,7 @@ func (x *AbortRolloutResponse) String() string {
 func (*AbortRolloutResponse) ProtoMessage() {}
 
 func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3059,7 +3382,7 @@ func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutResponse.ProtoReflect.Descriptor instead.
 func (*AbortRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{36}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AbortRolloutResponse) GetRollout() *Rollout {
@@ -3080,7 +3403,7 @@ type PauseRolloutRequest struct {
 
 func (x *PauseRolloutRequest) Reset() {
 	*x = PauseRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3092,7 +3415,7 @@ func (x *PauseRolloutRequest) String() string {
 func (*PauseRolloutRequest) ProtoMessage() {}
 
 func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3105,7 +3428,7 @@ func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PauseRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{37}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PauseRolloutRequest) GetName() string {
@@ -3126,7 +3449,7 @@ type PauseRolloutResponse struct {
 
 func (x *PauseRolloutResponse) Reset() {
 	*x = PauseRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3138,7 +3461,7 @@ func (x *PauseRolloutResponse) String() string {
 func (*PauseRolloutResponse) ProtoMessage() {}
 
 func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3151,7 +3474,7 @@ func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PauseRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{38}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PauseRolloutResponse) GetRollout() *Rollout {
@@ -3172,7 +3495,7 @@ type ResumeRolloutRequest struct {
 
 func (x *ResumeRolloutRequest) Reset() {
 	*x = ResumeRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3184,7 +3507,7 @@ func (x *ResumeRolloutRequest) String() string {
 func (*ResumeRolloutRequest) ProtoMessage() {}
 
 func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3197,7 +3520,7 @@ func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{39}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ResumeRolloutRequest) GetName() string {
@@ -3218,7 +3541,7 @@ type ResumeRolloutResponse struct {
 
 func (x *ResumeRolloutResponse) Reset() {
 	*x = ResumeRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3230,7 +3553,7 @@ func (x *ResumeRolloutResponse) String() string {
 func (*ResumeRolloutResponse) ProtoMessage() {}
 
 func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3243,7 +3566,7 @@ func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{40}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ResumeRolloutResponse) GetRollout() *Rollout {
@@ -3264,7 +3587,7 @@ type RetryRolloutRequest struct {
 
 func (x *RetryRolloutRequest) Reset() {
 	*x = RetryRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3276,7 +3599,7 @@ func (x *RetryRolloutRequest) String() string {
 func (*RetryRolloutRequest) ProtoMessage() {}
 
 func (x *RetryRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3289,7 +3612,7 @@ func (x *RetryRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRolloutRequest.ProtoReflect.Descriptor instead.
 func (*RetryRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{41}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RetryRolloutRequest) GetName() string {
@@ -3310,7 +3633,7 @@ type RetryRolloutResponse struct {
 
 func (x *RetryRolloutResponse) Reset() {
 	*x = RetryRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3322,7 +3645,7 @@ func (x *RetryRolloutResponse) String() string {
 func (*RetryRolloutResponse) ProtoMessage() {}
 
 func (x *RetryRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3335,7 +3658,7 @@ func (x *RetryRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRolloutResponse.ProtoReflect.Descriptor instead.
 func (*RetryRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{42}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RetryRolloutResponse) GetRollout() *Rollout {
@@ -3359,7 +3682,7 @@ type UndoRolloutRequest struct {
 
 func (x *UndoRolloutRequest) Reset() {
 	*x = UndoRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3371,7 +3694,7 @@ func (x *UndoRolloutRequest) String() string {
 func (*UndoRolloutRequest) ProtoMessage() {}
 
 func (x *UndoRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3384,7 +3707,7 @@ func (x *UndoRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoRolloutRequest.ProtoReflect.Descriptor instead.
 func (*UndoRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{43}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *UndoRolloutRequest) GetName() string {
@@ -3412,7 +3735,7 @@ type UndoRolloutResponse struct {
 
 func (x *UndoRolloutResponse) Reset() {
 	*x = UndoRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[44]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3424,7 +3747,7 @@ func (x *UndoRolloutResponse) String() string {
 func (*UndoRolloutResponse) ProtoMessage() {}
 
 func (x *UndoRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[44]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3437,7 +3760,7 @@ func (x *UndoRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoRolloutResponse.ProtoReflect.Descriptor instead.
 func (*UndoRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{44}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *UndoRolloutResponse) GetRollout() *Rollout {
@@ -3458,7 +3781,7 @@ type ListRolloutHistoryRequest struct {
 
 func (x *ListRolloutHistoryRequest) Reset() {
 	*x = ListRolloutHistoryRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[45]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3470,7 +3793,7 @@ func (x *ListRolloutHistoryRequest) String() string {
 func (*ListRolloutHistoryRequest) ProtoMessage() {}
 
 func (x *ListRolloutHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[45]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3483,7 +3806,7 @@ func (x *ListRolloutHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutHistoryRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{45}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListRolloutHistoryRequest) GetName() string {
@@ -3504,7 +3827,7 @@ type ListRolloutHistoryResponse struct {
 
 func (x *ListRolloutHistoryResponse) Reset() {
 	*x = ListRolloutHistoryResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[46]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3516,7 +3839,7 @@ func (x *ListRolloutHistoryResponse) String() string {
 func (*ListRolloutHistoryResponse) ProtoMessage() {}
 
 func (x *ListRolloutHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[46]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3529,7 +3852,7 @@ func (x *ListRolloutHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutHistoryResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{46}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListRolloutHistoryResponse) GetRollouts() []*Rollout {
@@ -3563,13 +3886,16 @@ type ObservedRevision struct {
 	// 99th percentile latency of those answers, in microseconds (within
 	// 1/16: log-linear buckets).
 	LatencyP99Micros int64 `protobuf:"varint,9,opt,name=latency_p99_micros,json=latencyP99Micros,proto3" json:"latency_p99_micros,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Blue-green preview: "passed" once every smoke check passed, or why one
+	// failed; empty while they have not run.
+	Smoke         string `protobuf:"bytes,10,opt,name=smoke,proto3" json:"smoke,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ObservedRevision) Reset() {
 	*x = ObservedRevision{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[47]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3581,7 +3907,7 @@ func (x *ObservedRevision) String() string {
 func (*ObservedRevision) ProtoMessage() {}
 
 func (x *ObservedRevision) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[47]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3594,7 +3920,7 @@ func (x *ObservedRevision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObservedRevision.ProtoReflect.Descriptor instead.
 func (*ObservedRevision) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{47}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ObservedRevision) GetRevision() string {
@@ -3660,6 +3986,13 @@ func (x *ObservedRevision) GetLatencyP99Micros() int64 {
 	return 0
 }
 
+func (x *ObservedRevision) GetSmoke() string {
+	if x != nil {
+		return x.Smoke
+	}
+	return ""
+}
+
 var File_cutover_v1_rollout_proto protoreflect.FileDescriptor
 
 const file_cutover_v1_rollout_proto_rawDesc = "" +
@@ -3675,7 +4008,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\vupdate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x1d\n" +
 	"\n" +
-	"applied_by\x18\x06 \x01(\tR\tappliedBy\"\xdc\x02\n" +
+	"applied_by\x18\x06 \x01(\tR\tappliedBy\"\x98\x03\n" +
 	"\vRolloutSpec\x120\n" +
 	"\brevision\x18\x01 \x01(\v2\x14.cutover.v1.RevisionR\brevision\x120\n" +
 	"\bendpoint\x18\x02 \x01(\v2\x14.cutover.v1.EndpointR\bendpoint\x12-\n" +
@@ -3683,7 +4016,33 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\bstrategy\x18\x04 \x01(\v2\x14.cutover.v1.StrategyR\bstrategy\x12+\n" +
 	"\x11progress_deadline\x18\x05 \x01(\tR\x10progressDeadline\x12&\n" +
 	"\x05gates\x18\x06 \x03(\v2\x10.cutover.v1.GateR\x05gates\x123\n" +
-	"\ametrics\x18\a \x01(\v2\x19.cutover.v1.MetricsSourceR\ametrics\"\xb7\x01\n" +
+	"\ametrics\x18\a \x01(\v2\x19.cutover.v1.MetricsSourceR\ametrics\x12:\n" +
+	"\n" +
+	"kubernetes\x18\b \x01(\v2\x1a.cutover.v1.KubernetesSpecR\n" +
+	"kubernetes\"\x81\x04\n" +
+	"\x0eKubernetesSpec\x12\x1c\n" +
+	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n" +
+	"\n" +
+	"deployment\x18\x02 \x01(\tR\n" +
+	"deployment\x12\x18\n" +
+	"\aservice\x18\x03 \x01(\tR\aservice\x12'\n" +
+	"\x0fpreview_service\x18\x04 \x01(\tR\x0epreviewService\x12\x1f\n" +
+	"\vcolor_label\x18\x05 \x01(\tR\n" +
+	"colorLabel\x12D\n" +
+	"\bselector\x18\x06 \x03(\v2(.cutover.v1.KubernetesSpec.SelectorEntryR\bselector\x12\x1c\n" +
+	"\tcontainer\x18\a \x01(\tR\tcontainer\x12%\n" +
+	"\x0econtainer_port\x18\b \x01(\x05R\rcontainerPort\x12!\n" +
+	"\fservice_port\x18\t \x01(\x05R\vservicePort\x127\n" +
+	"\n" +
+	"http_route\x18\n" +
+	" \x01(\v2\x18.cutover.v1.HTTPRouteRefR\thttpRoute\x12)\n" +
+	"\x10delegate_rolling\x18\v \x01(\bR\x0fdelegateRolling\x1a;\n" +
+	"\rSelectorEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"@\n" +
+	"\fHTTPRouteRef\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\"\xb7\x01\n" +
 	"\rMetricsSource\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x1a\n" +
 	"\binterval\x18\x02 \x01(\tR\binterval\x12<\n" +
@@ -3723,7 +4082,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"confidence\x18\x01 \x01(\x01R\n" +
 	"confidence\x12\x1d\n" +
 	"\n" +
-	"min_effect\x18\x02 \x01(\x01R\tminEffect\"\x9f\x02\n" +
+	"min_effect\x18\x02 \x01(\x01R\tminEffect\"\xb5\x02\n" +
 	"\bRevision\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x12\n" +
@@ -3731,7 +4090,8 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x03env\x18\x04 \x03(\v2\x1d.cutover.v1.Revision.EnvEntryR\x03env\x12\x1c\n" +
 	"\tinstances\x18\x05 \x01(\x05R\tinstances\x12%\n" +
 	"\x0ereadiness_path\x18\x06 \x01(\tR\rreadinessPath\x12#\n" +
-	"\rready_timeout\x18\a \x01(\tR\freadyTimeout\x1a6\n" +
+	"\rready_timeout\x18\a \x01(\tR\freadyTimeout\x12\x14\n" +
+	"\x05image\x18\b \x01(\tR\x05image\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbc\x01\n" +
@@ -3765,16 +4125,24 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x0fmax_unavailable\x18\x04 \x01(\tR\x0emaxUnavailable\"S\n" +
 	"\x0eShadowStrategy\x12%\n" +
 	"\x0emirror_percent\x18\x01 \x01(\x05R\rmirrorPercent\x12\x1a\n" +
-	"\bduration\x18\x02 \x01(\tR\bduration\"\xb9\x03\n" +
+	"\bduration\x18\x02 \x01(\tR\bduration\"\xf4\x03\n" +
 	"\x11BlueGreenStrategy\x12%\n" +
 	"\x0epreview_listen\x18\x01 \x01(\tR\rpreviewListen\x12s\n" +
 	"\x18preview_listen_overrides\x18\x02 \x03(\v29.cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntryR\x16previewListenOverrides\x124\n" +
 	"\x16auto_promotion_seconds\x18\x03 \x01(\x05R\x14autoPromotionSeconds\x127\n" +
 	"\x18scale_down_delay_seconds\x18\x04 \x01(\x05R\x15scaleDownDelaySeconds\x12N\n" +
-	"\x16pre_promotion_analysis\x18\x05 \x01(\v2\x18.cutover.v1.AnalysisStepR\x14prePromotionAnalysis\x1aI\n" +
+	"\x16pre_promotion_analysis\x18\x05 \x01(\v2\x18.cutover.v1.AnalysisStepR\x14prePromotionAnalysis\x129\n" +
+	"\fsmoke_checks\x18\x06 \x03(\v2\x16.cutover.v1.SmokeCheckR\vsmokeChecks\x1aI\n" +
 	"\x1bPreviewListenOverridesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\">\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8d\x01\n" +
+	"\n" +
+	"SmokeCheck\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12#\n" +
+	"\rexpect_status\x18\x03 \x01(\x05R\fexpectStatus\x12\x18\n" +
+	"\atimeout\x18\x04 \x01(\tR\atimeout\x12\x1a\n" +
+	"\battempts\x18\x05 \x01(\x05R\battempts\">\n" +
 	"\x0eCanaryStrategy\x12,\n" +
 	"\x05steps\x18\x01 \x03(\v2\x16.cutover.v1.CanaryStepR\x05steps\"\xa9\x02\n" +
 	"\n" +
@@ -3887,7 +4255,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x19ListRolloutHistoryRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"M\n" +
 	"\x1aListRolloutHistoryResponse\x12/\n" +
-	"\brollouts\x18\x01 \x03(\v2\x13.cutover.v1.RolloutR\brollouts\"\xca\x03\n" +
+	"\brollouts\x18\x01 \x03(\v2\x13.cutover.v1.RolloutR\brollouts\"\xe0\x03\n" +
 	"\x10ObservedRevision\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\tR\brevision\x12'\n" +
 	"\x05track\x18\x02 \x01(\x0e2\x11.cutover.v1.TrackR\x05track\x12)\n" +
@@ -3897,7 +4265,9 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x10instances_failed\x18\x06 \x01(\x05R\x0finstancesFailed\x12\x1a\n" +
 	"\brequests\x18\a \x01(\x03R\brequests\x12P\n" +
 	"\fstatus_codes\x18\b \x03(\v2-.cutover.v1.ObservedRevision.StatusCodesEntryR\vstatusCodes\x12,\n" +
-	"\x12latency_p99_micros\x18\t \x01(\x03R\x10latencyP99Micros\x1a>\n" +
+	"\x12latency_p99_micros\x18\t \x01(\x03R\x10latencyP99Micros\x12\x14\n" +
+	"\x05smoke\x18\n" +
+	" \x01(\tR\x05smoke\x1a>\n" +
 	"\x10StatusCodesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\xba\x01\n" +
@@ -3968,7 +4338,7 @@ func file_cutover_v1_rollout_proto_rawDescGZIP() []byte {
 }
 
 var file_cutover_v1_rollout_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cutover_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_cutover_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_cutover_v1_rollout_proto_goTypes = []any{
 	(RolloutPhase)(0),                  // 0: cutover.v1.RolloutPhase
 	(PauseReason)(0),                   // 1: cutover.v1.PauseReason
@@ -3977,147 +4347,155 @@ var file_cutover_v1_rollout_proto_goTypes = []any{
 	(Track)(0),                         // 4: cutover.v1.Track
 	(*Rollout)(nil),                    // 5: cutover.v1.Rollout
 	(*RolloutSpec)(nil),                // 6: cutover.v1.RolloutSpec
-	(*MetricsSource)(nil),              // 7: cutover.v1.MetricsSource
-	(*PrometheusSource)(nil),           // 8: cutover.v1.PrometheusSource
-	(*ScrapeSource)(nil),               // 9: cutover.v1.ScrapeSource
-	(*MetricSelector)(nil),             // 10: cutover.v1.MetricSelector
-	(*Gate)(nil),                       // 11: cutover.v1.Gate
-	(*Judge)(nil),                      // 12: cutover.v1.Judge
-	(*Revision)(nil),                   // 13: cutover.v1.Revision
-	(*Endpoint)(nil),                   // 14: cutover.v1.Endpoint
-	(*Targets)(nil),                    // 15: cutover.v1.Targets
-	(*Wave)(nil),                       // 16: cutover.v1.Wave
-	(*Strategy)(nil),                   // 17: cutover.v1.Strategy
-	(*RollingStrategy)(nil),            // 18: cutover.v1.RollingStrategy
-	(*ShadowStrategy)(nil),             // 19: cutover.v1.ShadowStrategy
-	(*BlueGreenStrategy)(nil),          // 20: cutover.v1.BlueGreenStrategy
-	(*CanaryStrategy)(nil),             // 21: cutover.v1.CanaryStrategy
-	(*CanaryStep)(nil),                 // 22: cutover.v1.CanaryStep
-	(*AnalysisStep)(nil),               // 23: cutover.v1.AnalysisStep
-	(*SetCanaryScale)(nil),             // 24: cutover.v1.SetCanaryScale
-	(*HeaderRoute)(nil),                // 25: cutover.v1.HeaderRoute
-	(*PauseStep)(nil),                  // 26: cutover.v1.PauseStep
-	(*RolloutStatus)(nil),              // 27: cutover.v1.RolloutStatus
-	(*TimelineEvent)(nil),              // 28: cutover.v1.TimelineEvent
-	(*ClusterProgress)(nil),            // 29: cutover.v1.ClusterProgress
-	(*ApplyRolloutRequest)(nil),        // 30: cutover.v1.ApplyRolloutRequest
-	(*ApplyRolloutResponse)(nil),       // 31: cutover.v1.ApplyRolloutResponse
-	(*GetRolloutRequest)(nil),          // 32: cutover.v1.GetRolloutRequest
-	(*GetRolloutResponse)(nil),         // 33: cutover.v1.GetRolloutResponse
-	(*ListRolloutsRequest)(nil),        // 34: cutover.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),       // 35: cutover.v1.ListRolloutsResponse
-	(*WatchRolloutRequest)(nil),        // 36: cutover.v1.WatchRolloutRequest
-	(*WatchRolloutResponse)(nil),       // 37: cutover.v1.WatchRolloutResponse
-	(*PromoteRolloutRequest)(nil),      // 38: cutover.v1.PromoteRolloutRequest
-	(*PromoteRolloutResponse)(nil),     // 39: cutover.v1.PromoteRolloutResponse
-	(*AbortRolloutRequest)(nil),        // 40: cutover.v1.AbortRolloutRequest
-	(*AbortRolloutResponse)(nil),       // 41: cutover.v1.AbortRolloutResponse
-	(*PauseRolloutRequest)(nil),        // 42: cutover.v1.PauseRolloutRequest
-	(*PauseRolloutResponse)(nil),       // 43: cutover.v1.PauseRolloutResponse
-	(*ResumeRolloutRequest)(nil),       // 44: cutover.v1.ResumeRolloutRequest
-	(*ResumeRolloutResponse)(nil),      // 45: cutover.v1.ResumeRolloutResponse
-	(*RetryRolloutRequest)(nil),        // 46: cutover.v1.RetryRolloutRequest
-	(*RetryRolloutResponse)(nil),       // 47: cutover.v1.RetryRolloutResponse
-	(*UndoRolloutRequest)(nil),         // 48: cutover.v1.UndoRolloutRequest
-	(*UndoRolloutResponse)(nil),        // 49: cutover.v1.UndoRolloutResponse
-	(*ListRolloutHistoryRequest)(nil),  // 50: cutover.v1.ListRolloutHistoryRequest
-	(*ListRolloutHistoryResponse)(nil), // 51: cutover.v1.ListRolloutHistoryResponse
-	(*ObservedRevision)(nil),           // 52: cutover.v1.ObservedRevision
-	nil,                                // 53: cutover.v1.MetricSelector.LabelsEntry
-	nil,                                // 54: cutover.v1.Revision.EnvEntry
-	nil,                                // 55: cutover.v1.Endpoint.ListenOverridesEntry
-	nil,                                // 56: cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
-	nil,                                // 57: cutover.v1.ObservedRevision.StatusCodesEntry
-	(*timestamppb.Timestamp)(nil),      // 58: google.protobuf.Timestamp
+	(*KubernetesSpec)(nil),             // 7: cutover.v1.KubernetesSpec
+	(*HTTPRouteRef)(nil),               // 8: cutover.v1.HTTPRouteRef
+	(*MetricsSource)(nil),              // 9: cutover.v1.MetricsSource
+	(*PrometheusSource)(nil),           // 10: cutover.v1.PrometheusSource
+	(*ScrapeSource)(nil),               // 11: cutover.v1.ScrapeSource
+	(*MetricSelector)(nil),             // 12: cutover.v1.MetricSelector
+	(*Gate)(nil),                       // 13: cutover.v1.Gate
+	(*Judge)(nil),                      // 14: cutover.v1.Judge
+	(*Revision)(nil),                   // 15: cutover.v1.Revision
+	(*Endpoint)(nil),                   // 16: cutover.v1.Endpoint
+	(*Targets)(nil),                    // 17: cutover.v1.Targets
+	(*Wave)(nil),                       // 18: cutover.v1.Wave
+	(*Strategy)(nil),                   // 19: cutover.v1.Strategy
+	(*RollingStrategy)(nil),            // 20: cutover.v1.RollingStrategy
+	(*ShadowStrategy)(nil),             // 21: cutover.v1.ShadowStrategy
+	(*BlueGreenStrategy)(nil),          // 22: cutover.v1.BlueGreenStrategy
+	(*SmokeCheck)(nil),                 // 23: cutover.v1.SmokeCheck
+	(*CanaryStrategy)(nil),             // 24: cutover.v1.CanaryStrategy
+	(*CanaryStep)(nil),                 // 25: cutover.v1.CanaryStep
+	(*AnalysisStep)(nil),               // 26: cutover.v1.AnalysisStep
+	(*SetCanaryScale)(nil),             // 27: cutover.v1.SetCanaryScale
+	(*HeaderRoute)(nil),                // 28: cutover.v1.HeaderRoute
+	(*PauseStep)(nil),                  // 29: cutover.v1.PauseStep
+	(*RolloutStatus)(nil),              // 30: cutover.v1.RolloutStatus
+	(*TimelineEvent)(nil),              // 31: cutover.v1.TimelineEvent
+	(*ClusterProgress)(nil),            // 32: cutover.v1.ClusterProgress
+	(*ApplyRolloutRequest)(nil),        // 33: cutover.v1.ApplyRolloutRequest
+	(*ApplyRolloutResponse)(nil),       // 34: cutover.v1.ApplyRolloutResponse
+	(*GetRolloutRequest)(nil),          // 35: cutover.v1.GetRolloutRequest
+	(*GetRolloutResponse)(nil),         // 36: cutover.v1.GetRolloutResponse
+	(*ListRolloutsRequest)(nil),        // 37: cutover.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),       // 38: cutover.v1.ListRolloutsResponse
+	(*WatchRolloutRequest)(nil),        // 39: cutover.v1.WatchRolloutRequest
+	(*WatchRolloutResponse)(nil),       // 40: cutover.v1.WatchRolloutResponse
+	(*PromoteRolloutRequest)(nil),      // 41: cutover.v1.PromoteRolloutRequest
+	(*PromoteRolloutResponse)(nil),     // 42: cutover.v1.PromoteRolloutResponse
+	(*AbortRolloutRequest)(nil),        // 43: cutover.v1.AbortRolloutRequest
+	(*AbortRolloutResponse)(nil),       // 44: cutover.v1.AbortRolloutResponse
+	(*PauseRolloutRequest)(nil),        // 45: cutover.v1.PauseRolloutRequest
+	(*PauseRolloutResponse)(nil),       // 46: cutover.v1.PauseRolloutResponse
+	(*ResumeRolloutRequest)(nil),       // 47: cutover.v1.ResumeRolloutRequest
+	(*ResumeRolloutResponse)(nil),      // 48: cutover.v1.ResumeRolloutResponse
+	(*RetryRolloutRequest)(nil),        // 49: cutover.v1.RetryRolloutRequest
+	(*RetryRolloutResponse)(nil),       // 50: cutover.v1.RetryRolloutResponse
+	(*UndoRolloutRequest)(nil),         // 51: cutover.v1.UndoRolloutRequest
+	(*UndoRolloutResponse)(nil),        // 52: cutover.v1.UndoRolloutResponse
+	(*ListRolloutHistoryRequest)(nil),  // 53: cutover.v1.ListRolloutHistoryRequest
+	(*ListRolloutHistoryResponse)(nil), // 54: cutover.v1.ListRolloutHistoryResponse
+	(*ObservedRevision)(nil),           // 55: cutover.v1.ObservedRevision
+	nil,                                // 56: cutover.v1.KubernetesSpec.SelectorEntry
+	nil,                                // 57: cutover.v1.MetricSelector.LabelsEntry
+	nil,                                // 58: cutover.v1.Revision.EnvEntry
+	nil,                                // 59: cutover.v1.Endpoint.ListenOverridesEntry
+	nil,                                // 60: cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
+	nil,                                // 61: cutover.v1.ObservedRevision.StatusCodesEntry
+	(*timestamppb.Timestamp)(nil),      // 62: google.protobuf.Timestamp
 }
 var file_cutover_v1_rollout_proto_depIdxs = []int32{
 	6,  // 0: cutover.v1.Rollout.spec:type_name -> cutover.v1.RolloutSpec
-	27, // 1: cutover.v1.Rollout.status:type_name -> cutover.v1.RolloutStatus
-	58, // 2: cutover.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	58, // 3: cutover.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
-	13, // 4: cutover.v1.RolloutSpec.revision:type_name -> cutover.v1.Revision
-	14, // 5: cutover.v1.RolloutSpec.endpoint:type_name -> cutover.v1.Endpoint
-	15, // 6: cutover.v1.RolloutSpec.targets:type_name -> cutover.v1.Targets
-	17, // 7: cutover.v1.RolloutSpec.strategy:type_name -> cutover.v1.Strategy
-	11, // 8: cutover.v1.RolloutSpec.gates:type_name -> cutover.v1.Gate
-	7,  // 9: cutover.v1.RolloutSpec.metrics:type_name -> cutover.v1.MetricsSource
-	8,  // 10: cutover.v1.MetricsSource.prometheus:type_name -> cutover.v1.PrometheusSource
-	9,  // 11: cutover.v1.MetricsSource.scrape:type_name -> cutover.v1.ScrapeSource
-	10, // 12: cutover.v1.ScrapeSource.requests:type_name -> cutover.v1.MetricSelector
-	10, // 13: cutover.v1.ScrapeSource.errors:type_name -> cutover.v1.MetricSelector
-	10, // 14: cutover.v1.ScrapeSource.latency:type_name -> cutover.v1.MetricSelector
-	53, // 15: cutover.v1.MetricSelector.labels:type_name -> cutover.v1.MetricSelector.LabelsEntry
-	12, // 16: cutover.v1.Gate.judge:type_name -> cutover.v1.Judge
-	54, // 17: cutover.v1.Revision.env:type_name -> cutover.v1.Revision.EnvEntry
-	55, // 18: cutover.v1.Endpoint.listen_overrides:type_name -> cutover.v1.Endpoint.ListenOverridesEntry
-	16, // 19: cutover.v1.Targets.waves:type_name -> cutover.v1.Wave
-	21, // 20: cutover.v1.Strategy.canary:type_name -> cutover.v1.CanaryStrategy
-	20, // 21: cutover.v1.Strategy.blue_green:type_name -> cutover.v1.BlueGreenStrategy
-	18, // 22: cutover.v1.Strategy.rolling:type_name -> cutover.v1.RollingStrategy
-	19, // 23: cutover.v1.Strategy.shadow:type_name -> cutover.v1.ShadowStrategy
-	56, // 24: cutover.v1.BlueGreenStrategy.preview_listen_overrides:type_name -> cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
-	23, // 25: cutover.v1.BlueGreenStrategy.pre_promotion_analysis:type_name -> cutover.v1.AnalysisStep
-	22, // 26: cutover.v1.CanaryStrategy.steps:type_name -> cutover.v1.CanaryStep
-	26, // 27: cutover.v1.CanaryStep.pause:type_name -> cutover.v1.PauseStep
-	25, // 28: cutover.v1.CanaryStep.set_header_route:type_name -> cutover.v1.HeaderRoute
-	24, // 29: cutover.v1.CanaryStep.set_canary_scale:type_name -> cutover.v1.SetCanaryScale
-	23, // 30: cutover.v1.CanaryStep.analysis:type_name -> cutover.v1.AnalysisStep
-	0,  // 31: cutover.v1.RolloutStatus.phase:type_name -> cutover.v1.RolloutPhase
-	1,  // 32: cutover.v1.RolloutStatus.pause_reason:type_name -> cutover.v1.PauseReason
-	58, // 33: cutover.v1.RolloutStatus.step_start_time:type_name -> google.protobuf.Timestamp
-	29, // 34: cutover.v1.RolloutStatus.clusters:type_name -> cutover.v1.ClusterProgress
-	58, // 35: cutover.v1.RolloutStatus.start_time:type_name -> google.protobuf.Timestamp
-	58, // 36: cutover.v1.RolloutStatus.end_time:type_name -> google.protobuf.Timestamp
-	28, // 37: cutover.v1.RolloutStatus.timeline:type_name -> cutover.v1.TimelineEvent
-	58, // 38: cutover.v1.RolloutStatus.bake_until:type_name -> google.protobuf.Timestamp
-	58, // 39: cutover.v1.TimelineEvent.time:type_name -> google.protobuf.Timestamp
-	3,  // 40: cutover.v1.TimelineEvent.type:type_name -> cutover.v1.TimelineEventType
-	2,  // 41: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
-	13, // 42: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
-	52, // 43: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
-	13, // 44: cutover.v1.ClusterProgress.previous_revision:type_name -> cutover.v1.Revision
-	58, // 45: cutover.v1.ClusterProgress.scale_down_time:type_name -> google.protobuf.Timestamp
-	25, // 46: cutover.v1.ClusterProgress.header_route:type_name -> cutover.v1.HeaderRoute
-	5,  // 47: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 48: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 49: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
-	5,  // 50: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 51: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 52: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 53: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 54: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 55: cutover.v1.RetryRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 56: cutover.v1.UndoRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 57: cutover.v1.ListRolloutHistoryResponse.rollouts:type_name -> cutover.v1.Rollout
-	4,  // 58: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
-	57, // 59: cutover.v1.ObservedRevision.status_codes:type_name -> cutover.v1.ObservedRevision.StatusCodesEntry
-	30, // 60: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
-	32, // 61: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
-	34, // 62: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
-	36, // 63: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
-	38, // 64: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
-	40, // 65: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
-	42, // 66: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
-	44, // 67: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
-	46, // 68: cutover.v1.RolloutService.RetryRollout:input_type -> cutover.v1.RetryRolloutRequest
-	48, // 69: cutover.v1.RolloutService.UndoRollout:input_type -> cutover.v1.UndoRolloutRequest
-	50, // 70: cutover.v1.RolloutService.ListRolloutHistory:input_type -> cutover.v1.ListRolloutHistoryRequest
-	31, // 71: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
-	33, // 72: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
-	35, // 73: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
-	37, // 74: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
-	39, // 75: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
-	41, // 76: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
-	43, // 77: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
-	45, // 78: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
-	47, // 79: cutover.v1.RolloutService.RetryRollout:output_type -> cutover.v1.RetryRolloutResponse
-	49, // 80: cutover.v1.RolloutService.UndoRollout:output_type -> cutover.v1.UndoRolloutResponse
-	51, // 81: cutover.v1.RolloutService.ListRolloutHistory:output_type -> cutover.v1.ListRolloutHistoryResponse
-	71, // [71:82] is the sub-list for method output_type
-	60, // [60:71] is the sub-list for method input_type
-	60, // [60:60] is the sub-list for extension type_name
-	60, // [60:60] is the sub-list for extension extendee
-	0,  // [0:60] is the sub-list for field type_name
+	30, // 1: cutover.v1.Rollout.status:type_name -> cutover.v1.RolloutStatus
+	62, // 2: cutover.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	62, // 3: cutover.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	15, // 4: cutover.v1.RolloutSpec.revision:type_name -> cutover.v1.Revision
+	16, // 5: cutover.v1.RolloutSpec.endpoint:type_name -> cutover.v1.Endpoint
+	17, // 6: cutover.v1.RolloutSpec.targets:type_name -> cutover.v1.Targets
+	19, // 7: cutover.v1.RolloutSpec.strategy:type_name -> cutover.v1.Strategy
+	13, // 8: cutover.v1.RolloutSpec.gates:type_name -> cutover.v1.Gate
+	9,  // 9: cutover.v1.RolloutSpec.metrics:type_name -> cutover.v1.MetricsSource
+	7,  // 10: cutover.v1.RolloutSpec.kubernetes:type_name -> cutover.v1.KubernetesSpec
+	56, // 11: cutover.v1.KubernetesSpec.selector:type_name -> cutover.v1.KubernetesSpec.SelectorEntry
+	8,  // 12: cutover.v1.KubernetesSpec.http_route:type_name -> cutover.v1.HTTPRouteRef
+	10, // 13: cutover.v1.MetricsSource.prometheus:type_name -> cutover.v1.PrometheusSource
+	11, // 14: cutover.v1.MetricsSource.scrape:type_name -> cutover.v1.ScrapeSource
+	12, // 15: cutover.v1.ScrapeSource.requests:type_name -> cutover.v1.MetricSelector
+	12, // 16: cutover.v1.ScrapeSource.errors:type_name -> cutover.v1.MetricSelector
+	12, // 17: cutover.v1.ScrapeSource.latency:type_name -> cutover.v1.MetricSelector
+	57, // 18: cutover.v1.MetricSelector.labels:type_name -> cutover.v1.MetricSelector.LabelsEntry
+	14, // 19: cutover.v1.Gate.judge:type_name -> cutover.v1.Judge
+	58, // 20: cutover.v1.Revision.env:type_name -> cutover.v1.Revision.EnvEntry
+	59, // 21: cutover.v1.Endpoint.listen_overrides:type_name -> cutover.v1.Endpoint.ListenOverridesEntry
+	18, // 22: cutover.v1.Targets.waves:type_name -> cutover.v1.Wave
+	24, // 23: cutover.v1.Strategy.canary:type_name -> cutover.v1.CanaryStrategy
+	22, // 24: cutover.v1.Strategy.blue_green:type_name -> cutover.v1.BlueGreenStrategy
+	20, // 25: cutover.v1.Strategy.rolling:type_name -> cutover.v1.RollingStrategy
+	21, // 26: cutover.v1.Strategy.shadow:type_name -> cutover.v1.ShadowStrategy
+	60, // 27: cutover.v1.BlueGreenStrategy.preview_listen_overrides:type_name -> cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
+	26, // 28: cutover.v1.BlueGreenStrategy.pre_promotion_analysis:type_name -> cutover.v1.AnalysisStep
+	23, // 29: cutover.v1.BlueGreenStrategy.smoke_checks:type_name -> cutover.v1.SmokeCheck
+	25, // 30: cutover.v1.CanaryStrategy.steps:type_name -> cutover.v1.CanaryStep
+	29, // 31: cutover.v1.CanaryStep.pause:type_name -> cutover.v1.PauseStep
+	28, // 32: cutover.v1.CanaryStep.set_header_route:type_name -> cutover.v1.HeaderRoute
+	27, // 33: cutover.v1.CanaryStep.set_canary_scale:type_name -> cutover.v1.SetCanaryScale
+	26, // 34: cutover.v1.CanaryStep.analysis:type_name -> cutover.v1.AnalysisStep
+	0,  // 35: cutover.v1.RolloutStatus.phase:type_name -> cutover.v1.RolloutPhase
+	1,  // 36: cutover.v1.RolloutStatus.pause_reason:type_name -> cutover.v1.PauseReason
+	62, // 37: cutover.v1.RolloutStatus.step_start_time:type_name -> google.protobuf.Timestamp
+	32, // 38: cutover.v1.RolloutStatus.clusters:type_name -> cutover.v1.ClusterProgress
+	62, // 39: cutover.v1.RolloutStatus.start_time:type_name -> google.protobuf.Timestamp
+	62, // 40: cutover.v1.RolloutStatus.end_time:type_name -> google.protobuf.Timestamp
+	31, // 41: cutover.v1.RolloutStatus.timeline:type_name -> cutover.v1.TimelineEvent
+	62, // 42: cutover.v1.RolloutStatus.bake_until:type_name -> google.protobuf.Timestamp
+	62, // 43: cutover.v1.TimelineEvent.time:type_name -> google.protobuf.Timestamp
+	3,  // 44: cutover.v1.TimelineEvent.type:type_name -> cutover.v1.TimelineEventType
+	2,  // 45: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
+	15, // 46: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
+	55, // 47: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
+	15, // 48: cutover.v1.ClusterProgress.previous_revision:type_name -> cutover.v1.Revision
+	62, // 49: cutover.v1.ClusterProgress.scale_down_time:type_name -> google.protobuf.Timestamp
+	28, // 50: cutover.v1.ClusterProgress.header_route:type_name -> cutover.v1.HeaderRoute
+	5,  // 51: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 52: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 53: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
+	5,  // 54: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 55: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 56: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 57: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 58: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 59: cutover.v1.RetryRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 60: cutover.v1.UndoRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 61: cutover.v1.ListRolloutHistoryResponse.rollouts:type_name -> cutover.v1.Rollout
+	4,  // 62: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
+	61, // 63: cutover.v1.ObservedRevision.status_codes:type_name -> cutover.v1.ObservedRevision.StatusCodesEntry
+	33, // 64: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
+	35, // 65: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
+	37, // 66: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
+	39, // 67: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
+	41, // 68: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
+	43, // 69: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
+	45, // 70: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
+	47, // 71: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
+	49, // 72: cutover.v1.RolloutService.RetryRollout:input_type -> cutover.v1.RetryRolloutRequest
+	51, // 73: cutover.v1.RolloutService.UndoRollout:input_type -> cutover.v1.UndoRolloutRequest
+	53, // 74: cutover.v1.RolloutService.ListRolloutHistory:input_type -> cutover.v1.ListRolloutHistoryRequest
+	34, // 75: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
+	36, // 76: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
+	38, // 77: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
+	40, // 78: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
+	42, // 79: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
+	44, // 80: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
+	46, // 81: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
+	48, // 82: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
+	50, // 83: cutover.v1.RolloutService.RetryRollout:output_type -> cutover.v1.RetryRolloutResponse
+	52, // 84: cutover.v1.RolloutService.UndoRollout:output_type -> cutover.v1.UndoRolloutResponse
+	54, // 85: cutover.v1.RolloutService.ListRolloutHistory:output_type -> cutover.v1.ListRolloutHistoryResponse
+	75, // [75:86] is the sub-list for method output_type
+	64, // [64:75] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_cutover_v1_rollout_proto_init() }
@@ -4125,13 +4503,13 @@ func file_cutover_v1_rollout_proto_init() {
 	if File_cutover_v1_rollout_proto != nil {
 		return
 	}
-	file_cutover_v1_rollout_proto_msgTypes[12].OneofWrappers = []any{
+	file_cutover_v1_rollout_proto_msgTypes[14].OneofWrappers = []any{
 		(*Strategy_Canary)(nil),
 		(*Strategy_BlueGreen)(nil),
 		(*Strategy_Rolling)(nil),
 		(*Strategy_Shadow)(nil),
 	}
-	file_cutover_v1_rollout_proto_msgTypes[17].OneofWrappers = []any{
+	file_cutover_v1_rollout_proto_msgTypes[20].OneofWrappers = []any{
 		(*CanaryStep_SetWeight)(nil),
 		(*CanaryStep_Pause)(nil),
 		(*CanaryStep_SetHeaderRoute)(nil),
@@ -4144,7 +4522,7 @@ func file_cutover_v1_rollout_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cutover_v1_rollout_proto_rawDesc), len(file_cutover_v1_rollout_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   53,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
