@@ -17,6 +17,9 @@ func (rolling) Steps(s *cutoverv1.RolloutSpec) []*cutoverv1.CanaryStep {
 	r := s.GetStrategy().GetRolling()
 	total := int(max(s.GetRevision().GetInstances(), 1))
 	batch := spec.BatchSize(r, total)
+	if s.GetKubernetes().GetDelegateRolling() {
+		batch = total // one step: the Deployment's own rolling update paces it
+	}
 	var steps []*cutoverv1.CanaryStep
 	for k := batch; ; k += batch {
 		k = min(k, total)

@@ -216,3 +216,49 @@ func TestRollingHoldAndResumeForgivesCountedFailures(t *testing.T) {
 		t.Fatalf("after a new failure: %s", p)
 	}
 }
+
+// Delegated rolling (spec.kubernetes.delegateRolling) is one batch of every
+// instance: the Deployment's own rolling update paces the replacement.
+func TestRollingDelegatedIsOneBatch(t *testing.T) {
+	waves := [][]string{{"eu-1"}}
+	v1 := newSpec(t, "v1", waves, setWeight(50))
+	v1.Revision.Instances = 4
+	s := deployed(t, v1)
+	v2 := withStrategy(newSpec(t, "v2", waves, setWeight(50)), &cutoverv1.Strategy{Strategy: &cutoverv1.Strategy_Rolling{
+		Rolling: &cutoverv1.RollingStrategy{BatchSize: "1", FailureThreshold: 1}}})
+	v2.Revision.Instances = 4
+	v2.Kubernetes = &cutoverv1.KubernetesSpec{DelegateRolling: true}
+	s.step(apply(v2))
+	if got, want := s.instances("eu-1"), "canary:v2=100 v2x4"; got != want {
+		t.Fatalf("batch: %s, want %s", got, want)
+	}
+	d := rollout.Desired(s.r, s.progress("eu-1"))
+	if d.GetStrategy() != "rolling" || !d.GetKubernetes().GetDelegateRolling() {
+		t.Errorf("desired state carries strategy %q and kubernetes %v", d.GetStrategy(), d.GetKubernetes())
+	}
+}
+
+// A failed smoke check of the preview aborts a blue-green rollout: the
+// cluster goes back to serving the old revision only.
+func TestBlueGreenSmokeFailureAborts(t *testing.T) {
+	waves := [][]string{{"eu-1"}}
+	s := deployed(t, newSpec(t, "v1", waves, setWeight(50)))
+	v2 := withStrategy(newSpec(t, "v2", waves, setWeight(50)), &cutoverv1.Strategy{Strategy: &cutoverv1.Strategy_BlueGreen{
+		BlueGreen: &cutoverv1.BlueGreenStrategy{PreviewListen: "127.0.0.1:9", SmokeChecks: []*cutoverv1.SmokeCheck{{Url: "http://{{preview}}/"}}}}})
+	s.step(apply(v2))
+	d := rollout.Desired(s.r, s.progress("eu-1"))
+	if len(d.GetSmokeChecks()) != 1 || showRevisions(d) != "stable:v1=100 preview:v2=0" {
+		t.Fatalf("preview desired: %s with %d smoke checks", showRevisions(d), len(d.GetSmokeChecks()))
+	}
+	cp := s.progress("eu-1")
+	s.step(rollout.Observe{Cluster: "eu-1", App: &cutoverv1.ObservedApp{
+		App: app, ObservedGeneration: cp.GetDesiredGeneration(),
+		Revisions: []*cutoverv1.ObservedRevision{{Revision: "v2", Track: cutoverv1.Track_TRACK_PREVIEW, Smoke: "health: status 503, want 2xx"}},
+	}})
+	if p := showPhase(s.r.GetStatus()); p != "aborted" {
+		t.Fatalf("after a failed smoke check: %s (%s)", p, s.r.GetStatus().GetMessage())
+	}
+	if got := showRevisions(rollout.Desired(s.r, s.progress("eu-1"))); got != "stable:v1=100" {
+		t.Errorf("aborted: %s", got)
+	}
+}
