@@ -27,11 +27,40 @@ PROMETHEUS         := /usr/bin/prometheus
 PLUGINS            := $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) $(PROTOC_GEN_GATEWAY) $(PROTOC_GEN_OPENAPI)
 PLUGIN_PATH        := $(subst $(eval) ,:,$(sort $(dir $(PLUGINS))))
 
+# The local Kubernetes control plane of test/kubecluster: kube-apiserver,
+# kube-controller-manager and kube-scheduler and etcd built from source by the
+# wrapper modules in test/kubecluster/tools, kwok with the Stage YAMLs of its
+# module, and the Gateway API standard-channel CRDs.
+KUBE_VERSION        := v1.36.3
+ETCD_VERSION        := v3.6.8
+KWOK_VERSION        := v0.8.0
+GATEWAY_API_VERSION := v1.6.3
+
+KUBE_BIN_DIR     := $(TOOLS_DIR)/kube@$(KUBE_VERSION)
+KUBE_BINARIES    := $(addprefix $(KUBE_BIN_DIR)/,kube-apiserver kube-controller-manager kube-scheduler)
+ETCD             := $(TOOLS_DIR)/etcd@$(ETCD_VERSION)/etcd
+KWOK_DIR         := $(TOOLS_DIR)/kwok@$(KWOK_VERSION)
+KWOK             := $(KWOK_DIR)/kwok
+# The stages kwokctl runs by default: fast pods and nodes, heartbeat by lease.
+KWOK_STAGE_SRCS  := node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+                    pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml
+KWOK_STAGES      := $(addprefix $(KWOK_DIR)/stages/,$(notdir $(KWOK_STAGE_SRCS)))
+GATEWAY_API_DIR  := $(TOOLS_DIR)/gateway-api@$(GATEWAY_API_VERSION)
+GATEWAY_API_CRDS := $(GATEWAY_API_DIR)/gateway.networking.k8s.io_httproutes.yaml
+# What `kubectl version` and /version report; a plain go build says v0.0.0.
+KUBE_MAJOR       := $(patsubst v%,%,$(word 1,$(subst ., ,$(KUBE_VERSION))))
+KUBE_MINOR       := $(word 2,$(subst ., ,$(KUBE_VERSION)))
+KUBE_LDFLAGS     := $(foreach p,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+                      -X $(p).gitVersion=$(KUBE_VERSION) -X $(p).gitMajor=$(KUBE_MAJOR) -X $(p).gitMinor=$(KUBE_MINOR) -X $(p).gitTreeState=clean)
+# The directory of a Go module in the module cache, downloaded if need be;
+# run from $(TOOLS_DIR) so that this module's go.mod and go.sum are left alone.
+moddir = $$(cd $(TOOLS_DIR) && $(GO) mod download -json $(1) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p')
+
 BINARIES := cutover cutover-server cutover-agent cutover-demoapp cutover-demo
 
 .PHONY: help
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 # --- tools ------------------------------------------------------------------
 
@@ -53,6 +82,25 @@ $(PROMETHEUS):
 
 .PHONY: tools
 tools: $(BUF) $(PLUGINS) $(STATICCHECK) ## install the pinned tools
+
+$(KUBE_BINARIES) &:
+	cd test/kubecluster/tools/kube && $(GO) build -ldflags '$(KUBE_LDFLAGS)' -o $(KUBE_BIN_DIR)/ \
+		k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
+$(ETCD):
+	cd test/kubecluster/tools/etcd && $(GO) build -o $@ .
+$(KWOK):
+	GOBIN=$(@D) $(GO) install sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
+$(KWOK_STAGES) &:
+	mkdir -p $(KWOK_DIR)/stages
+	src=$(call moddir,sigs.k8s.io/kwok@$(KWOK_VERSION)) && test -n "$$src" && \
+		install -m 0644 $(addprefix $$src/kustomize/stage/,$(KWOK_STAGE_SRCS)) $(KWOK_DIR)/stages/
+$(GATEWAY_API_CRDS):
+	mkdir -p $(@D)
+	src=$(call moddir,sigs.k8s.io/gateway-api@$(GATEWAY_API_VERSION)) && test -n "$$src" && \
+		install -m 0644 $$src/config/crd/standard/gateway.networking.k8s.io_*.yaml $(@D)/
+
+.PHONY: kube-tools
+kube-tools: $(KUBE_BINARIES) $(ETCD) $(KWOK) $(KWOK_STAGES) $(GATEWAY_API_CRDS) ## build the local Kubernetes control plane for test-k8s
 
 # --- build ------------------------------------------------------------------
 
@@ -76,6 +124,11 @@ demo: build ## run a canary rollout v1 -> v2 across two regions on this machine
 .PHONY: test
 test: build $(PROMETHEUS) ## run every test with the race detector
 	CUTOVER_BIN=$(BIN_DIR) CUTOVER_PROMETHEUS=$(PROMETHEUS) $(GO) test -race -count=1 -timeout 15m ./...
+
+.PHONY: test-k8s
+test-k8s: build kube-tools ## run the tests against a local Kubernetes control plane
+	CUTOVER_BIN=$(BIN_DIR) CUTOVER_KUBE_BIN=$(KUBE_BIN_DIR) CUTOVER_ETCD=$(ETCD) CUTOVER_KWOK=$(KWOK_DIR) \
+		CUTOVER_GATEWAY_API=$(GATEWAY_API_DIR) $(GO) test -race -count=1 -timeout 20m ./test/kube/...
 
 .PHONY: bench
 bench: build ## benchmarks, one "name value unit" line per figure

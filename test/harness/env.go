@@ -91,10 +91,16 @@ func (e *Env) StartServer(ctx context.Context) error {
 // StartAgent starts an agent for cluster and waits until the control plane
 // lists it as connected. Restarting an agent reuses its data dir.
 func (e *Env) StartAgent(ctx context.Context, cluster, region string) (*AgentProc, error) {
+	return e.StartAgentWith(ctx, cluster, region, "--runtime", "local")
+}
+
+// StartAgentWith is StartAgent with more flags, e.g. "--runtime",
+// "kubernetes", "--kubeconfig", path.
+func (e *Env) StartAgentWith(ctx context.Context, cluster, region string, flags ...string) (*AgentProc, error) {
 	a := &AgentProc{Cluster: cluster, Region: region, DataDir: filepath.Join(e.Dir, "agent-"+cluster)}
-	p, err := StartProcess("cutover-agent "+cluster, e.Bins.Path(Agent), filepath.Join(e.Dir, "agent-"+cluster+".log"),
-		"--server", e.Server.GRPC, "--cluster", cluster, "--region", region,
-		"--labels", "region="+region, "--runtime", "local", "--data-dir", a.DataDir, "--heartbeat", "500ms")
+	args := append([]string{"--server", e.Server.GRPC, "--cluster", cluster, "--region", region,
+		"--labels", "region=" + region, "--data-dir", a.DataDir, "--heartbeat", "500ms"}, flags...)
+	p, err := StartProcess("cutover-agent "+cluster, e.Bins.Path(Agent), filepath.Join(e.Dir, "agent-"+cluster+".log"), args...)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -38,7 +39,16 @@ func (a *app) routeWeights(ctx context.Context, canary int32) (stableW, canaryW 
 	if !found {
 		return 0, 0, fmt.Errorf("httproute %s/%s has no rule with a backendRef to Service %s or %s", ns, name, stableSvc, canarySvc)
 	}
-	if canary < 0 || (canaryW == canary && stableW == 100-canary) {
+	if canary < 0 {
+		return stableW, canaryW, nil
+	}
+	// Written only when it would change: weights made explicit, and a
+	// backendRef for each Service, even one at weight 0.
+	want := route.DeepCopy()
+	if err := SetRouteWeights(want, a.k.Namespace, stableSvc, canarySvc, a.k.ServicePort, 100-canary, canary); err != nil {
+		return 0, 0, fmt.Errorf("httproute %s/%s: %w", ns, name, err)
+	}
+	if equality.Semantic.DeepEqual(want.Object, route.Object) {
 		return stableW, canaryW, nil
 	}
 	client := a.p.dyn.Resource(HTTPRoutes).Namespace(ns)
