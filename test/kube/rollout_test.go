@@ -630,3 +630,69 @@ func TestRollingBatches(t *testing.T) {
 	waitReplicas(t, ns, "api", "v2", 4)
 	waitReplicas(t, ns, "api-canary", "", 0)
 }
+
+// The Prometheus metrics source works on Kubernetes: a canary's gate reads
+// what a real Prometheus scraped and aborts the rollout on it. kwok's pods
+// serve nothing, so two demo-app processes on loopback stand in for the
+// revisions' pods, with the revision label Prometheus gives them.
+func TestCanaryPrometheusGate(t *testing.T) {
+	k := newKEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const ns = "canary-prom"
+	createNamespace(t, ns)
+	targets, listen := map[string]string{}, map[string]string{}
+	for _, rev := range []string{"v1", "v2"} {
+		metrics, err := harness.FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if listen[rev], err = harness.FreeAddr(); err != nil {
+			t.Fatal(err)
+		}
+		targets[metrics] = rev
+		args := []string{"--version", rev, "--listen", listen[rev], "--metrics-listen", metrics}
+		if rev == "v2" {
+			args = append(args, "--error-rate", "0.2")
+		}
+		p, err := harness.StartProcess("demoapp "+rev, bins.Path(harness.DemoApp), filepath.Join(t.TempDir(), rev+".log"), args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Stop(5 * time.Second) })
+	}
+	url := harness.StartPrometheus(t, targets)
+	const requests = "cutover_demoapp_requests_total"
+	manifest := func(rev string) string {
+		return canaryManifest("pay", ns, rev, 2, "", "setWeight: 50", "pause: {duration: 30s}") + fmt.Sprintf(`  gates:
+  - {name: errors, metric: errorRate, condition: '<= 0.05', window: 3s, minSamples: 50}
+  metrics:
+    provider: prometheus
+    interval: 200ms
+    prometheus:
+      address: %q
+      requests: '%s{revision="{{revision}}"}'
+      errors: '%s{revision="{{revision}}",code=~"5.."}'
+`, url, requests, requests)
+	}
+	k.apply(manifest("v1"))
+	k.waitRollout("pay", "v1 deployed", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY))
+	// Load on both stand-ins, bounded in time and count.
+	lctx, stopLoad := context.WithTimeout(ctx, time.Minute)
+	defer stopLoad()
+	for _, rev := range []string{"v1", "v2"} {
+		go func(addr string) {
+			client := harness.NewClient()
+			for i := 0; i < 100000 && lctx.Err() == nil; i++ {
+				harness.Hit(lctx, client, harness.URL(addr))
+			}
+		}(listen[rev])
+	}
+	k.apply(manifest("v2"))
+	r := k.waitRollout("pay", "v2 aborted by its gate", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED))
+	if msg := r.GetStatus().GetMessage(); !strings.Contains(msg, "gate errors") || !strings.Contains(msg, "failed in "+clusterName) {
+		t.Errorf("abort message lacks the evidence: %q", msg)
+	}
+	waitReplicas(t, ns, "pay", "v1", 2)
+	waitReplicas(t, ns, "pay-canary", "", 0)
+}
