@@ -122,12 +122,13 @@ demo: build ## run a canary rollout v1 -> v2 across two regions on this machine
 	$(BIN_DIR)/cutover-demo --bin $(BIN_DIR)
 
 .PHONY: test
-test: build $(PROMETHEUS) ## run every test with the race detector
-	CUTOVER_BIN=$(BIN_DIR) CUTOVER_PROMETHEUS=$(PROMETHEUS) $(GO) test -race -count=1 -timeout 15m ./...
+test: build $(PROMETHEUS) ## run every test with the race detector, test-k8s included
+	CUTOVER_BIN=$(BIN_DIR) CUTOVER_PROMETHEUS=$(PROMETHEUS) $(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v '/test/kube$$')
+	$(MAKE) --no-print-directory test-k8s
 
 .PHONY: test-k8s
-test-k8s: build kube-tools ## run the tests against a local Kubernetes control plane
-	CUTOVER_BIN=$(BIN_DIR) CUTOVER_KUBE_BIN=$(KUBE_BIN_DIR) CUTOVER_ETCD=$(ETCD) CUTOVER_KWOK=$(KWOK_DIR) \
+test-k8s: build kube-tools $(PROMETHEUS) ## run the tests against a local Kubernetes control plane
+	CUTOVER_BIN=$(BIN_DIR) CUTOVER_PROMETHEUS=$(PROMETHEUS) CUTOVER_KUBE_BIN=$(KUBE_BIN_DIR) CUTOVER_ETCD=$(ETCD) CUTOVER_KWOK=$(KWOK_DIR) \
 		CUTOVER_GATEWAY_API=$(GATEWAY_API_DIR) $(GO) test -race -count=1 -timeout 20m ./test/kube/...
 
 .PHONY: bench

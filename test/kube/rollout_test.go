@@ -172,15 +172,6 @@ func deployment(ctx context.Context, ns, name string) (*appsv1.Deployment, error
 	return cluster.Clientset().AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 }
 
-// replicas describes a Deployment: spec/ready replicas and its version label.
-func replicas(ctx context.Context, ns, name string) (spec, ready int32, version string) {
-	d, err := deployment(ctx, ns, name)
-	if err != nil {
-		return -1, -1, err.Error()
-	}
-	return *d.Spec.Replicas, d.Status.ReadyReplicas, d.Spec.Template.Labels[agentkube.LabelVersion]
-}
-
 // waitReplicas waits until a Deployment runs version with want replicas,
 // all ready and rolled out.
 func waitReplicas(t *testing.T, ns, name, version string, want int32) {

@@ -145,43 +145,70 @@ func (c *Cluster) mapping(ctx context.Context, gvk schema.GroupVersionKind, pend
 }
 
 // waitCRDsServed waits until each CRD is Established and a list of its
-// resource succeeds: Established is written before every API server handler
-// has caught up.
+// resource succeeds (Established is written before every API server handler
+// has caught up), and then until the API server's grace period after
+// establishment is over: for 2s after a CRD's Established transition the API
+// server delays every create of its objects by 2s (customresource_handler.go,
+// for HA servers that have not seen the CRD yet), which would stall the first
+// test to create one.
 func (c *Cluster) waitCRDsServed(ctx context.Context, names []string) error {
 	ctx, cancel := context.WithTimeout(ctx, crdWaitTimeout)
 	defer cancel()
+	var established time.Time
 	for _, name := range names {
 		err := poll(ctx, "CRD "+name+" served", readyPoll, c.procs(), func(ctx context.Context) (bool, error) {
 			crd, err := c.dynamic.Resource(crdResource).Get(ctx, name, metav1.GetOptions{})
 			if err != nil {
 				return false, err
 			}
-			if !crdEstablished(crd) {
+			at, ok := crdEstablished(crd)
+			if !ok {
 				return false, fmt.Errorf("%w: not Established", errNotYet)
 			}
 			gvr, err := crdServedResource(crd)
 			if err != nil {
 				return false, err
 			}
-			_, err = c.dynamic.Resource(gvr).List(ctx, metav1.ListOptions{Limit: 1})
-			return err == nil, err
+			if _, err := c.dynamic.Resource(gvr).List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
+				return false, err
+			}
+			if at.After(established) {
+				established = at
+			}
+			return true, nil
 		})
 		if err != nil {
 			return err
 		}
 	}
-	return nil
+	// The server compares with its own clock, the same as ours.
+	select {
+	case <-time.After(time.Until(established.Add(crdCreateGrace))):
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the CRDs' create grace period: %w", ctx.Err())
+	}
 }
 
-func crdEstablished(crd *unstructured.Unstructured) bool {
+// crdCreateGrace is the API server's grace period after a CRD is established.
+const crdCreateGrace = 2 * time.Second
+
+// crdEstablished reports whether a CRD is Established, and since when.
+func crdEstablished(crd *unstructured.Unstructured) (time.Time, bool) {
 	conds, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
 	for _, cond := range conds {
 		m, _ := cond.(map[string]any)
 		if m["type"] == "Established" && m["status"] == "True" {
-			return true
+			s, _ := m["lastTransitionTime"].(string)
+			at, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				// Assume just now: waiting too long is harmless.
+				at = time.Now()
+			}
+			return at, true
 		}
 	}
-	return false
+	return time.Time{}, false
 }
 
 // crdServedResource returns the resource of a CRD's storage version.
