@@ -6,6 +6,7 @@ import (
 
 	"github.com/cutover-dev/cutover/agent/runtime"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/spec"
 )
 
 // placeTimeout bounds one pass of a placer over an app's objects.
@@ -22,6 +23,11 @@ func (w *worker) passPlaced(ctx context.Context) {
 	w.placeErr = ""
 	if err != nil {
 		w.placeErr = err.Error()
+	}
+	// Gates without samples would never decide anything: say so rather
+	// than let the rollout pass unmeasured.
+	if p := w.desired.GetMetrics().GetProvider(); (p == "" || p == spec.ProviderProxy) && len(w.desired.GetGuardGates()) > 0 && w.placeErr == "" {
+		w.placeErr = "gates need spec.metrics.provider scrape or prometheus here: the kubernetes runtime has no proxy that measures requests"
 	}
 	w.placement = pl
 	byName := map[string]string{}
