@@ -687,3 +687,41 @@ func TestCanaryPrometheusGate(t *testing.T) {
 	waitReplicas(t, ns, "pay", "v1", 2)
 	waitReplicas(t, ns, "pay-canary", "", 0)
 }
+
+// Delegated rolling: the new revision goes on the one Deployment's
+// template and its own rolling update replaces the pods; no canary
+// Deployment appears, and a revision whose pods never become Ready is
+// rolled back on the same Deployment.
+func TestRollingDelegated(t *testing.T) {
+	k := newKEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const ns = "rolling-delegated"
+	createNamespace(t, ns)
+	manifest := func(rev, image string) string {
+		m := rollingManifest("batch", ns, rev, image, 3, "1", "1h")
+		return strings.Replace(m, "    namespace: "+ns+"\n", "    namespace: "+ns+"\n    delegateRolling: true\n", 1)
+	}
+	k.apply(manifest("v1", "batch:v1"))
+	k.waitRollout("batch", "v1 deployed", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY))
+	waitReplicas(t, ns, "batch", "v1", 3)
+	first, err := deployment(ctx, ns, "batch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.apply(manifest("v2", "batch:v2"))
+	r := k.waitRollout("batch", "v2 healthy", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY))
+	if n := len(r.GetStatus().GetTimeline()); n == 0 {
+		t.Error("no timeline")
+	}
+	waitReplicas(t, ns, "batch", "v2", 3)
+	if d, err := deployment(ctx, ns, "batch"); err != nil || d.UID != first.UID {
+		t.Errorf("the Deployment was recreated (%v)", err)
+	}
+	if _, err := deployment(ctx, ns, "batch-canary"); err == nil {
+		t.Error("a canary Deployment appeared in delegated mode")
+	}
+	k.apply(manifest("v3", kubecluster.NeverReadyImage))
+	k.waitRollout("batch", "v3 aborted", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED))
+	waitReplicas(t, ns, "batch", "v2", 3)
+}
