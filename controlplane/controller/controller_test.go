@@ -244,7 +244,7 @@ func TestApplyPersistsBeforePublishing(t *testing.T) {
 	}
 	want := &cutoverv1.DesiredApp{App: app, Generation: 1, Listen: ":8080", Revisions: []*cutoverv1.DesiredRevision{
 		{Track: cutoverv1.Track_TRACK_STABLE, Revision: revision("v1"), Weight: 100},
-	}}
+	}, Strategy: "canary"}
 	if !proto.Equal(calls[0].desired, want) {
 		t.Errorf("published %v, want %v", calls[0].desired, want)
 	}
