@@ -29,12 +29,17 @@ type smoke struct {
 }
 
 // ensure starts the checks for key against preview unless they ran or
-// run for it already, and returns their result so far. An empty key
-// (no preview, or no checks) stops them.
-func (s *smoke) ensure(key, preview string, checks []*cutoverv1.SmokeCheck, client *http.Client) string {
+// run for it already, and returns their result so far. With start false
+// (the preview is not ready at the moment) it only returns the result for
+// key, kept across such flickers. An empty key (no preview, or no checks)
+// stops them.
+func (s *smoke) ensure(key, preview string, checks []*cutoverv1.SmokeCheck, client *http.Client, start bool) string {
 	s.mu.Lock()
-	if s.key == key {
-		r := s.result
+	if s.key == key || (!start && key != "") {
+		r := ""
+		if s.key == key {
+			r = s.result
+		}
 		s.mu.Unlock()
 		return r
 	}
@@ -73,12 +78,12 @@ func (s *smoke) stop() {
 }
 
 // smokeKey identifies a run: the preview revision and the checks.
-func smokeKey(revKey, preview string, checks []*cutoverv1.SmokeCheck) string {
-	if revKey == "" || preview == "" || len(checks) == 0 {
+func smokeKey(revKey string, checks []*cutoverv1.SmokeCheck) string {
+	if revKey == "" || len(checks) == 0 {
 		return ""
 	}
 	var b strings.Builder
-	b.WriteString(revKey + "@" + preview)
+	b.WriteString(revKey)
 	for _, c := range checks {
 		data, _ := proto.MarshalOptions{Deterministic: true}.Marshal(c)
 		fmt.Fprintf(&b, "|%x", data)

@@ -54,23 +54,29 @@ func TestSmokeChecks(t *testing.T) {
 	// The background runner: one run per key, its result kept.
 	var s smoke
 	defer s.stop()
-	key := smokeKey("v2-abc", preview, checks)
-	if r := s.ensure(key, preview, checks, srv.Client()); r != "" {
+	key := smokeKey("v2-abc", checks)
+	if r := s.ensure(key, preview, checks, srv.Client(), false); r != "" {
+		t.Fatalf("result before the preview is ready: %q", r)
+	}
+	if r := s.ensure(key, preview, checks, srv.Client(), true); r != "" {
 		t.Fatalf("result before the run: %q", r)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for s.ensure(key, preview, checks, srv.Client()) == "" && time.Now().Before(deadline) {
+	for s.ensure(key, preview, checks, srv.Client(), true) == "" && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if r := s.ensure(key, preview, checks, srv.Client()); r != spec.SmokePassed {
+	if r := s.ensure(key, preview, checks, srv.Client(), true); r != spec.SmokePassed {
 		t.Errorf("background result: %q", r)
 	}
+	if r := s.ensure(key, "", checks, srv.Client(), false); r != spec.SmokePassed {
+		t.Errorf("result lost while the preview flickered: %q", r)
+	}
 	before := calls.Load()
-	s.ensure(key, preview, checks, srv.Client())
+	s.ensure(key, preview, checks, srv.Client(), true)
 	if calls.Load() != before {
 		t.Error("the same key ran the checks again")
 	}
-	if r := s.ensure("", "", nil, srv.Client()); r != "" {
+	if r := s.ensure("", "", nil, srv.Client(), true); r != "" {
 		t.Errorf("no checks: %q", r)
 	}
 }

@@ -268,10 +268,7 @@ func (w *worker) pass(ctx context.Context) {
 // (at addr) once its revision (key) is ready, and returns their result.
 func (w *worker) ensureSmoke(key, addr string, ready bool) string {
 	checks := w.desired.GetSmokeChecks()
-	if !ready {
-		key = ""
-	}
-	return w.smoke.ensure(smokeKey(key, addr, checks), addr, checks, w.httpc)
+	return w.smoke.ensure(smokeKey(key, checks), addr, checks, w.httpc, ready && addr != "")
 }
 
 // smokeResult is the preview's smoke result for the report, and whether
@@ -282,6 +279,9 @@ func (w *worker) smokeResult() (string, bool) {
 	}
 	w.smoke.mu.Lock()
 	defer w.smoke.mu.Unlock()
+	if w.smoke.key != smokeKey(w.previewKey(), w.desired.GetSmokeChecks()) {
+		return "", false // not run yet for this preview
+	}
 	return w.smoke.result, w.smoke.result == spec.SmokePassed
 }
 

@@ -235,6 +235,8 @@ func (h *Hub) open(ctx context.Context, cancel context.CancelFunc, hello *cutove
 		old.replaced.Store(true)
 		old.cancel()
 	}
+	// Counted before anyone can see the cluster connected.
+	h.metrics.connected.Inc()
 	h.sessions[c.GetName()] = s
 	h.clusters[c.GetName()] = c
 	// The registry's copy is touched under h.mu by receivers, including a
@@ -243,7 +245,6 @@ func (h *Hub) open(ctx context.Context, cancel context.CancelFunc, hello *cutove
 	s.wake()
 	h.mu.Unlock()
 	h.persist(ctx, stored)
-	h.metrics.connected.Inc()
 	h.log.Info("agent connected", "cluster", c.GetName(), "region", c.GetRegion(), "version", c.GetAgentVersion())
 	return s
 }

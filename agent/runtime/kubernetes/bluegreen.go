@@ -35,26 +35,23 @@ func planColours(active string, exists func(colour string) bool, runs func(colou
 	for _, dr := range revs {
 		byTrack[dr.GetTrack()] = dr
 	}
-	place := func(dr *cutoverv1.DesiredRevision, idle string) {
+	// place puts dr on a colour that runs it already (the active one
+	// first), else on idle; never on forbid.
+	place := func(dr *cutoverv1.DesiredRevision, idle, forbid string) {
 		if dr == nil {
 			return
 		}
-		for _, c := range colours { // where it runs already, the active colour first
-			if active != "" && c != active {
-				continue
-			}
-			if plan[c] == nil && runs(c, dr.GetRevision()) {
+		order := colours[:]
+		if active == colours[1] {
+			order = []string{colours[1], colours[0]}
+		}
+		for _, c := range order {
+			if c != forbid && plan[c] == nil && runs(c, dr.GetRevision()) {
 				plan[c] = dr
 				return
 			}
 		}
-		for _, c := range colours {
-			if plan[c] == nil && runs(c, dr.GetRevision()) {
-				plan[c] = dr
-				return
-			}
-		}
-		if idle != "" && plan[idle] == nil {
+		if idle != "" && idle != forbid && plan[idle] == nil {
 			plan[idle] = dr
 		}
 	}
@@ -72,20 +69,18 @@ func planColours(active string, exists func(colour string) bool, runs func(colou
 	if nothingYet && active != "" {
 		first = active
 	}
-	place(byTrack[cutoverv1.Track_TRACK_STABLE], first)
+	place(byTrack[cutoverv1.Track_TRACK_STABLE], first, "")
+	// The preview never lands on the colour the Service selects: it has
+	// not been promoted nor smoke-tested.
 	free := ""
 	for _, c := range colours {
-		if plan[c] == nil {
+		if plan[c] == nil && c != active {
 			free = c
 			break
 		}
 	}
-	place(byTrack[cutoverv1.Track_TRACK_PREVIEW], free)
-	for _, c := range colours {
-		if plan[c] == nil {
-			place(byTrack[cutoverv1.Track_TRACK_PREVIOUS], "") // only where it still runs
-		}
-	}
+	place(byTrack[cutoverv1.Track_TRACK_PREVIEW], free, active)
+	place(byTrack[cutoverv1.Track_TRACK_PREVIOUS], "", "") // only where it still runs
 	return plan
 }
 

@@ -148,12 +148,19 @@ func (a *app) canary(ctx context.Context) (runtime.Placement, error) {
 				errs = append(errs, err)
 			}
 		}
-		// Weights move only to pods that can serve them.
+		// Weights move only to pods that can serve them: the canary gets
+		// its weight once it is rolled out and Ready, and none while it
+		// runs another revision (a superseded canary being replaced);
+		// after an abort stable gets everything back as soon as it has
+		// Ready pods; after a promotion, once the stable Deployment runs
+		// the new revision throughout.
 		want := int32(-1)
 		switch {
 		case nextRev != nil && canaryOK:
 			want = weight
-		case nextRev == nil && primaryOK:
+		case nextRev != nil && !a.runs(canary, nextRev):
+			want = 0
+		case nextRev == nil && (primaryOK || (pst.ready > 0 && !a.runs(canary, stableRev))):
 			want = 0
 		}
 		var err error

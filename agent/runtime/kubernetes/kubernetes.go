@@ -48,7 +48,7 @@ const (
 var HTTPRoutes = schema.GroupVersionResource{Group: "gateway.networking.k8s.io", Version: "v1", Resource: "httproutes"}
 
 // cacheSyncTimeout bounds the wait for a namespace's informers.
-const cacheSyncTimeout = 30 * time.Second
+const cacheSyncTimeout = 10 * time.Second
 
 // Config returns the client configuration: in-cluster when kubeconfig is
 // empty, else from that file; qps and burst bound the agent's request rate.
@@ -82,12 +82,28 @@ type Placer struct {
 	log *slog.Logger
 	ctx context.Context // the informers' lifetime
 
-	mu     sync.Mutex
-	spaces map[string]*space                                       // by namespace
-	routes map[string]dynamicinformer.DynamicSharedInformerFactory // by namespace
-	subs   map[string]chan struct{}                                // by app
-	failed map[string]map[string]map[string]bool                   // app -> revision -> failed pod UIDs
+	setup sync.Mutex // one namespace's informers start at a time
+
+	mu        sync.Mutex
+	spaces    map[string]*space                     // by namespace
+	routes    map[string]routeCache                 // HTTPRoute caches by namespace
+	setupErr  map[string]setupFailure               // by informer set: why it last failed to start
+	subs      map[string]chan struct{}              // by app
+	watching  map[string][2]string                  // by app: its namespace and its route's
+	failed    map[string]map[string]map[string]bool // app -> revision -> failed pod UIDs
+	writeFail map[string]writeFailure               // by object: its last failed write
 }
+
+// setupFailure is an informer set that could not start, retried after
+// setupRetry rather than on every pass.
+type setupFailure struct {
+	err error
+	at  time.Time
+}
+
+// setupRetry is how long a namespace whose caches could not sync is left
+// alone before the next try.
+const setupRetry = 5 * time.Second
 
 // space is one namespace's informers.
 type space struct {
@@ -95,6 +111,13 @@ type space struct {
 	services    corelisters.ServiceLister
 	pods        corelisters.PodLister
 	slices      discoverylisters.EndpointSliceLister
+	stop        context.CancelFunc // stops the informers (with the agent)
+}
+
+// routeCache is one namespace's HTTPRoute informer.
+type routeCache struct {
+	lister cache.GenericLister
+	stop   context.CancelFunc
 }
 
 // New returns a placer whose informers live as long as ctx.
@@ -109,10 +132,13 @@ func New(ctx context.Context, cfg *rest.Config, log *slog.Logger) (*Placer, erro
 	}
 	return &Placer{
 		cs: cs, dyn: dyn, log: log, ctx: ctx,
-		spaces: map[string]*space{},
-		routes: map[string]dynamicinformer.DynamicSharedInformerFactory{},
-		subs:   map[string]chan struct{}{},
-		failed: map[string]map[string]map[string]bool{},
+		spaces:    map[string]*space{},
+		routes:    map[string]routeCache{},
+		setupErr:  map[string]setupFailure{},
+		subs:      map[string]chan struct{}{},
+		watching:  map[string][2]string{},
+		failed:    map[string]map[string]map[string]bool{},
+		writeFail: map[string]writeFailure{},
 	}, nil
 }
 
@@ -130,6 +156,7 @@ func (p *Placer) Forget(app string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.subs, app)
+	delete(p.watching, app)
 	delete(p.failed, app)
 }
 
@@ -143,12 +170,23 @@ func (p *Placer) sub(app string) chan struct{} {
 	return c
 }
 
-// notify wakes every app: an event in a namespace may concern any app
-// there, and a pass over unchanged objects costs only cache reads.
-func (p *Placer) notify() {
+// watch records where an app's objects live, so events there wake it.
+func (p *Placer) watch(app, ns, routeNS string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, c := range p.subs {
+	p.watching[app] = [2]string{ns, routeNS}
+}
+
+// notify wakes the apps whose objects live in namespace ns: an event may
+// concern any of them, and a pass over unchanged objects costs only cache
+// reads.
+func (p *Placer) notify(ns string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for app, c := range p.subs {
+		if w := p.watching[app]; w[0] != ns && w[1] != ns {
+			continue
+		}
 		select {
 		case c <- struct{}{}:
 		default:
@@ -156,71 +194,111 @@ func (p *Placer) notify() {
 	}
 }
 
-func (p *Placer) handler() cache.ResourceEventHandler {
+func (p *Placer) handler(ns string) cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { p.notify() },
-		UpdateFunc: func(any, any) { p.notify() },
-		DeleteFunc: func(any) { p.notify() },
+		AddFunc:    func(any) { p.notify(ns) },
+		UpdateFunc: func(any, any) { p.notify(ns) },
+		DeleteFunc: func(any) { p.notify(ns) },
 	}
+}
+
+// cached returns an informer set already started, or the error of its last
+// failed start while setupRetry has not passed; ok is false when it should
+// be started (again).
+func (p *Placer) cached(key string, get func() bool) (ok bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if get() {
+		return true, nil
+	}
+	if f, failed := p.setupErr[key]; failed && time.Since(f.at) < setupRetry {
+		return true, f.err
+	}
+	return false, nil
 }
 
 // space returns a namespace's informers, starting them on first use.
 func (p *Placer) space(ctx context.Context, ns string) (*space, error) {
-	p.mu.Lock()
-	sp := p.spaces[ns]
-	p.mu.Unlock()
-	if sp != nil {
-		return sp, nil
+	var sp *space
+	get := func() bool { sp = p.spaces[ns]; return sp != nil }
+	if ok, err := p.cached("ns/"+ns, get); ok {
+		return sp, err
 	}
+	p.setup.Lock()
+	defer p.setup.Unlock()
+	if ok, err := p.cached("ns/"+ns, get); ok { // started while we waited
+		return sp, err
+	}
+	fctx, stop := context.WithCancel(p.ctx)
 	f := informers.NewSharedInformerFactoryWithOptions(p.cs, 0, informers.WithNamespace(ns))
 	deps, svcs, pods, slices := f.Apps().V1().Deployments(), f.Core().V1().Services(), f.Core().V1().Pods(), f.Discovery().V1().EndpointSlices()
 	for _, inf := range []cache.SharedIndexInformer{deps.Informer(), svcs.Informer(), pods.Informer(), slices.Informer()} {
-		if _, err := inf.AddEventHandler(p.handler()); err != nil {
+		if _, err := inf.AddEventHandler(p.handler(ns)); err != nil {
+			stop()
 			return nil, fmt.Errorf("watch namespace %s: %w", ns, err)
 		}
 	}
-	f.Start(p.ctx.Done())
+	f.Start(fctx.Done())
 	if err := waitSynced(ctx, f.WaitForCacheSync); err != nil {
+		stop() // Shutdown waits for the informers, which stop with fctx
 		f.Shutdown()
-		return nil, fmt.Errorf("watch namespace %s: %w", ns, err)
+		err = fmt.Errorf("watch deployments, services, pods and endpointslices in namespace %s: %w", ns, err)
+		p.fail("ns/"+ns, err)
+		return nil, err
 	}
-	sp = &space{deployments: deps.Lister(), services: svcs.Lister(), pods: pods.Lister(), slices: slices.Lister()}
+	sp = &space{deployments: deps.Lister(), services: svcs.Lister(), pods: pods.Lister(), slices: slices.Lister(), stop: stop}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if other := p.spaces[ns]; other != nil { // started concurrently
-		f.Shutdown()
-		return other, nil
-	}
 	p.spaces[ns] = sp
+	delete(p.setupErr, "ns/"+ns)
 	return sp, nil
+}
+
+func (p *Placer) fail(key string, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.setupErr[key] = setupFailure{err: err, at: time.Now()}
 }
 
 // routeLister returns the HTTPRoute cache of a namespace, starting it on
 // first use.
 func (p *Placer) routeLister(ctx context.Context, ns string) (cache.GenericNamespaceLister, error) {
-	p.mu.Lock()
-	f := p.routes[ns]
-	p.mu.Unlock()
-	if f == nil {
-		f = dynamicinformer.NewFilteredDynamicSharedInformerFactory(p.dyn, 0, ns, nil)
-		if _, err := f.ForResource(HTTPRoutes).Informer().AddEventHandler(p.handler()); err != nil {
-			return nil, fmt.Errorf("watch httproutes in %s: %w", ns, err)
+	var l cache.GenericLister
+	get := func() bool { l = p.routes[ns].lister; return l != nil }
+	if ok, err := p.cached("route/"+ns, get); ok {
+		if err != nil {
+			return nil, err
 		}
-		f.Start(p.ctx.Done())
-		if err := waitSynced(ctx, f.WaitForCacheSync); err != nil {
-			f.Shutdown()
-			return nil, fmt.Errorf("watch httproutes in %s (are the Gateway API CRDs installed?): %w", ns, err)
-		}
-		p.mu.Lock()
-		if other := p.routes[ns]; other != nil {
-			f.Shutdown()
-			f = other
-		} else {
-			p.routes[ns] = f
-		}
-		p.mu.Unlock()
+		return l.ByNamespace(ns), nil
 	}
-	return f.ForResource(HTTPRoutes).Lister().ByNamespace(ns), nil
+	p.setup.Lock()
+	defer p.setup.Unlock()
+	if ok, err := p.cached("route/"+ns, get); ok {
+		if err != nil {
+			return nil, err
+		}
+		return l.ByNamespace(ns), nil
+	}
+	fctx, stop := context.WithCancel(p.ctx)
+	f := dynamicinformer.NewFilteredDynamicSharedInformerFactory(p.dyn, 0, ns, nil)
+	inf := f.ForResource(HTTPRoutes)
+	if _, err := inf.Informer().AddEventHandler(p.handler(ns)); err != nil {
+		stop()
+		return nil, fmt.Errorf("watch httproutes in %s: %w", ns, err)
+	}
+	f.Start(fctx.Done())
+	if err := waitSynced(ctx, f.WaitForCacheSync); err != nil {
+		stop()
+		f.Shutdown()
+		err = fmt.Errorf("watch httproutes in %s (are the Gateway API CRDs installed?): %w", ns, err)
+		p.fail("route/"+ns, err)
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.routes[ns] = routeCache{lister: inf.Lister(), stop: stop}
+	delete(p.setupErr, "route/"+ns)
+	return inf.Lister().ByNamespace(ns), nil
 }
 
 // waitSynced waits for a factory's caches, at most cacheSyncTimeout.
@@ -243,6 +321,7 @@ func (p *Placer) Place(ctx context.Context, d *cutoverv1.DesiredApp, toStable bo
 		return runtime.Placement{Converged: true}, nil
 	}
 	k := spec.KubeOf(d.GetApp(), d.GetKubernetes())
+	p.watch(d.GetApp(), k.Namespace, k.RouteNamespace)
 	sp, err := p.space(ctx, k.Namespace)
 	if err != nil {
 		return runtime.Placement{}, err

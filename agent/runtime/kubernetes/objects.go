@@ -35,6 +35,41 @@ type app struct {
 
 var applyOpts = metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
 
+// writeFailure is an object's last failed write: the same write is not
+// sent again before writeRetry has passed, so an object the API server
+// refuses (a webhook, an immutable field) does not use up the agent's
+// request budget, which every app shares; a different write (the desired
+// state changed) goes at once.
+type writeFailure struct {
+	what string
+	err  error
+	at   time.Time
+}
+
+// writeRetry spaces out repeats of a write that failed.
+const writeRetry = time.Second
+
+// write runs do, the write described by what, to the object key, unless
+// that same write failed less than writeRetry ago.
+func (a *app) write(key, what string, do func() error) error {
+	p := a.p
+	p.mu.Lock()
+	f, failed := p.writeFail[key]
+	p.mu.Unlock()
+	if failed && f.what == what && time.Since(f.at) < writeRetry {
+		return f.err
+	}
+	err := do()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.writeFail[key] = writeFailure{what: what, err: err, at: time.Now()}
+	} else {
+		delete(p.writeFail, key)
+	}
+	return err
+}
+
 // ours reports whether Cutover created the object (and so owns all of it).
 func ours(m metav1.Object) bool { return m.GetLabels()[LabelManagedBy] == FieldManager }
 
@@ -76,7 +111,19 @@ func (a *app) runs(d *appsv1.Deployment, rev *cutoverv1.Revision) bool {
 		return false
 	}
 	c := a.container(&d.Spec.Template.Spec)
-	return c != nil && (rev.GetImage() == "" || c.Image == rev.GetImage())
+	if c == nil || (rev.GetImage() != "" && c.Image != rev.GetImage()) {
+		return false
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	for k, v := range rev.GetEnv() {
+		if got, ok := env[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *app) container(ps *corev1.PodSpec) *corev1.Container {
@@ -99,6 +146,13 @@ func (a *app) applyDeploymentLabels(ctx context.Context, cur *appsv1.Deployment,
 		return fmt.Errorf("revision %s has no image: the kubernetes runtime needs spec.revision.image", rev.GetName())
 	}
 	full := cur == nil || ours(cur)
+	if cur != nil && a.container(&cur.Spec.Template.Spec) == nil {
+		return fmt.Errorf("deployment %s/%s has no container named %q: set spec.kubernetes.container to the app's container", a.k.Namespace, name, a.k.Container)
+	}
+	// A selector is immutable: an existing Deployment keeps its own.
+	if cur != nil && cur.Spec.Selector != nil && len(cur.Spec.Selector.MatchExpressions) == 0 {
+		selector = cur.Spec.Selector.MatchLabels
+	}
 	podLabels := map[string]string{LabelVersion: rev.GetName()}
 	maps.Copy(podLabels, extra)
 	c := coreac.Container().WithName(a.k.Container).WithImage(rev.GetImage())
@@ -124,7 +178,11 @@ func (a *app) applyDeploymentLabels(ctx context.Context, cur *appsv1.Deployment,
 	if cur != nil && a.unchanged(cur, rev, replicas, podLabels) {
 		return nil
 	}
-	if _, err := a.p.cs.AppsV1().Deployments(a.k.Namespace).Apply(ctx, dep, applyOpts); err != nil {
+	err := a.write("deployment/"+a.k.Namespace+"/"+name, fmt.Sprintf("%s x%d %v", runtime.RevisionKey(rev), replicas, podLabels), func() error {
+		_, err := a.p.cs.AppsV1().Deployments(a.k.Namespace).Apply(ctx, dep, applyOpts)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("apply deployment %s/%s: %w", a.k.Namespace, name, err)
 	}
 	a.p.log.Info("deployment applied", "app", a.d.GetApp(), "deployment", name, "revision", rev.GetName(), "replicas", replicas)
@@ -165,7 +223,11 @@ func (a *app) scale(ctx context.Context, d *appsv1.Deployment, replicas int32) e
 		return nil
 	}
 	sc := autoscalingac.Scale().WithSpec(autoscalingac.ScaleSpec().WithReplicas(replicas))
-	if _, err := a.p.cs.AppsV1().Deployments(a.k.Namespace).ApplyScale(ctx, d.Name, sc, applyOpts); err != nil {
+	err := a.write("deployment/"+a.k.Namespace+"/"+d.Name, fmt.Sprintf("scale %d", replicas), func() error {
+		_, err := a.p.cs.AppsV1().Deployments(a.k.Namespace).ApplyScale(ctx, d.Name, sc, applyOpts)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("scale deployment %s/%s to %d: %w", a.k.Namespace, d.Name, replicas, err)
 	}
 	a.p.log.Info("deployment scaled", "app", a.d.GetApp(), "deployment", d.Name, "replicas", replicas)
@@ -186,7 +248,11 @@ func (a *app) applyService(ctx context.Context, cur *corev1.Service, name string
 			WithPort(a.k.ServicePort).WithTargetPort(intstr.FromInt32(a.k.ContainerPort)))
 	}
 	svc.WithSpec(sp)
-	if _, err := a.p.cs.CoreV1().Services(a.k.Namespace).Apply(ctx, svc, applyOpts); err != nil {
+	err := a.write("service/"+a.k.Namespace+"/"+name, labels.Set(selector).String(), func() error {
+		_, err := a.p.cs.CoreV1().Services(a.k.Namespace).Apply(ctx, svc, applyOpts)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("apply service %s/%s: %w", a.k.Namespace, name, err)
 	}
 	a.p.log.Info("service applied", "app", a.d.GetApp(), "service", name, "selector", labels.Set(selector).String())
@@ -232,7 +298,7 @@ func (a *app) pods(d *appsv1.Deployment, rev *cutoverv1.Revision, now time.Time)
 		switch {
 		case podReady(pod):
 			st.ready++
-		case pod.Status.Phase == corev1.PodFailed || crashing(pod) || now.Sub(pod.CreationTimestamp.Time) > timeout:
+		case pod.Status.Phase == corev1.PodFailed || crashing(pod) || now.Sub(notReadySince(pod)) > timeout:
 			st.failed = append(st.failed, pod)
 		}
 	}
@@ -240,6 +306,18 @@ func (a *app) pods(d *appsv1.Deployment, rev *cutoverv1.Revision, now time.Time)
 }
 
 func (a *app) podContainer(pod *corev1.Pod) *corev1.Container { return a.container(&pod.Spec) }
+
+// notReadySince is when a pod that is not Ready last stopped being Ready,
+// or was created: a pod that was Ready and blips is not failed at once.
+func notReadySince(pod *corev1.Pod) time.Time {
+	since := pod.CreationTimestamp.Time
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady && c.LastTransitionTime.After(since) {
+			since = c.LastTransitionTime.Time
+		}
+	}
+	return since
+}
 
 func podReady(pod *corev1.Pod) bool {
 	for _, c := range pod.Status.Conditions {

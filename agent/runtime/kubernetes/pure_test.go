@@ -135,3 +135,20 @@ func TestAddresses(t *testing.T) {
 		t.Errorf("Addresses = %v, want %v", got, want)
 	}
 }
+
+// An abort sent stable back to blue, which is still starting, and a new
+// rollout arrives: its preview must not land on green, which has the
+// traffic.
+func TestPlanColoursPreviewNeverOnActive(t *testing.T) {
+	runs := map[string]string{"blue": "", "green": "v2"}
+	plan := planColours("green",
+		func(c string) bool { _, ok := runs[c]; return ok },
+		func(c string, rev *cutoverv1.Revision) bool { return runs[c] == rev.GetName() },
+		[]*cutoverv1.DesiredRevision{dr(cutoverv1.Track_TRACK_STABLE, "v1", 100), dr(cutoverv1.Track_TRACK_PREVIEW, "v3", 0)})
+	if plan["green"] != nil {
+		t.Errorf("green (active) got %s", plan["green"].GetRevision().GetName())
+	}
+	if plan["blue"].GetRevision().GetName() != "v1" {
+		t.Errorf("blue got %v, want v1", plan["blue"])
+	}
+}

@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/retry"
 )
 
@@ -52,14 +53,26 @@ func (a *app) routeWeights(ctx context.Context, canary int32) (stableW, canaryW 
 		return stableW, canaryW, nil
 	}
 	client := a.p.dyn.Resource(HTTPRoutes).Namespace(ns)
-	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err = a.write("httproute/"+ns+"/"+name, fmt.Sprintf("weights %d/%d", 100-canary, canary), func() error {
+		return a.updateRoute(ctx, client, route, stableSvc, canarySvc, canary)
+	})
+	if err != nil {
+		return stableW, canaryW, fmt.Errorf("set weights on httproute %s/%s: %w", ns, name, err)
+	}
+	a.p.log.Info("route weights set", "app", a.d.GetApp(), "httproute", name, "stable", 100-canary, "canary", canary)
+	return 100 - canary, canary, nil
+}
+
+// updateRoute writes the weights, re-reading the route after a conflict.
+func (a *app) updateRoute(ctx context.Context, client dynamic.ResourceInterface, route *unstructured.Unstructured, stableSvc, canarySvc string, canary int32) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur := route.DeepCopy()
 		if err := SetRouteWeights(cur, a.k.Namespace, stableSvc, canarySvc, a.k.ServicePort, 100-canary, canary); err != nil {
 			return err
 		}
 		_, err := client.Update(ctx, cur, metav1.UpdateOptions{FieldManager: FieldManager})
 		if apierrors.IsConflict(err) { // read it afresh and try again
-			fresh, getErr := client.Get(ctx, name, metav1.GetOptions{})
+			fresh, getErr := client.Get(ctx, route.GetName(), metav1.GetOptions{})
 			if getErr != nil {
 				return fmt.Errorf("%w (re-read: %v)", err, getErr)
 			}
@@ -67,11 +80,6 @@ func (a *app) routeWeights(ctx context.Context, canary int32) (stableW, canaryW 
 		}
 		return err
 	})
-	if err != nil {
-		return stableW, canaryW, fmt.Errorf("set weights on httproute %s/%s: %w", ns, name, err)
-	}
-	a.p.log.Info("route weights set", "app", a.d.GetApp(), "httproute", name, "stable", 100-canary, "canary", canary)
-	return 100 - canary, canary, nil
 }
 
 // isRef reports whether a backendRef points at Service svc of namespace ns
