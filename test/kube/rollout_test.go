@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -724,4 +725,42 @@ func TestRollingDelegated(t *testing.T) {
 	k.apply(manifest("v3", kubecluster.NeverReadyImage))
 	k.waitRollout("batch", "v3 aborted", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED))
 	waitReplicas(t, ns, "batch", "v2", 3)
+}
+
+// The manifests in deploy/kubernetes start the binaries with flags they
+// have: a renamed flag fails here rather than in a user's cluster.
+func TestDeployManifestFlags(t *testing.T) {
+	setup(t)
+	for file, bin := range map[string]string{"control-plane.yaml": harness.Server, "agent.yaml": harness.Agent} {
+		data, err := os.ReadFile(filepath.Join(repoRoot(), "deploy", "kubernetes", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var args []string
+		for _, doc := range strings.Split(string(data), "\n---") {
+			var obj struct {
+				Spec struct {
+					Template corev1.PodTemplateSpec `json:"template"`
+				} `json:"spec"`
+			}
+			if err := yaml.Unmarshal([]byte(doc), &obj); err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			for _, c := range obj.Spec.Template.Spec.Containers {
+				args = append(args, c.Args...)
+			}
+		}
+		if len(args) == 0 {
+			t.Fatalf("%s starts no container with arguments", file)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, _ := exec.CommandContext(ctx, bins.Path(bin), "-h").CombinedOutput()
+		cancel()
+		for _, a := range args {
+			name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			if !strings.Contains(string(out), "-"+name+" ") && !strings.Contains(string(out), "-"+name+"\n") {
+				t.Errorf("%s: %s has no flag --%s", file, bin, name)
+			}
+		}
+	}
 }
