@@ -131,6 +131,19 @@ test-k8s: build kube-tools $(PROMETHEUS) ## run the tests against a local Kubern
 	CUTOVER_BIN=$(BIN_DIR) CUTOVER_PROMETHEUS=$(PROMETHEUS) CUTOVER_KUBE_BIN=$(KUBE_BIN_DIR) CUTOVER_ETCD=$(ETCD) CUTOVER_KWOK=$(KWOK_DIR) \
 		CUTOVER_GATEWAY_API=$(GATEWAY_API_DIR) $(GO) test -race -count=1 -timeout 20m ./test/kube/...
 
+# Fuzz targets, each run for FUZZTIME; a crash lands in the package's
+# testdata/fuzz and then runs as a regression test with every `go test`.
+FUZZTIME ?= 30s
+FUZZ_TARGETS := ./internal/spec:FuzzParse ./internal/auth:FuzzParseTokens
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME (default 30s) each
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
+
 .PHONY: bench
 bench: build ## benchmarks, one "name value unit" line per figure
 	$(GO) test -run '^$$' -bench . -benchtime 2000x $$($(GO) list ./... | grep -v '/test/kube$$') | awk '/^Benchmark/ { for (i = 3; i < NF; i += 2) print $$1, $$i, $$(i+1) }'
