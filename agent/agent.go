@@ -2,11 +2,16 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/cutover-dev/cutover/agent/link"
 	"github.com/cutover-dev/cutover/agent/reconcile"
@@ -15,6 +20,7 @@ import (
 	"github.com/cutover-dev/cutover/agent/runtime/local"
 	"github.com/cutover-dev/cutover/agent/state"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/pki"
 	"github.com/cutover-dev/cutover/internal/version"
 )
 
@@ -38,6 +44,13 @@ type Config struct {
 	// Kubeconfig is the kubernetes runtime's kubeconfig file; empty for the
 	// in-cluster configuration.
 	Kubeconfig string
+	// TLSCA verifies the control plane's certificate; TLSCert and TLSKey
+	// are this agent's client certificate, which names its cluster
+	// (cutover certs issue-agent). All three or none; the files are
+	// re-read when they change.
+	TLSCA, TLSCert, TLSKey string
+	// AllowInsecureRemote dials a non-loopback control plane without TLS.
+	AllowInsecureRemote bool
 	// KubeQPS and KubeBurst bound the kubernetes runtime's request rate.
 	KubeQPS   float32
 	KubeBurst int
@@ -54,6 +67,10 @@ var capabilities = map[string][]string{
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.Cluster == "" {
 		return fmt.Errorf("--cluster: is required")
+	}
+	creds, err := transport(cfg)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
@@ -88,6 +105,7 @@ func Run(ctx context.Context, cfg Config) error {
 		WithSampleInterval(cfg.SampleInterval).WithPrometheus(cfg.PrometheusURL).WithPlacer(placer)
 	lk := link.New(link.Config{
 		Server:    cfg.Server,
+		Creds:     creds,
 		Heartbeat: cfg.Heartbeat,
 		Hello: &cutoverv1.Hello{
 			Cluster:      cfg.Cluster,
@@ -107,4 +125,43 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	return recErr
+}
+
+// transport is how the agent reaches the control plane: mutual TLS with
+// its certificate, or plaintext, which is refused for a non-loopback
+// address unless forced.
+func transport(cfg Config) (credentials.TransportCredentials, error) {
+	set := 0
+	for _, f := range []string{cfg.TLSCA, cfg.TLSCert, cfg.TLSKey} {
+		if f != "" {
+			set++
+		}
+	}
+	host, _, err := net.SplitHostPort(cfg.Server)
+	if err != nil {
+		return nil, fmt.Errorf("--server %q: %w", cfg.Server, err)
+	}
+	switch set {
+	case 3:
+		kp, err := pki.NewKeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tc, err := pki.ClientTLS(cfg.TLSCA, kp, host)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		return credentials.NewTLS(tc), nil
+	case 0:
+	default:
+		return nil, errors.New("--tls-ca, --tls-cert and --tls-key: give all three (mutual TLS) or none (loopback only)")
+	}
+	if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
+		return insecure.NewCredentials(), nil
+	}
+	if !cfg.AllowInsecureRemote {
+		return nil, fmt.Errorf("--server %s is not a loopback address: the agent talks to a remote control plane only over mutual TLS; set --tls-ca, --tls-cert and --tls-key (see the README), or --insecure-allow-remote to send its traffic in the clear", cfg.Server)
+	}
+	cfg.Logger.Warn("INSECURE: talking to a non-loopback control plane without TLS; anyone on the path can read and forge desired states", "server", cfg.Server)
+	return insecure.NewCredentials(), nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -16,9 +17,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/cutover-dev/cutover/internal/pki"
 	"github.com/cutover-dev/cutover/internal/version"
 )
 
@@ -43,6 +46,9 @@ type options struct {
 	server  string
 	output  string
 	timeout time.Duration
+	token   string // bearer token
+	ca      string // CA file verifying the server: TLS when set
+	config  string // the CLI config file
 }
 
 // Main runs the CLI with args (without the program name) and returns the
@@ -68,7 +74,7 @@ func NewRootCommand(streams Streams) *cobra.Command {
 		SilenceUsage:       true,
 		SilenceErrors:      true,
 		DisableSuggestions: true, // suggestions span lines; errors must not
-		PersistentPreRunE:  func(*cobra.Command, []string) error { return o.validate() },
+		PersistentPreRunE:  func(cmd *cobra.Command, _ []string) error { return o.resolve(cmd) },
 	}
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
@@ -85,7 +91,11 @@ func NewRootCommand(streams Streams) *cobra.Command {
 		newUndoCommand(o),
 		newHistoryCommand(o),
 		newClustersCommand(o),
+		newAuditCommand(o),
 		newVersionCommand(o),
+		newLoginCommand(o),
+		newTokensCommand(o),
+		newCertsCommand(o),
 	)
 	return root
 }
@@ -99,6 +109,9 @@ func (o *options) addFlags(root *cobra.Command) {
 	f.StringVar(&o.server, "server", server, "control plane address (env "+serverEnv+")")
 	f.StringVarP(&o.output, "output", "o", outputTable, "output format: table, json or yaml")
 	f.DurationVar(&o.timeout, "timeout", 10*time.Second, "timeout for each request")
+	f.StringVar(&o.token, "token", os.Getenv(tokenEnv), "bearer token (env "+tokenEnv+"; default: the config file's, see cutover login)")
+	f.StringVar(&o.ca, "ca", os.Getenv(caEnv), "CA certificate of the control plane; connects over TLS (env "+caEnv+")")
+	f.StringVar(&o.config, "config", defaultConfigPath(), "CLI config file written by cutover login (env "+configEnv+")")
 }
 
 // validate checks the global flags; cobra only checks their syntax.
@@ -128,15 +141,45 @@ func newVersionCommand(o *options) *cobra.Command {
 }
 
 // dial opens a connection to the control plane. It is the only place that
-// chooses transport credentials, so TLS is added here alone.
-func dial(server string) (*grpc.ClientConn, error) {
-	return grpc.NewClient(server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// chooses transport credentials: TLS verified against --ca when given, and
+// the bearer token on every call.
+func (o *options) dial() (*grpc.ClientConn, error) {
+	creds := insecure.NewCredentials()
+	if o.ca != "" {
+		host, _, err := net.SplitHostPort(o.server)
+		if err != nil {
+			return nil, fmt.Errorf("--server %q: %w", o.server, err)
+		}
+		tc, err := pki.ClientTLS(o.ca, nil, host)
+		if err != nil {
+			return nil, fmt.Errorf("--ca: %w", err)
+		}
+		creds = credentials.NewTLS(tc)
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if o.token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearerCreds{token: o.token, tls: o.ca != ""}))
+	}
+	return grpc.NewClient(o.server, opts...)
 }
+
+// bearerCreds sends the token with every call. Without TLS it goes only
+// to a loopback server (the server refuses plaintext anywhere else).
+type bearerCreds struct {
+	token string
+	tls   bool
+}
+
+func (b bearerCreds) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + b.token}, nil
+}
+
+func (b bearerCreds) RequireTransportSecurity() bool { return b.tls }
 
 // call runs fn on a fresh connection with the unary timeout and turns its
 // error into the message the user sees.
 func (o *options) call(ctx context.Context, fn func(context.Context, grpc.ClientConnInterface) error) error {
-	conn, err := dial(o.server)
+	conn, err := o.dial()
 	if err != nil {
 		return fmt.Errorf("cannot reach control plane at %s: %w", o.server, err)
 	}

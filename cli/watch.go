@@ -24,7 +24,7 @@ var (
 // terminal it redraws a live view in place; elsewhere (pipes, CI logs) it
 // prints one line per change. It returns nil when the rollout ends Healthy.
 func (o *options) watch(ctx context.Context, name string) error {
-	conn, err := dial(o.server)
+	conn, err := o.dial()
 	if err != nil {
 		return fmt.Errorf("cannot reach control plane at %s: %w", o.server, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -40,6 +41,8 @@ type Applier interface {
 type Config struct {
 	// Server is the control plane's gRPC address.
 	Server string
+	// Creds secure the connection (nil: plaintext, for loopback).
+	Creds credentials.TransportCredentials
 	// Hello describes the agent; its Apps field is filled on each connect.
 	Hello *cutoverv1.Hello
 	// Heartbeat is the interval between heartbeats (default 1s).
@@ -64,7 +67,11 @@ func New(cfg Config, applier Applier, out *reconcile.Outbox, log *slog.Logger) *
 
 // Run connects and reconnects until ctx ends.
 func (l *Link) Run(ctx context.Context) error {
-	conn, err := grpc.NewClient(l.cfg.Server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := l.cfg.Creds
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	conn, err := grpc.NewClient(l.cfg.Server, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return fmt.Errorf("--server %q: %w", l.cfg.Server, err)
 	}

@@ -22,6 +22,7 @@ var codeTable = []struct {
 	{spec.ErrInvalid, codes.InvalidArgument},
 	{controller.ErrNotFound, codes.NotFound},
 	{store.ErrNotFound, codes.NotFound},
+	{store.ErrAuditBroken, codes.DataLoss},
 	{rollout.ErrNoRollout, codes.NotFound},
 	{rollout.ErrTerminal, codes.FailedPrecondition},
 	{rollout.ErrNotAborted, codes.FailedPrecondition},

@@ -11,19 +11,22 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cutover-dev/cutover/internal/audit"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 	"github.com/cutover-dev/cutover/internal/rollout"
 )
 
 // Store is the durable state the controller needs.
 type Store interface {
-	// PutRollout stores a rollout atomically. Idempotent; safe for concurrent use.
-	PutRollout(ctx context.Context, r *cutoverv1.Rollout) error
+	// PutRollout stores a rollout and appends audit records in one
+	// transaction. Idempotent without records; safe for concurrent use.
+	PutRollout(ctx context.Context, r *cutoverv1.Rollout, records ...*cutoverv1.AuditRecord) error
 	// ListRollouts returns every stored rollout. Safe for concurrent use.
 	ListRollouts(ctx context.Context) ([]*cutoverv1.Rollout, error)
-	// ReplaceRollout stores r and moves archive (the rollout it replaces)
-	// into history, keeping keep entries, atomically. Safe for concurrent use.
-	ReplaceRollout(ctx context.Context, r, archive *cutoverv1.Rollout, keep int) error
+	// ReplaceRollout stores r, moves archive (the rollout it replaces) into
+	// history, keeping keep entries, and appends audit records, atomically.
+	// Safe for concurrent use.
+	ReplaceRollout(ctx context.Context, r, archive *cutoverv1.Rollout, keep int, records ...*cutoverv1.AuditRecord) error
 	// History returns an app's archived rollouts, newest first. Safe for
 	// concurrent use.
 	History(ctx context.Context, name string) ([]*cutoverv1.Rollout, error)
@@ -73,7 +76,8 @@ const supervisorQueue = 64
 type request struct {
 	name  string
 	ev    rollout.Event
-	reply chan reply // nil for fire-and-forget events
+	cause audit.Cause // what the event's timeline alone does not say
+	reply chan reply  // nil for fire-and-forget events
 }
 
 type reply struct {
@@ -208,7 +212,7 @@ func (c *Controller) step(ctx context.Context, req request) reply {
 	}
 	// Durable before any effect: a crash after this line resends the same
 	// desired states on restart; a crash before it loses only the event.
-	if err := c.persist(ctx, cur, res.Rollout); err != nil {
+	if err := c.persist(ctx, cur, res.Rollout, causeOf(req)); err != nil {
 		c.log.Error("store rollout", "rollout", req.name, "err", err)
 		return reply{r: cur, err: fmt.Errorf("store rollout %q: %w", req.name, err)}
 	}
@@ -227,13 +231,32 @@ func (c *Controller) step(ctx context.Context, req request) reply {
 	return reply{r: res.Rollout, changed: true, wake: res.WakeAt}
 }
 
-// persist stores next; when it is a new rollout of the app, the one it
-// replaces goes to history in the same transaction.
-func (c *Controller) persist(ctx context.Context, cur, next *cutoverv1.Rollout) error {
+// persist stores next with one audit record per new timeline event; when
+// it is a new rollout of the app, the one it replaces goes to history in
+// the same transaction, with the record of its end.
+func (c *Controller) persist(ctx context.Context, cur, next *cutoverv1.Rollout, cause audit.Cause) error {
 	if cur == nil || cur.GetStatus().GetRolloutNumber() == next.GetStatus().GetRolloutNumber() {
-		return c.store.PutRollout(ctx, next)
+		return c.store.PutRollout(ctx, next, audit.Timeline(cur, next, cause)...)
 	}
-	return c.store.ReplaceRollout(ctx, next, rollout.Archive(cur, c.now()), c.keep)
+	archived := rollout.Archive(cur, c.now())
+	recs := append(audit.Timeline(cur, archived, audit.Cause{}), audit.Timeline(cur, next, cause)...)
+	return c.store.ReplaceRollout(ctx, next, archived, c.keep, recs...)
+}
+
+// causeOf is what the audit records of a request's events must say beyond
+// their timeline: a retry, or an abort by an agent's local guard, is told
+// by the event itself; an undo or a gate's action by its caller.
+func causeOf(req request) audit.Cause {
+	switch e := req.ev.(type) {
+	case rollout.Retry:
+		return audit.Cause{Event: cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_STARTED, Action: audit.ActionRetry}
+	case rollout.Observe:
+		if e.App.GetGuardTripped() != "" {
+			return audit.Cause{Event: cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_ABORTED,
+				Action: audit.ActionGateTripped, Actor: audit.AgentActor(e.Cluster), Cluster: e.Cluster}
+		}
+	}
+	return req.cause
 }
 
 // History returns the app's rollouts, newest first, the current one first.
@@ -274,8 +297,9 @@ func (c *Controller) Undo(ctx context.Context, name, toRevision, actor string) (
 	}
 	spec := proto.Clone(cur.GetSpec()).(*cutoverv1.RolloutSpec)
 	spec.Revision = proto.Clone(target).(*cutoverv1.Revision)
-	r, _, err := c.Do(ctx, name, rollout.Apply{Name: name, Spec: spec, Actor: actor,
-		Reason: fmt.Sprintf("undo from %s", cur.GetSpec().GetRevision().GetName())})
+	r, _, err := c.do(ctx, name, rollout.Apply{Name: name, Spec: spec, Actor: actor,
+		Reason: fmt.Sprintf("undo from %s", cur.GetSpec().GetRevision().GetName())},
+		audit.Cause{Event: cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_STARTED, Action: audit.ActionUndo})
 	if err != nil || spec.GetStrategy().GetBlueGreen() == nil {
 		return r, err
 	}
@@ -306,6 +330,11 @@ func undoTarget(hist []*cutoverv1.Rollout, toRevision string) *cutoverv1.Revisio
 // Do applies an event and waits for the result. It returns the rollout after
 // the event and whether it changed.
 func (c *Controller) Do(ctx context.Context, name string, ev rollout.Event) (*cutoverv1.Rollout, bool, error) {
+	return c.do(ctx, name, ev, audit.Cause{})
+}
+
+// do is Do with what the audit records of the event's timeline must say.
+func (c *Controller) do(ctx context.Context, name string, ev rollout.Event, cause audit.Cause) (*cutoverv1.Rollout, bool, error) {
 	select {
 	case <-c.loaded:
 	case <-ctx.Done():
@@ -314,7 +343,7 @@ func (c *Controller) Do(ctx context.Context, name string, ev rollout.Event) (*cu
 	if _, apply := ev.(rollout.Apply); !apply && c.snapshot(name) == nil {
 		return nil, false, fmt.Errorf("%w: %q", ErrNotFound, name)
 	}
-	req := request{name: name, ev: ev, reply: make(chan reply, 1)}
+	req := request{name: name, ev: ev, cause: cause, reply: make(chan reply, 1)}
 	select {
 	case c.supervisor(name) <- req:
 	case <-ctx.Done():

@@ -1,8 +1,10 @@
 // Package controller runs the rollout engine for every rollout of the
 // control plane. Each rollout has one supervisor goroutine that owns its
 // state: it applies the rollout's events in order with rollout.Step, stores
-// the result, and only then hands the changed desired states to the agent
-// hub and the new rollout to watchers; it ticks the rollout when the engine
-// asks to be woken. Rollouts never wait for each other. Reads are served
-// from an immutable snapshot so they never queue behind events.
+// the result together with one audit record per new timeline event (one
+// transaction: a decision is never stored without its record), and only
+// then hands the changed desired states to the agent hub and the new
+// rollout to watchers; it ticks the rollout when the engine asks to be
+// woken. Rollouts never wait for each other. Reads are served from an
+// immutable snapshot so they never queue behind events.
 package controller

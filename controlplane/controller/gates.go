@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cutover-dev/cutover/internal/audit"
 	"github.com/cutover-dev/cutover/internal/gate"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 	"github.com/cutover-dev/cutover/internal/rollout"
@@ -155,13 +156,17 @@ func (c *Controller) act(ctx context.Context, name string, g *cutoverv1.Gate, cl
 	reason := fmt.Sprintf("gate %s (%s) failed in %s over %s: %s", g.GetName(), gate.Describe(g), cluster, window, ev)
 	c.log.Warn("gate failed", "rollout", name, "gate", g.GetName(), "cluster", cluster, "severity", g.GetSeverity(), "evidence", ev)
 	var event rollout.Event = rollout.Abort{Reason: reason, Actor: "gate " + g.GetName()}
+	// The decision is the engine's; the timeline names the gate.
+	cause := audit.Cause{Event: cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_ABORTED,
+		Action: audit.ActionGateTripped, Actor: audit.ActorEngine, Cluster: cluster}
 	if g.GetSeverity() == spec.SeverityWarning {
 		event = rollout.Pause{Actor: "gate " + g.GetName(), Reason: reason}
+		cause.Event = cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_PAUSED
 	}
 	// Not on the agent's receive path: the decision goes through the
 	// rollout's supervisor like any operator action.
 	go func() {
-		if _, _, err := c.Do(ctx, name, event); err != nil {
+		if _, _, err := c.do(ctx, name, event, cause); err != nil {
 			c.log.Error("gate action", "rollout", name, "err", err)
 		}
 	}()

@@ -15,13 +15,16 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/cutover-dev/cutover/internal/audit"
+	"github.com/cutover-dev/cutover/internal/auth"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 )
 
 // ClusterStore keeps the cluster registry durable.
 type ClusterStore interface {
-	// PutCluster stores a cluster. Idempotent; safe for concurrent use.
-	PutCluster(ctx context.Context, c *cutoverv1.Cluster) error
+	// PutCluster stores a cluster and appends audit records in one
+	// transaction. Idempotent without records; safe for concurrent use.
+	PutCluster(ctx context.Context, c *cutoverv1.Cluster, records ...*cutoverv1.AuditRecord) error
 	// ListClusters returns every stored cluster. Safe for concurrent use.
 	ListClusters(ctx context.Context) ([]*cutoverv1.Cluster, error)
 }
@@ -204,6 +207,12 @@ func (h *Hub) awaitHello(ctx context.Context, stream cutoverv1.AgentService_Conn
 		if hello.GetCluster() == "" {
 			return nil, status.Error(codes.InvalidArgument, "hello.cluster: is required")
 		}
+		// With agent certificates, the cluster is the certificate's: an
+		// agent cannot speak for another cluster.
+		if cert, ok := auth.AgentFrom(ctx); ok && cert != hello.GetCluster() {
+			h.log.Warn("agent refused: hello names another cluster than its certificate", "certificate", cert, "hello", hello.GetCluster())
+			return nil, status.Errorf(codes.PermissionDenied, "hello.cluster %q: this agent's certificate is for cluster %q", hello.GetCluster(), cert)
+		}
 		return hello, nil
 	case <-timer.C:
 		return nil, status.Errorf(codes.DeadlineExceeded, "no hello within %s", h.opts.HelloTimeout)
@@ -244,7 +253,8 @@ func (h *Hub) open(ctx context.Context, cancel context.CancelFunc, hello *cutove
 	stored := proto.Clone(c).(*cutoverv1.Cluster)
 	s.wake()
 	h.mu.Unlock()
-	h.persist(ctx, stored)
+	h.persist(ctx, stored, audit.Agent(c.GetName(), true,
+		fmt.Sprintf("region %s, runtime %s, agent %s", c.GetRegion(), c.GetRuntime(), c.GetAgentVersion())))
 	h.log.Info("agent connected", "cluster", c.GetName(), "region", c.GetRegion(), "version", c.GetAgentVersion())
 	return s
 }
@@ -265,13 +275,15 @@ func (h *Hub) close(s *session) {
 		// The stream's context is gone; the registry write gets its own.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		h.persist(ctx, c)
+		h.persist(ctx, c, audit.Agent(s.cluster, false, ""))
 		h.log.Info("agent disconnected", "cluster", s.cluster)
 	}
 }
 
-func (h *Hub) persist(ctx context.Context, c *cutoverv1.Cluster) {
-	if err := h.store.PutCluster(ctx, c); err != nil {
+// persist stores the registry's copy of a cluster with the audit record of
+// what changed it.
+func (h *Hub) persist(ctx context.Context, c *cutoverv1.Cluster, rec *cutoverv1.AuditRecord) {
+	if err := h.store.PutCluster(ctx, c, rec); err != nil {
 		h.log.Error("store cluster", "cluster", c.GetName(), "err", err)
 	}
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/cutover-dev/cutover/controlplane/api"
@@ -44,6 +44,8 @@ type Config struct {
 	// HistoryLimit is how many earlier rollouts of each app are kept
 	// (default controller.DefaultHistoryLimit).
 	HistoryLimit int
+	// Security: TLS, agent certificates and tokens (zero: loopback only).
+	Security Security
 }
 
 // Run serves the control plane on the two listeners until ctx ends, then
@@ -55,6 +57,12 @@ func Run(ctx context.Context, cfg Config, grpcLn, httpLn net.Listener) error {
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	sec, err := setUpSecurity(cfg.Security, log, grpcLn, httpLn)
+	if err != nil {
+		_ = grpcLn.Close()
+		_ = httpLn.Close()
+		return err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -87,16 +95,37 @@ func Run(ctx context.Context, cfg Config, grpcLn, httpLn net.Listener) error {
 	fwd.set(ctrl)
 	reg.MustRegister(newRolloutCollector(ctrl))
 
+	g := &guard{
+		authn:      sec.authenticator(),
+		agentCerts: sec.tlsOn(),
+		clustersOf: func(app string) []string {
+			r, err := ctrl.Get(app)
+			if err != nil {
+				return nil
+			}
+			var out []string
+			for _, w := range r.GetSpec().GetTargets().GetWaves() {
+				out = append(out, w.GetClusters()...)
+			}
+			return out
+		},
+		extra:  auditMethods,
+		denied: auditDenied(db, log),
+	}
 	gs := grpc.NewServer(
+		grpc.Creds(sec.grpcCreds()),
+		grpc.ChainUnaryInterceptor(g.unary),
+		grpc.ChainStreamInterceptor(g.stream),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	)
 	cutoverv1.RegisterRolloutServiceServer(gs, api.NewRollouts(ctrl, agents))
 	cutoverv1.RegisterClusterServiceServer(gs, api.NewClusters(agents))
 	cutoverv1.RegisterAgentServiceServer(gs, agents)
+	cutoverv1.RegisterAuditServiceServer(gs, api.NewAudit(db))
 
 	var ready atomic.Bool
-	handler, err := httpHandler(ctx, grpcLn.Addr().String(), reg, &ready)
+	handler, err := httpHandler(ctx, dialAddr(grpcLn.Addr()), sec.gatewayCreds(), reg, &ready)
 	if err != nil {
 		return err
 	}
@@ -105,7 +134,8 @@ func Run(ctx context.Context, cfg Config, grpcLn, httpLn net.Listener) error {
 	errc := make(chan error, 3)
 	go func() { errc <- ctrl.Run(ctx) }()
 	go func() { errc <- serveGRPC(gs, grpcLn) }()
-	go func() { errc <- serveHTTP(hs, httpLn) }()
+	go func() { errc <- serveHTTP(hs, sec.httpListener(httpLn)) }()
+	go sec.reloadOnSIGHUP(ctx.Done(), log)
 	go func() {
 		select {
 		case <-ctrl.Loaded():
@@ -113,7 +143,8 @@ func Run(ctx context.Context, cfg Config, grpcLn, httpLn net.Listener) error {
 		case <-ctx.Done():
 		}
 	}()
-	log.Info("control plane serving", "grpc", grpcLn.Addr().String(), "http", httpLn.Addr().String(), "data_dir", cfg.DataDir)
+	log.Info("control plane serving", "grpc", grpcLn.Addr().String(), "http", httpLn.Addr().String(), "data_dir", cfg.DataDir,
+		"tls", sec.tlsOn(), "tokens", sec.tokens != nil)
 
 	var runErr error
 	select {
@@ -159,13 +190,28 @@ func shutdown(gs *grpc.Server, hs *http.Server, timeout time.Duration, log *slog
 	log.Info("control plane stopped")
 }
 
-func httpHandler(ctx context.Context, grpcAddr string, reg *prometheus.Registry, ready *atomic.Bool) (http.Handler, error) {
+// dialAddr is where this process reaches its own gRPC listener: a
+// wildcard address is dialled on loopback.
+func dialAddr(a net.Addr) string {
+	if tcp, ok := a.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		if tcp.IP.To4() != nil {
+			return net.JoinHostPort("127.0.0.1", fmt.Sprint(tcp.Port))
+		}
+		return net.JoinHostPort("::1", fmt.Sprint(tcp.Port))
+	}
+	return a.String()
+}
+
+func httpHandler(ctx context.Context, grpcAddr string, creds credentials.TransportCredentials, reg *prometheus.Registry, ready *atomic.Bool) (http.Handler, error) {
 	gw := runtime.NewServeMux()
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	if err := cutoverv1.RegisterRolloutServiceHandlerFromEndpoint(ctx, gw, grpcAddr, opts); err != nil {
 		return nil, fmt.Errorf("rest gateway: %w", err)
 	}
 	if err := cutoverv1.RegisterClusterServiceHandlerFromEndpoint(ctx, gw, grpcAddr, opts); err != nil {
+		return nil, fmt.Errorf("rest gateway: %w", err)
+	}
+	if err := cutoverv1.RegisterAuditServiceHandlerFromEndpoint(ctx, gw, grpcAddr, opts); err != nil {
 		return nil, fmt.Errorf("rest gateway: %w", err)
 	}
 	mux := http.NewServeMux()

@@ -17,7 +17,7 @@ import (
 )
 
 // SchemaVersion is the schema this build writes.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // Sentinel errors.
 var (
@@ -32,7 +32,9 @@ var (
 	bucketRollouts = []byte("rollouts")
 	bucketClusters = []byte("clusters")
 	bucketHistory  = []byte("history")
+	bucketAudit    = []byte("audit")
 	keySchema      = []byte("schema")
+	keyAuditHead   = []byte("audit_head")
 )
 
 // Bolt is the bbolt-backed store. It is safe for concurrent use.
@@ -57,10 +59,12 @@ func Open(path string) (*Bolt, error) {
 
 // upgrade brings a file of any older schema to SchemaVersion.
 func upgrade(tx *bolt.Tx) error {
-	// 0 -> 1 created rollouts and clusters; 1 -> 2 adds history. Each step
-	// only adds buckets, so creating whatever is missing upgrades any older
-	// file. A step that rewrites records goes here, before EnsureSchema.
-	return EnsureSchema(tx, SchemaVersion, bucketRollouts, bucketClusters, bucketHistory)
+	// 0 -> 1 created rollouts and clusters; 1 -> 2 adds history; 2 -> 3
+	// adds audit (its head, in meta, appears with the first record). Each
+	// step only adds buckets, so creating whatever is missing upgrades any
+	// older file. A step that rewrites records goes here, before
+	// EnsureSchema.
+	return EnsureSchema(tx, SchemaVersion, bucketRollouts, bucketClusters, bucketHistory, bucketAudit)
 }
 
 // EnsureSchema creates the meta bucket and the given buckets and records
@@ -94,9 +98,10 @@ func (b *Bolt) Close() error { return b.db.Close() }
 // DB exposes the handle for consistency checks in tests.
 func (b *Bolt) DB() *bolt.DB { return b.db }
 
-// PutRollout stores a rollout, replacing any with the same name.
-func (b *Bolt) PutRollout(_ context.Context, r *cutoverv1.Rollout) error {
-	return b.put(bucketRollouts, r.GetName(), r)
+// PutRollout stores a rollout, replacing any with the same name, and
+// appends audit (see AppendAudit) in the same transaction.
+func (b *Bolt) PutRollout(_ context.Context, r *cutoverv1.Rollout, audit ...*cutoverv1.AuditRecord) error {
+	return b.put(bucketRollouts, r.GetName(), r, audit)
 }
 
 // GetRollout returns the named rollout or ErrNotFound.
@@ -121,9 +126,10 @@ func (b *Bolt) ListRollouts(_ context.Context) ([]*cutoverv1.Rollout, error) {
 
 // ReplaceRollout stores r as its app's current rollout and, when archive is
 // not nil, moves archive (the rollout r replaces) into the app's history,
-// then drops all but the newest keep history entries of that app. It is one
-// transaction: a crash leaves either the old state or the new one.
-func (b *Bolt) ReplaceRollout(_ context.Context, r, archive *cutoverv1.Rollout, keep int) error {
+// then drops all but the newest keep history entries of that app, and
+// appends audit (see AppendAudit); audit records are never dropped. It is
+// one transaction: a crash leaves either the old state or the new one.
+func (b *Bolt) ReplaceRollout(_ context.Context, r, archive *cutoverv1.Rollout, keep int, audit ...*cutoverv1.AuditRecord) error {
 	data, err := marshal(r)
 	if err != nil {
 		return fmt.Errorf("encode rollout %s: %w", r.GetName(), err)
@@ -136,6 +142,9 @@ func (b *Bolt) ReplaceRollout(_ context.Context, r, archive *cutoverv1.Rollout, 
 	}
 	err = b.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketRollouts).Put([]byte(r.GetName()), data); err != nil {
+			return err
+		}
+		if err := appendAudit(tx, audit); err != nil {
 			return err
 		}
 		if archive == nil {
@@ -203,9 +212,10 @@ func marshal(m proto.Message) ([]byte, error) {
 	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
 }
 
-// PutCluster stores a cluster, replacing any with the same name.
-func (b *Bolt) PutCluster(_ context.Context, c *cutoverv1.Cluster) error {
-	return b.put(bucketClusters, c.GetName(), c)
+// PutCluster stores a cluster, replacing any with the same name, and
+// appends audit (see AppendAudit) in the same transaction.
+func (b *Bolt) PutCluster(_ context.Context, c *cutoverv1.Cluster, audit ...*cutoverv1.AuditRecord) error {
+	return b.put(bucketClusters, c.GetName(), c, audit)
 }
 
 // ListClusters returns every cluster ordered by name.
@@ -219,7 +229,7 @@ func (b *Bolt) ListClusters(_ context.Context) ([]*cutoverv1.Cluster, error) {
 	return out, err
 }
 
-func (b *Bolt) put(bucket []byte, key string, m proto.Message) error {
+func (b *Bolt) put(bucket []byte, key string, m proto.Message, audit []*cutoverv1.AuditRecord) error {
 	if key == "" {
 		return fmt.Errorf("put %s: empty key", bucket)
 	}
@@ -228,7 +238,10 @@ func (b *Bolt) put(bucket []byte, key string, m proto.Message) error {
 		return fmt.Errorf("encode %s/%s: %w", bucket, key, err)
 	}
 	err = b.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucket).Put([]byte(key), data)
+		if err := tx.Bucket(bucket).Put([]byte(key), data); err != nil {
+			return err
+		}
+		return appendAudit(tx, audit)
 	})
 	if err != nil {
 		return fmt.Errorf("put %s/%s: %w", bucket, key, err)

@@ -34,6 +34,10 @@ func run() error {
 	kubeconfig := fs.String("kubeconfig", "", "kubernetes runtime: kubeconfig file (default: the in-cluster configuration)")
 	kubeQPS := fs.Float64("kube-qps", 20, "kubernetes runtime: sustained requests per second to the API server")
 	kubeBurst := fs.Int("kube-burst", 40, "kubernetes runtime: request burst to the API server")
+	tlsCA := fs.String("tls-ca", "", "CA certificate that signed the control plane's certificate")
+	tlsCert := fs.String("tls-cert", "", "this agent's client certificate, naming its cluster (cutover certs issue-agent); re-read when it changes")
+	tlsKey := fs.String("tls-key", "", "the key of --tls-cert")
+	insecureRemote := fs.Bool("insecure-allow-remote", false, "talk to a non-loopback control plane without TLS (dangerous)")
 	dataDir := fs.String("data-dir", "./agent-data", "directory for the agent's state file and app logs")
 	heartbeat := fs.Duration("heartbeat", time.Second, "interval between heartbeats")
 	sampleEvery := fs.Duration("sample-interval", 100*time.Millisecond, "how often traffic is sampled for the gates (at least 10ms)")
@@ -71,19 +75,23 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	return agent.Run(ctx, agent.Config{
-		Server:         *server,
-		Cluster:        *cluster,
-		Region:         *region,
-		Labels:         lbls,
-		Runtime:        *rt,
-		DataDir:        *dataDir,
-		Heartbeat:      *heartbeat,
-		SampleInterval: *sampleEvery,
-		PrometheusURL:  *promURL,
-		Kubeconfig:     *kubeconfig,
-		KubeQPS:        float32(*kubeQPS),
-		KubeBurst:      *kubeBurst,
-		Logger:         log,
+		Server:              *server,
+		Cluster:             *cluster,
+		Region:              *region,
+		Labels:              lbls,
+		Runtime:             *rt,
+		DataDir:             *dataDir,
+		Heartbeat:           *heartbeat,
+		SampleInterval:      *sampleEvery,
+		PrometheusURL:       *promURL,
+		Kubeconfig:          *kubeconfig,
+		TLSCA:               *tlsCA,
+		TLSCert:             *tlsCert,
+		TLSKey:              *tlsKey,
+		AllowInsecureRemote: *insecureRemote,
+		KubeQPS:             float32(*kubeQPS),
+		KubeBurst:           *kubeBurst,
+		Logger:              log,
 	})
 }
 

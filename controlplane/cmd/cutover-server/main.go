@@ -29,6 +29,12 @@ func run() error {
 	httpAddr := fs.String("http-listen", "127.0.0.1:7080", "HTTP listen address (REST, /metrics, /healthz, /readyz, /openapi.json)")
 	historyLimit := fs.Int("history-limit", 10, "earlier rollouts kept per app")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	var sec server.Security
+	fs.StringVar(&sec.TLSCert, "tls-cert", "", "serve both ports over TLS with this certificate (cutover certs issue-server); reloaded on change and SIGHUP")
+	fs.StringVar(&sec.TLSKey, "tls-key", "", "the key of --tls-cert")
+	fs.StringVar(&sec.AgentCA, "agent-ca", "", "CA certificate that issued the agents' client certificates (cutover certs init)")
+	fs.StringVar(&sec.TokensFile, "tokens-file", "", "bearer tokens of people and automation, with their roles (cutover tokens create); reloaded on SIGHUP")
+	fs.BoolVar(&sec.AllowInsecureRemote, "insecure-allow-remote", false, "serve without TLS and tokens on a non-loopback address (dangerous: anyone who reaches it can deploy)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
@@ -58,5 +64,5 @@ func run() error {
 		_ = grpcLn.Close()
 		return fmt.Errorf("--http-listen: %w", err)
 	}
-	return server.Run(ctx, server.Config{DataDir: *dataDir, Logger: log, HistoryLimit: *historyLimit}, grpcLn, httpLn)
+	return server.Run(ctx, server.Config{DataDir: *dataDir, Logger: log, HistoryLimit: *historyLimit, Security: sec}, grpcLn, httpLn)
 }
