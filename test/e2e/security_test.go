@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -274,6 +275,26 @@ func TestSecurityTokensAndRoles(t *testing.T) {
 	_, err = s.grpcAs(s.tokens["paula"]).AbortRollout(ctx, &cutoverv1.AbortRolloutRequest{Name: "web-shop"})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Errorf("scoped deployer aborting web-shop: %v, want PermissionDenied", err)
+	}
+
+	// A token added to the file works after SIGHUP, without a restart.
+	out := s.must("tokens", "create", "--subject", "newcomer", "--role", "viewer", "--file", "tokens.yaml")
+	fresh := strings.SplitN(out, "\n", 2)[0]
+	if code, _ := s.rest("GET", "/v1/rollouts", fresh, ""); code != http.StatusUnauthorized {
+		t.Errorf("a token not yet reloaded: %d, want 401", code)
+	}
+	if err := syscall.Kill(s.server.PID(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	err = harness.Poll(ctx, 20*time.Millisecond, "new token accepted after SIGHUP", func() (bool, error) {
+		code, _ := s.rest("GET", "/v1/rollouts", fresh, "")
+		return code == http.StatusOK, nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	if code, _ := s.rest("GET", "/v1/rollouts", s.tokens["alice"], ""); code != http.StatusOK {
+		t.Errorf("an existing token after the reload: %d", code)
 	}
 }
 
