@@ -74,10 +74,10 @@ func (o *options) resolve(cmd *cobra.Command) error {
 	if c.Server != "" && !flags.Changed("server") && os.Getenv(serverEnv) == "" {
 		o.server = c.Server
 	}
-	if o.token == "" {
+	if o.token == "" && !flags.Changed("token") {
 		o.token = c.Token
 	}
-	if o.ca == "" {
+	if o.ca == "" && !flags.Changed("ca") {
 		o.ca = c.CA
 	}
 	return o.validate()
@@ -144,10 +144,22 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 		tmp.Close()
 		return err
 	}
+	if err := tmp.Sync(); err != nil { // on disk before it replaces the old file
+		tmp.Close()
+		return err
+	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
 }
 
 func newTokensCommand(o *options) *cobra.Command {
@@ -179,6 +191,9 @@ func newTokensCommand(o *options) *cobra.Command {
 				return err
 			}
 			nested := "  " + strings.ReplaceAll(strings.TrimRight(entry, "\n"), "\n", "\n  ") + "\n"
+			if _, err := auth.ParseTokens([]byte("tokens:\n" + nested)); err != nil {
+				return fmt.Errorf("--subject, --apps or --clusters: %w", err)
+			}
 			if file == "" {
 				_, err := fmt.Fprintf(o.streams.Out, "%s\n# add under tokens: in the tokens file\n%s", token, nested)
 				return err

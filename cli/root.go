@@ -157,10 +157,25 @@ func (o *options) dial() (*grpc.ClientConn, error) {
 		creds = credentials.NewTLS(tc)
 	}
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if o.token != "" && o.ca == "" && !loopbackServer(o.server) {
+		return nil, fmt.Errorf("--token: refusing to send a token in clear text to %s; pass --ca to connect over TLS", o.server)
+	}
 	if o.token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearerCreds{token: o.token, tls: o.ca != ""}))
 	}
 	return grpc.NewClient(o.server, opts...)
+}
+
+// loopbackServer reports whether an address is a loopback IP or localhost.
+func loopbackServer(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback()
+	}
+	return host == "localhost"
 }
 
 // bearerCreds sends the token with every call. Without TLS it goes only

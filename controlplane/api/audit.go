@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/cutover-dev/cutover/internal/auth"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 	"github.com/cutover-dev/cutover/internal/store"
 )
@@ -63,7 +64,7 @@ func (s *Audit) ListAuditRecords(ctx context.Context, req *cutoverv1.ListAuditRe
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &cutoverv1.ListAuditRecordsResponse{Records: recs, Truncated: truncated}, nil
+	return &cutoverv1.ListAuditRecordsResponse{Records: inScope(ctx, recs), Truncated: truncated}, nil
 }
 
 // ExportAuditRecords streams every record after req.after_seq, oldest
@@ -80,10 +81,13 @@ func (s *Audit) ExportAuditRecords(req *cutoverv1.ExportAuditRecordsRequest, str
 			return nil
 		}
 		for _, r := range page {
+			after = r.GetSeq()
+			if len(inScope(ctx, []*cutoverv1.AuditRecord{r})) == 0 {
+				continue
+			}
 			if err := stream.Send(&cutoverv1.ExportAuditRecordsResponse{Record: r}); err != nil {
 				return err
 			}
-			after = r.GetSeq()
 		}
 	}
 }
@@ -99,4 +103,24 @@ func (s *Audit) VerifyAudit(ctx context.Context, _ *cutoverv1.VerifyAuditRequest
 		return &cutoverv1.VerifyAuditResponse{RecordsChecked: n, FirstBadSeq: br.Seq, Problem: br.Problem}, nil
 	}
 	return nil, toStatus(err)
+}
+
+// inScope keeps the records a caller with scoped audit grants may read:
+// those of its apps and clusters (all of them in the open mode).
+func inScope(ctx context.Context, recs []*cutoverv1.AuditRecord) []*cutoverv1.AuditRecord {
+	p, ok := auth.PrincipalFrom(ctx)
+	if !ok {
+		return recs
+	}
+	out := recs[:0:0]
+	for _, r := range recs {
+		t := auth.Target{App: r.GetApp()}
+		if r.GetCluster() != "" {
+			t.Clusters = []string{r.GetCluster()}
+		}
+		if auth.Authorize(p, auth.PermAudit, t) == nil {
+			out = append(out, r)
+		}
+	}
+	return out
 }

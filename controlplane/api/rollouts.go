@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cutover-dev/cutover/controlplane/controller"
+	"github.com/cutover-dev/cutover/internal/auth"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 	"github.com/cutover-dev/cutover/internal/rollout"
 	"github.com/cutover-dev/cutover/internal/spec"
@@ -63,8 +64,24 @@ func (s *Rollouts) GetRollout(_ context.Context, req *cutoverv1.GetRolloutReques
 }
 
 // ListRollouts returns every rollout.
-func (s *Rollouts) ListRollouts(context.Context, *cutoverv1.ListRolloutsRequest) (*cutoverv1.ListRolloutsResponse, error) {
-	return &cutoverv1.ListRolloutsResponse{Rollouts: s.ctrl.List()}, nil
+// A caller whose read grants are scoped sees only the rollouts in scope.
+func (s *Rollouts) ListRollouts(ctx context.Context, _ *cutoverv1.ListRolloutsRequest) (*cutoverv1.ListRolloutsResponse, error) {
+	all := s.ctrl.List()
+	p, ok := auth.PrincipalFrom(ctx)
+	if !ok {
+		return &cutoverv1.ListRolloutsResponse{Rollouts: all}, nil
+	}
+	var out []*cutoverv1.Rollout
+	for _, r := range all {
+		t := auth.Target{App: r.GetName()}
+		for _, w := range r.GetSpec().GetTargets().GetWaves() {
+			t.Clusters = append(t.Clusters, w.GetClusters()...)
+		}
+		if auth.Authorize(p, auth.PermRead, t) == nil {
+			out = append(out, r)
+		}
+	}
+	return &cutoverv1.ListRolloutsResponse{Rollouts: out}, nil
 }
 
 // WatchRollout streams the rollout's states until the client goes away.

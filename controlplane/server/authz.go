@@ -3,7 +3,9 @@ package server
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -97,18 +99,25 @@ func (g *guard) rule(method string) (rule, bool) {
 	return r, ok
 }
 
-// check returns the context the handler runs with, or the status error
-// that refuses the call.
+// check authenticates and authorises a call: the context the handler
+// runs with, or the status error that refuses it.
 func (g *guard) check(ctx context.Context, method string, req any) (context.Context, error) {
+	p, err := g.authenticate(ctx, method)
+	if err != nil {
+		return nil, err
+	}
+	return g.authorize(ctx, p, method, req)
+}
+
+// authenticate finds the caller of a call that needs a token (nil in the
+// open mode, and for the agent stream, which checkAgent covers).
+func (g *guard) authenticate(ctx context.Context, method string) (*auth.Principal, error) {
 	r, ok := g.rule(method)
 	if !ok {
 		return nil, status.Errorf(codes.PermissionDenied, "%s: no permission rule for this method", method)
 	}
-	if r.agent {
-		return g.checkAgent(ctx)
-	}
-	if g.authn == nil {
-		return ctx, nil
+	if r.agent || g.authn == nil {
+		return nil, nil
 	}
 	token, err := bearer(ctx)
 	if err != nil {
@@ -118,11 +127,27 @@ func (g *guard) check(ctx context.Context, method string, req any) (context.Cont
 	if err != nil {
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
+	return p, nil
+}
+
+// authorize checks an authenticated caller's permission on what req
+// targets. The clusters a stored rollout of that app already targets
+// count too, so a cluster-scoped grant cannot move an app off clusters it
+// may not touch.
+func (g *guard) authorize(ctx context.Context, p *auth.Principal, method string, req any) (context.Context, error) {
+	r, _ := g.rule(method)
+	if p == nil {
+		return ctx, nil
+	}
 	var t auth.Target
 	if r.target != nil && req != nil {
 		t = r.target(req)
-		if len(t.Clusters) == 0 && t.App != "" && g.clustersOf != nil {
-			t.Clusters = g.clustersOf(t.App)
+		if t.App != "" && g.clustersOf != nil {
+			for _, c := range g.clustersOf(t.App) {
+				if !slices.Contains(t.Clusters, c) {
+					t.Clusters = append(t.Clusters, c)
+				}
+			}
 		}
 	}
 	if err := auth.Authorize(p, r.perm, t); err != nil {
@@ -134,24 +159,27 @@ func (g *guard) check(ctx context.Context, method string, req any) (context.Cont
 	return auth.WithPrincipal(ctx, p), nil
 }
 
-// checkAgent takes an agent's cluster from its verified certificate.
-func (g *guard) checkAgent(ctx context.Context) (context.Context, error) {
+// checkAgent takes an agent's cluster from its verified certificate, and
+// returns when the certificate expires: the stream ends then, and the
+// agent reconnects with its renewed one.
+func (g *guard) checkAgent(ctx context.Context) (context.Context, time.Time, error) {
 	if !g.agentCerts {
-		return ctx, nil
+		return ctx, time.Time{}, nil
 	}
 	pr, ok := peer.FromContext(ctx)
 	if !ok {
-		return nil, status.Error(codes.Unauthenticated, "agent: no peer information")
+		return nil, time.Time{}, status.Error(codes.Unauthenticated, "agent: no peer information")
 	}
 	info, ok := pr.AuthInfo.(credentials.TLSInfo)
 	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
-		return nil, status.Error(codes.Unauthenticated, "agent: a client certificate from the agent CA is required (cutover certs issue-agent)")
+		return nil, time.Time{}, status.Error(codes.Unauthenticated, "agent: a client certificate from the agent CA is required (cutover certs issue-agent)")
 	}
-	cluster, err := pki.ClusterOf(info.State.VerifiedChains[0][0])
+	cert := info.State.VerifiedChains[0][0]
+	cluster, err := pki.ClusterOf(cert)
 	if err != nil {
-		return nil, status.Errorf(codes.PermissionDenied, "agent certificate: %v", err)
+		return nil, time.Time{}, status.Errorf(codes.PermissionDenied, "agent certificate: %v", err)
 	}
-	return auth.WithAgent(ctx, cluster), nil
+	return auth.WithAgent(ctx, cluster), cert.NotAfter, nil
 }
 
 // bearer is the call's bearer token.
@@ -176,30 +204,41 @@ func (g *guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	return handler(ctx, req)
 }
 
-// stream checks a streaming call. Server-streaming calls carry their
-// request as the first message, so it is read here, checked, and handed
-// to the handler as if unread.
+// stream checks a streaming call. The caller is authenticated first;
+// a server-streaming call's request, its first message, is then read,
+// authorised, and handed to the handler as if unread.
 func (g *guard) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	r, ok := g.rule(info.FullMethod)
-	if ok && !info.IsClientStream && r.target != nil {
-		req, err := newRequest(info.FullMethod)
+	if ok && r.agent {
+		ctx, expires, err := g.checkAgent(ss.Context())
 		if err != nil {
 			return err
 		}
-		if err := ss.RecvMsg(req); err != nil {
-			return err
+		if !expires.IsZero() {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, expires)
+			defer cancel()
 		}
-		ctx, err := g.check(ss.Context(), info.FullMethod, req)
-		if err != nil {
-			return err
-		}
-		return handler(srv, &checkedStream{ServerStream: ss, ctx: ctx, first: req})
+		return handler(srv, &checkedStream{ServerStream: ss, ctx: ctx})
 	}
-	ctx, err := g.check(ss.Context(), info.FullMethod, nil)
+	p, err := g.authenticate(ss.Context(), info.FullMethod)
 	if err != nil {
 		return err
 	}
-	return handler(srv, &checkedStream{ServerStream: ss, ctx: ctx})
+	var first any
+	if !info.IsClientStream && r.target != nil {
+		if first, err = newRequest(info.FullMethod); err != nil {
+			return err
+		}
+		if err := ss.RecvMsg(first); err != nil {
+			return err
+		}
+	}
+	ctx, err := g.authorize(ss.Context(), p, info.FullMethod, first)
+	if err != nil {
+		return err
+	}
+	return handler(srv, &checkedStream{ServerStream: ss, ctx: ctx, first: first})
 }
 
 // newRequest is an empty request of a server-streaming method.

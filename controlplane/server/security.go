@@ -61,6 +61,8 @@ func setUpSecurity(cfg Security, log *slog.Logger, listeners ...net.Listener) (*
 		return nil, errors.New("--tokens-file: is required with --tls-cert (people and automation authenticate with its tokens)")
 	case cfg.TLSCert == "" && cfg.AgentCA != "":
 		return nil, errors.New("--tls-cert: is required with --agent-ca (agent certificates need TLS)")
+	case cfg.TLSCert == "" && cfg.TokensFile != "":
+		return nil, errors.New("--tls-cert: is required with --tokens-file (tokens must not travel in clear, and agents need certificates)")
 	}
 	if cfg.TLSCert != "" {
 		kp, err := pki.NewKeyPair(cfg.TLSCert, cfg.TLSKey)

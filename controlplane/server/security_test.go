@@ -43,7 +43,7 @@ func TestInsecureOnlyOnLoopback(t *testing.T) {
 		{Security{TLSCert: "c", TLSKey: "k"}, "--agent-ca: is required"},
 		{Security{TLSCert: "c", TLSKey: "k", AgentCA: "a"}, "--tokens-file: is required"},
 		{Security{AgentCA: "a"}, "--tls-cert: is required with --agent-ca"},
-		{Security{TokensFile: "/nonexistent/tokens.yaml"}, "--tokens-file"},
+		{Security{TokensFile: "/nonexistent/tokens.yaml"}, "--tls-cert: is required with --tokens-file"},
 	} {
 		if _, err := setUpSecurity(tt.cfg, log, at("127.0.0.1")); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%+v: %v, want %q", tt.cfg, err, tt.want)

@@ -31,6 +31,9 @@ import (
 // DBFile is the name of the bbolt file inside the data directory.
 const DBFile = "cutover.db"
 
+// maxStreams bounds the concurrent calls of one connection.
+const maxStreams = 1000
+
 // Config configures a control plane.
 type Config struct {
 	// DataDir holds the bbolt file; created if missing.
@@ -114,6 +117,7 @@ func Run(ctx context.Context, cfg Config, grpcLn, httpLn net.Listener) error {
 	}
 	gs := grpc.NewServer(
 		grpc.Creds(sec.grpcCreds()),
+		grpc.MaxConcurrentStreams(maxStreams),
 		grpc.ChainUnaryInterceptor(g.unary),
 		grpc.ChainStreamInterceptor(g.stream),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
@@ -194,10 +198,9 @@ func shutdown(gs *grpc.Server, hs *http.Server, timeout time.Duration, log *slog
 // wildcard address is dialled on loopback.
 func dialAddr(a net.Addr) string {
 	if tcp, ok := a.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
-		if tcp.IP.To4() != nil {
-			return net.JoinHostPort("127.0.0.1", fmt.Sprint(tcp.Port))
-		}
-		return net.JoinHostPort("::1", fmt.Sprint(tcp.Port))
+		// A wildcard socket also accepts IPv4 loopback, even "::" (dual
+		// stack), and 127.0.0.1 works where IPv6 loopback is off.
+		return net.JoinHostPort("127.0.0.1", fmt.Sprint(tcp.Port))
 	}
 	return a.String()
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 	"github.com/cutover-dev/cutover/test/harness"
@@ -130,6 +131,14 @@ func TestAgentRestartAdoptsProcessesAndRolloutContinues(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.wait(ctx, "settled after restart", harness.AtStep(0, 1))
+	// The proxy lives in the agent: it serves again once the restarted
+	// agent has re-checked the adopted instances and routed to them.
+	err := harness.Poll(ctx, 10*time.Millisecond, "us-east's proxy serving again", func() (bool, error) {
+		return harness.Hit(ctx, f.client, harness.URL(f.listen["us-east"])) != "error", nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.expectShare(ctx, "us-east", "v2", 0.3, tolerance)
 	if after := f.processes(""); !slices.Equal(before, after) {
 		t.Errorf("app processes changed across the agent restart:\nbefore %v\nafter  %v", before, after)

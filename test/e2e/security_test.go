@@ -277,6 +277,20 @@ func TestSecurityTokensAndRoles(t *testing.T) {
 		t.Errorf("scoped deployer aborting web-shop: %v, want PermissionDenied", err)
 	}
 
+	// Listing shows a scoped caller only what is in its scope.
+	for subject, want := range map[string]int{"victor": 2, "paula": 1} {
+		resp, err := s.grpcAs(s.tokens[subject]).ListRollouts(ctx, &cutoverv1.ListRolloutsRequest{})
+		if err != nil || len(resp.GetRollouts()) != want {
+			t.Errorf("%s lists %d rollouts (%v), want %d", subject, len(resp.GetRollouts()), err, want)
+		}
+	}
+
+	// The CLI never sends a token in clear text off loopback (refused
+	// before it dials: nothing leaves the machine).
+	if _, err := s.cutover("--config", filepath.Join(s.dir, "none.yaml"), "--server", "192.0.2.1:7070", "--ca", "", "--token", s.tokens["alice"], "clusters"); err == nil || !strings.Contains(err.Error(), "refusing to send a token in clear text") {
+		t.Errorf("token in clear text to a remote server: %v", err)
+	}
+
 	// A token added to the file works after SIGHUP, without a restart.
 	out := s.must("tokens", "create", "--subject", "newcomer", "--role", "viewer", "--file", "tokens.yaml")
 	fresh := strings.SplitN(out, "\n", 2)[0]
