@@ -77,7 +77,8 @@ func (c *Controller) Samples(ctx context.Context, cluster string, batch *cutover
 // evaluate judges every gate of r in one cluster carrying the new revision.
 func (c *Controller) evaluate(ctx context.Context, r *cutoverv1.Rollout, cluster string) {
 	st := r.GetStatus()
-	if st.GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING && st.GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_PAUSED {
+	if st.GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING && st.GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_PAUSED &&
+		st.GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_WINDOW { // traffic on the canary is judged while it waits
 		return
 	}
 	var cp *cutoverv1.ClusterProgress

@@ -32,6 +32,8 @@ const (
 	ActionAgentConnect    = "agent.connect"
 	ActionAgentDisconnect = "agent.disconnect"
 	ActionAuthDenied      = "auth.denied"
+	ActionWindowWait      = "window.wait"
+	ActionWindowOpen      = "window.open"
 )
 
 // actions maps each timeline event type to its action.
@@ -47,6 +49,8 @@ var actions = map[cutoverv1.TimelineEventType]string{
 	cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_HEALTHY:        ActionHealthy,
 	cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_SUPERSEDED:     ActionSuperseded,
 	cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_FAILED:         ActionFailed,
+	cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_WINDOW_CLOSED:  ActionWindowWait,
+	cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_WINDOW_OPENED:  ActionWindowOpen,
 }
 
 // RolloutTarget names a rollout as a record's target.

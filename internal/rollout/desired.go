@@ -99,11 +99,18 @@ func Terminal(p cutoverv1.RolloutPhase) bool {
 	return false
 }
 
-// PhaseName is the short display name of a phase, e.g. "Healthy".
+// PhaseName is the short display name of a phase, e.g. "Healthy" or
+// "WaitingForWindow".
 func PhaseName(p cutoverv1.RolloutPhase) string {
 	n := strings.TrimPrefix(p.String(), "ROLLOUT_PHASE_")
 	if n == "" {
 		return ""
 	}
-	return n[:1] + strings.ToLower(n[1:])
+	var b strings.Builder
+	for _, w := range strings.Split(n, "_") {
+		if w != "" {
+			b.WriteString(w[:1] + strings.ToLower(w[1:]))
+		}
+	}
+	return b.String()
 }

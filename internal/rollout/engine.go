@@ -10,6 +10,7 @@ import (
 
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 	"github.com/cutover-dev/cutover/internal/spec"
+	"github.com/cutover-dev/cutover/internal/window"
 )
 
 // Sentinel errors; the API edge maps them to status codes.
@@ -311,6 +312,7 @@ func (m *machine) promote(full bool, actor string) {
 		st.PromoteFull = true
 		st.CurrentStep = int32(len(m.steps()))
 		st.StepStartTime = timestamppb.New(m.now) // the promotion gets a full deadline
+		st.StepPending = true                     // still within the window
 		m.setProgressing("fully promoted by an operator")
 		m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_PROMOTED, actor, "every remaining step and wave skipped")
 		return
@@ -364,14 +366,75 @@ func (m *machine) setProgressing(msg string) {
 	st.Message = msg
 }
 
-// advance moves through every step that can complete now.
+// advance moves through every step that can complete now. A step (and a
+// group's start) begins only while the deployment window is open; at a
+// closed boundary the rollout waits, traffic as it is.
 func (m *machine) advance() {
 	st := m.st()
+	m.windowOpened()
 	for st.GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING {
+		if st.GetStepPending() || st.GetGroupPending() {
+			if m.windowClosed() {
+				return
+			}
+			st.StepPending = false
+			st.StepStartTime = timestamppb.New(m.now) // waiting for the window is not progress time
+			if st.GetGroupPending() {
+				st.GroupPending = false
+				m.beginGroup()
+			}
+		}
 		if !m.stepOnce() {
 			return
 		}
 	}
+}
+
+// window is the spec's deployment window; nil when it has none (or one
+// that does not compile, which validation refuses before it gets here).
+func (m *machine) window() *window.Window {
+	ws := m.r.GetSpec().GetWindow()
+	if ws == nil {
+		return nil
+	}
+	w, err := window.Compile(ws)
+	if err != nil {
+		return nil
+	}
+	return w
+}
+
+// windowClosed puts the rollout in WAITING_FOR_WINDOW when the window is
+// closed now.
+func (m *machine) windowClosed() bool {
+	w := m.window()
+	why, closed := w.Closed(m.now)
+	if !closed {
+		return false
+	}
+	st := m.st()
+	st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_WINDOW
+	st.PauseReason = cutoverv1.PauseReason_PAUSE_REASON_UNSPECIFIED
+	if next, ok := w.NextOpen(m.now); ok {
+		st.Message = fmt.Sprintf("waiting for the deployment window (%s); it opens %s", why, next.In(w.Location()).Format("Mon 2006-01-02 15:04 MST"))
+	} else {
+		st.Message = fmt.Sprintf("waiting for the deployment window (%s); it does not open within 400 days", why)
+	}
+	m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_WINDOW_CLOSED, "", st.GetMessage())
+	return true
+}
+
+// windowOpened moves a waiting rollout on once its window is open.
+func (m *machine) windowOpened() {
+	st := m.st()
+	if st.GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_WINDOW {
+		return
+	}
+	if _, closed := m.window().Closed(m.now); closed {
+		return
+	}
+	m.setProgressing("deployment window open")
+	m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_WINDOW_OPENED, "", "deployment window open")
 }
 
 // stepOnce runs the current step; it reports whether the rollout moved on.
@@ -490,11 +553,20 @@ func (m *machine) startWave(i int32) { m.startGroup(i, 0) }
 
 // startGroup starts the steps for one group of a wave (the whole wave when
 // it has no maxParallel).
+// The group's clusters start moving at the next step boundary the window
+// allows (beginGroup).
 func (m *machine) startGroup(wave, group int32) {
 	st := m.st()
 	st.CurrentWave, st.CurrentGroup = wave, group
 	st.CurrentStep = 0
 	st.StepStartTime = timestamppb.New(m.now)
+	st.StepPending, st.GroupPending = true, true
+}
+
+// beginGroup starts the current group's clusters.
+func (m *machine) beginGroup() {
+	st := m.st()
+	wave, group := st.GetCurrentWave(), st.GetCurrentGroup()
 	for _, cp := range m.groupClusters(wave, group) {
 		m.setCluster(cp, cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING, 0)
 	}
@@ -539,6 +611,7 @@ func (m *machine) nextStep() {
 	}
 	st.CurrentStep++
 	st.StepStartTime = timestamppb.New(m.now)
+	st.StepPending = true
 }
 
 // waiting notes that the current wave has not reported the step in force.
@@ -665,6 +738,14 @@ func (m *machine) wakeAt() time.Time {
 
 func (m *machine) stepWakeAt() time.Time {
 	st := m.st()
+	if st.GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_WINDOW {
+		if w := m.window(); w != nil {
+			if next, ok := w.NextOpen(m.now); ok {
+				return next
+			}
+		}
+		return time.Time{}
+	}
 	if st.GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING {
 		return time.Time{}
 	}

@@ -233,7 +233,8 @@ func checkStep(prev, frozen *cutoverv1.Rollout, ev rollout.Event, now time.Time,
 	// A step that advanced has moved past every pause that ran out; an
 	// identical re-apply advances nothing and may report a wake-up that is due.
 	advanced := !isApply || res.Changed
-	if !res.WakeAt.IsZero() && !scaleDownPending(next) && (phase != cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING || advanced && !res.WakeAt.After(now)) {
+	moving := phase == cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING || phase == cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_WINDOW
+	if !res.WakeAt.IsZero() && !scaleDownPending(next) && (!moving || advanced && !res.WakeAt.After(now)) {
 		return fmt.Errorf("wake at %s (now %s) in phase %s", res.WakeAt, now, rollout.PhaseName(phase))
 	}
 	return checkWaves(next)
@@ -384,6 +385,8 @@ func checkWaves(r *cutoverv1.Rollout) error {
 		case cp.GetGroup() < st.GetCurrentGroup(): // earlier group of the current wave
 			want = []cutoverv1.ClusterPhase{cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED}
 		case cp.GetGroup() > st.GetCurrentGroup():
+			want = []cutoverv1.ClusterPhase{cutoverv1.ClusterPhase_CLUSTER_PHASE_PENDING}
+		case st.GetGroupPending(): // the current group waits for its window
 			want = []cutoverv1.ClusterPhase{cutoverv1.ClusterPhase_CLUSTER_PHASE_PENDING}
 		default:
 			want = []cutoverv1.ClusterPhase{cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING, cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED}

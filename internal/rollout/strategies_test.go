@@ -1,6 +1,7 @@
 package rollout_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -260,5 +261,83 @@ func TestBlueGreenSmokeFailureAborts(t *testing.T) {
 	}
 	if got := showRevisions(rollout.Desired(s.r, s.progress("eu-1"))); got != "stable:v1=100" {
 		t.Errorf("aborted: %s", got)
+	}
+}
+
+// A deployment window (weekdays outside New York market hours): applied
+// while closed, the rollout waits with traffic untouched and wakes when it
+// opens; the window closing mid-rollout holds it at the next step
+// boundary (traffic stays at the canary's weight), and the next window,
+// after the change to daylight-saving time, moves it on.
+func TestDeploymentWindow(t *testing.T) {
+	waves := [][]string{{"eu-1"}}
+	s := deployed(t, newSpec(t, "v1", waves, setWeight(50)))
+	v2 := newSpec(t, "v2", waves, setWeight(20), pause("1h"), setWeight(50), pause(""))
+	v2.Window = &cutoverv1.DeploymentWindow{TimeZone: "America/New_York",
+		Allow: []*cutoverv1.WindowSpan{{Days: []string{"Mon", "Tue", "Wed", "Thu", "Fri"}, Start: "16:00", End: "09:30"}}}
+	utc := func(v string) time.Time {
+		tt, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tt
+	}
+	s.now = utc("2026-03-06T20:00:00Z") // Friday 15:00 EST: market hours
+	res := s.step(apply(v2))
+	if p := s.r.GetStatus().GetPhase(); p != cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_WINDOW {
+		t.Fatalf("applied outside the window: %s (%s)", rollout.PhaseName(p), s.r.GetStatus().GetMessage())
+	}
+	if got := showRevisions(rollout.Desired(s.r, s.progress("eu-1"))); got != "stable:v1=100" {
+		t.Errorf("waiting for the window, eu-1 is asked for %s", got)
+	}
+	if !res.WakeAt.Equal(utc("2026-03-06T21:00:00Z")) {
+		t.Errorf("wakes at %s, want the window's opening", res.WakeAt.UTC())
+	}
+	if msg := s.r.GetStatus().GetMessage(); !strings.Contains(msg, "opens Fri 2026-03-06 16:00 EST") {
+		t.Errorf("message %q does not say when the window opens", msg)
+	}
+
+	s.now = utc("2026-03-06T21:00:00Z")
+	s.step(rollout.Tick{})
+	if got := showRevisions(rollout.Desired(s.r, s.progress("eu-1"))); got != "stable:v1=80 canary:v2=20" {
+		t.Fatalf("window open: %s (%s)", got, s.r.GetStatus().GetMessage())
+	}
+	s.converge("eu-1")
+
+	// The 1h pause ends on Saturday morning, after the window closed.
+	s.now = utc("2026-03-07T14:40:00Z") // Saturday 09:40 EST
+	res = s.step(rollout.Tick{})
+	if p := s.r.GetStatus().GetPhase(); p != cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_WINDOW {
+		t.Fatalf("window closed at the step boundary: %s", rollout.PhaseName(p))
+	}
+	if got := showRevisions(rollout.Desired(s.r, s.progress("eu-1"))); got != "stable:v1=80 canary:v2=20" {
+		t.Errorf("waiting mid-rollout moved traffic: %s", got)
+	}
+	if !res.WakeAt.Equal(utc("2026-03-09T20:00:00Z")) { // Monday 16:00 EDT
+		t.Errorf("wakes at %s, want Monday 16:00 EDT", res.WakeAt.UTC())
+	}
+	// An operator pause and resume while waiting do not sneak past it.
+	s.step(rollout.Pause{Actor: "ops"})
+	s.step(rollout.Resume{Actor: "ops"})
+	if p := s.r.GetStatus().GetPhase(); p != cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_WINDOW {
+		t.Fatalf("after pause and resume while closed: %s", rollout.PhaseName(p))
+	}
+
+	s.now = utc("2026-03-09T20:00:00Z")
+	s.step(rollout.Tick{})
+	if got := showRevisions(rollout.Desired(s.r, s.progress("eu-1"))); got != "stable:v1=50 canary:v2=50" {
+		t.Fatalf("next window: %s (%s)", got, s.r.GetStatus().GetMessage())
+	}
+	var closed, opened int
+	for _, e := range s.r.GetStatus().GetTimeline() {
+		switch e.GetType() {
+		case cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_WINDOW_CLOSED:
+			closed++
+		case cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_WINDOW_OPENED:
+			opened++
+		}
+	}
+	if closed != 3 || opened != 2 {
+		t.Errorf("timeline has %d window waits and %d openings, want 3 and 2", closed, opened)
 	}
 }

@@ -654,3 +654,22 @@ func TestKubernetesValidation(t *testing.T) {
 		t.Errorf("KubeOf defaults = %+v", k)
 	}
 }
+
+func TestWindowValidation(t *testing.T) {
+	err := spec.Validate(&cutoverv1.RolloutSpec{Window: &cutoverv1.DeploymentWindow{TimeZone: "Nowhere/Land",
+		Allow: []*cutoverv1.WindowSpan{{Days: []string{"Someday"}, Start: "9am", End: "17:00"}}}})
+	for _, want := range []string{
+		`spec.window.timeZone: unknown time zone "Nowhere/Land"`,
+		`spec.window.allow[0].days[0]: must be Mon, Tue, Wed, Thu, Fri, Sat or Sun, got "Someday"`,
+		`spec.window.allow[0].start: must be a local time HH:MM, got "9am"`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v\nwant it to contain %q", err, want)
+		}
+	}
+	ok := &cutoverv1.RolloutSpec{Window: &cutoverv1.DeploymentWindow{TimeZone: "Europe/London",
+		Allow: []*cutoverv1.WindowSpan{{Days: []string{"Mon"}, Start: "22:00", End: "06:00"}}, Holidays: []string{"2026-12-25"}}}
+	if err := spec.Validate(ok); err != nil && strings.Contains(err.Error(), "spec.window") {
+		t.Errorf("a valid window was refused: %v", err)
+	}
+}

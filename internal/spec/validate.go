@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/cutover-dev/cutover/internal/gate"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/window"
 )
 
 // Defaults applied to fields left empty.
@@ -47,7 +49,27 @@ func Validate(s *cutoverv1.RolloutSpec) error {
 	validateGates(&c, s.GetGates())
 	validateMetrics(&c, s)
 	validateKubernetes(&c, s.GetKubernetes())
+	if w := s.GetWindow(); w != nil {
+		if _, err := window.Compile(w); err != nil {
+			for _, e := range unjoin(err) {
+				var fe window.FieldError
+				if errors.As(e, &fe) {
+					c.add("spec.window."+fe.Path, "%s", fe.Detail)
+				} else {
+					c.add("spec.window", "%v", e)
+				}
+			}
+		}
+	}
 	return c.err()
+}
+
+// unjoin lists the errors joined by errors.Join.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // Metrics providers (spec.metrics.provider).

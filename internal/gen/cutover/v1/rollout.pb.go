@@ -39,6 +39,9 @@ const (
 	RolloutPhase_ROLLOUT_PHASE_ABORTED RolloutPhase = 4
 	// A newer apply replaced it before it finished. Terminal; seen in history.
 	RolloutPhase_ROLLOUT_PHASE_SUPERSEDED RolloutPhase = 5
+	// Outside its deployment window, at a step boundary: traffic stays as it
+	// is until the window opens.
+	RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_WINDOW RolloutPhase = 6
 )
 
 // Enum value maps for RolloutPhase.
@@ -50,14 +53,16 @@ var (
 		3: "ROLLOUT_PHASE_HEALTHY",
 		4: "ROLLOUT_PHASE_ABORTED",
 		5: "ROLLOUT_PHASE_SUPERSEDED",
+		6: "ROLLOUT_PHASE_WAITING_FOR_WINDOW",
 	}
 	RolloutPhase_value = map[string]int32{
-		"ROLLOUT_PHASE_UNSPECIFIED": 0,
-		"ROLLOUT_PHASE_PROGRESSING": 1,
-		"ROLLOUT_PHASE_PAUSED":      2,
-		"ROLLOUT_PHASE_HEALTHY":     3,
-		"ROLLOUT_PHASE_ABORTED":     4,
-		"ROLLOUT_PHASE_SUPERSEDED":  5,
+		"ROLLOUT_PHASE_UNSPECIFIED":        0,
+		"ROLLOUT_PHASE_PROGRESSING":        1,
+		"ROLLOUT_PHASE_PAUSED":             2,
+		"ROLLOUT_PHASE_HEALTHY":            3,
+		"ROLLOUT_PHASE_ABORTED":            4,
+		"ROLLOUT_PHASE_SUPERSEDED":         5,
+		"ROLLOUT_PHASE_WAITING_FOR_WINDOW": 6,
 	}
 )
 
@@ -235,6 +240,10 @@ const (
 	TimelineEventType_TIMELINE_EVENT_TYPE_SUPERSEDED TimelineEventType = 10
 	// A step missed its progress deadline.
 	TimelineEventType_TIMELINE_EVENT_TYPE_FAILED TimelineEventType = 11
+	// The deployment window was closed at a step boundary: the rollout waits.
+	TimelineEventType_TIMELINE_EVENT_TYPE_WINDOW_CLOSED TimelineEventType = 12
+	// The deployment window opened: the rollout moves on.
+	TimelineEventType_TIMELINE_EVENT_TYPE_WINDOW_OPENED TimelineEventType = 13
 )
 
 // Enum value maps for TimelineEventType.
@@ -252,6 +261,8 @@ var (
 		9:  "TIMELINE_EVENT_TYPE_HEALTHY",
 		10: "TIMELINE_EVENT_TYPE_SUPERSEDED",
 		11: "TIMELINE_EVENT_TYPE_FAILED",
+		12: "TIMELINE_EVENT_TYPE_WINDOW_CLOSED",
+		13: "TIMELINE_EVENT_TYPE_WINDOW_OPENED",
 	}
 	TimelineEventType_value = map[string]int32{
 		"TIMELINE_EVENT_TYPE_UNSPECIFIED":    0,
@@ -266,6 +277,8 @@ var (
 		"TIMELINE_EVENT_TYPE_HEALTHY":        9,
 		"TIMELINE_EVENT_TYPE_SUPERSEDED":     10,
 		"TIMELINE_EVENT_TYPE_FAILED":         11,
+		"TIMELINE_EVENT_TYPE_WINDOW_CLOSED":  12,
+		"TIMELINE_EVENT_TYPE_WINDOW_OPENED":  13,
 	}
 )
 
@@ -474,7 +487,10 @@ type RolloutSpec struct {
 	Metrics *MetricsSource `protobuf:"bytes,7,opt,name=metrics,proto3" json:"metrics,omitempty"`
 	// How the app maps onto Kubernetes objects, in clusters whose agent runs
 	// the kubernetes runtime (ignored by the local runtime).
-	Kubernetes    *KubernetesSpec `protobuf:"bytes,8,opt,name=kubernetes,proto3" json:"kubernetes,omitempty"`
+	Kubernetes *KubernetesSpec `protobuf:"bytes,8,opt,name=kubernetes,proto3" json:"kubernetes,omitempty"`
+	// When the rollout may move: outside it the rollout waits (phase
+	// WAITING_FOR_WINDOW) at the next step boundary, traffic unchanged.
+	Window        *DeploymentWindow `protobuf:"bytes,9,opt,name=window,proto3" json:"window,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -565,6 +581,219 @@ func (x *RolloutSpec) GetKubernetes() *KubernetesSpec {
 	return nil
 }
 
+func (x *RolloutSpec) GetWindow() *DeploymentWindow {
+	if x != nil {
+		return x.Window
+	}
+	return nil
+}
+
+// DeploymentWindow says when a rollout may start a step: inside one of the
+// allowed spans (any time when none is given), and never during a freeze
+// or on a holiday. Times are wall-clock times in time_zone, so a span keeps
+// its local hours across daylight-saving changes.
+type DeploymentWindow struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// IANA time zone, e.g. "America/New_York" (default "UTC").
+	TimeZone string `protobuf:"bytes,1,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// Recurring spans when the rollout may move.
+	Allow []*WindowSpan `protobuf:"bytes,2,rep,name=allow,proto3" json:"allow,omitempty"`
+	// Periods when it may not, e.g. month-end.
+	Freezes []*FreezePeriod `protobuf:"bytes,3,rep,name=freezes,proto3" json:"freezes,omitempty"`
+	// Whole days (YYYY-MM-DD in time_zone) when it may not, e.g. exchange
+	// holidays.
+	Holidays      []string `protobuf:"bytes,4,rep,name=holidays,proto3" json:"holidays,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeploymentWindow) Reset() {
+	*x = DeploymentWindow{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeploymentWindow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeploymentWindow) ProtoMessage() {}
+
+func (x *DeploymentWindow) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeploymentWindow.ProtoReflect.Descriptor instead.
+func (*DeploymentWindow) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DeploymentWindow) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *DeploymentWindow) GetAllow() []*WindowSpan {
+	if x != nil {
+		return x.Allow
+	}
+	return nil
+}
+
+func (x *DeploymentWindow) GetFreezes() []*FreezePeriod {
+	if x != nil {
+		return x.Freezes
+	}
+	return nil
+}
+
+func (x *DeploymentWindow) GetHolidays() []string {
+	if x != nil {
+		return x.Holidays
+	}
+	return nil
+}
+
+// WindowSpan is a recurring span of local time.
+type WindowSpan struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Days the span starts on: "Mon" ... "Sun" (default every day).
+	Days []string `protobuf:"bytes,1,rep,name=days,proto3" json:"days,omitempty"`
+	// Local start time, "HH:MM".
+	Start string `protobuf:"bytes,2,opt,name=start,proto3" json:"start,omitempty"`
+	// Local end time, "HH:MM"; at or before start, the span ends the next
+	// day (e.g. 16:00-09:30).
+	End           string `protobuf:"bytes,3,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WindowSpan) Reset() {
+	*x = WindowSpan{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WindowSpan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WindowSpan) ProtoMessage() {}
+
+func (x *WindowSpan) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WindowSpan.ProtoReflect.Descriptor instead.
+func (*WindowSpan) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *WindowSpan) GetDays() []string {
+	if x != nil {
+		return x.Days
+	}
+	return nil
+}
+
+func (x *WindowSpan) GetStart() string {
+	if x != nil {
+		return x.Start
+	}
+	return ""
+}
+
+func (x *WindowSpan) GetEnd() string {
+	if x != nil {
+		return x.End
+	}
+	return ""
+}
+
+// FreezePeriod is a period when nothing may move.
+type FreezePeriod struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Start: RFC 3339, or a date YYYY-MM-DD (its local midnight).
+	Start string `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	// End (exclusive): RFC 3339, or a date YYYY-MM-DD (its local midnight).
+	End string `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	// Why, for the record.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FreezePeriod) Reset() {
+	*x = FreezePeriod{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FreezePeriod) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FreezePeriod) ProtoMessage() {}
+
+func (x *FreezePeriod) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FreezePeriod.ProtoReflect.Descriptor instead.
+func (*FreezePeriod) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *FreezePeriod) GetStart() string {
+	if x != nil {
+		return x.Start
+	}
+	return ""
+}
+
+func (x *FreezePeriod) GetEnd() string {
+	if x != nil {
+		return x.End
+	}
+	return ""
+}
+
+func (x *FreezePeriod) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // KubernetesSpec names the objects an agent with the kubernetes runtime
 // drives for the app, and how pods are built from a revision. Every name
 // has a default derived from the app's name; objects that exist are
@@ -614,7 +843,7 @@ type KubernetesSpec struct {
 
 func (x *KubernetesSpec) Reset() {
 	*x = KubernetesSpec{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[2]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -626,7 +855,7 @@ func (x *KubernetesSpec) String() string {
 func (*KubernetesSpec) ProtoMessage() {}
 
 func (x *KubernetesSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[2]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -639,7 +868,7 @@ func (x *KubernetesSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubernetesSpec.ProtoReflect.Descriptor instead.
 func (*KubernetesSpec) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{2}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *KubernetesSpec) GetNamespace() string {
@@ -732,7 +961,7 @@ type HTTPRouteRef struct {
 
 func (x *HTTPRouteRef) Reset() {
 	*x = HTTPRouteRef{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[3]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +973,7 @@ func (x *HTTPRouteRef) String() string {
 func (*HTTPRouteRef) ProtoMessage() {}
 
 func (x *HTTPRouteRef) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[3]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +986,7 @@ func (x *HTTPRouteRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPRouteRef.ProtoReflect.Descriptor instead.
 func (*HTTPRouteRef) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{3}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *HTTPRouteRef) GetName() string {
@@ -795,7 +1024,7 @@ type MetricsSource struct {
 
 func (x *MetricsSource) Reset() {
 	*x = MetricsSource{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[4]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +1036,7 @@ func (x *MetricsSource) String() string {
 func (*MetricsSource) ProtoMessage() {}
 
 func (x *MetricsSource) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[4]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +1049,7 @@ func (x *MetricsSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsSource.ProtoReflect.Descriptor instead.
 func (*MetricsSource) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{4}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MetricsSource) GetProvider() string {
@@ -875,7 +1104,7 @@ type PrometheusSource struct {
 
 func (x *PrometheusSource) Reset() {
 	*x = PrometheusSource{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[5]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +1116,7 @@ func (x *PrometheusSource) String() string {
 func (*PrometheusSource) ProtoMessage() {}
 
 func (x *PrometheusSource) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[5]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -900,7 +1129,7 @@ func (x *PrometheusSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrometheusSource.ProtoReflect.Descriptor instead.
 func (*PrometheusSource) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{5}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PrometheusSource) GetAddress() string {
@@ -949,7 +1178,7 @@ type ScrapeSource struct {
 
 func (x *ScrapeSource) Reset() {
 	*x = ScrapeSource{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[6]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -961,7 +1190,7 @@ func (x *ScrapeSource) String() string {
 func (*ScrapeSource) ProtoMessage() {}
 
 func (x *ScrapeSource) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[6]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -974,7 +1203,7 @@ func (x *ScrapeSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrapeSource.ProtoReflect.Descriptor instead.
 func (*ScrapeSource) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{6}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ScrapeSource) GetPath() string {
@@ -1019,7 +1248,7 @@ type MetricSelector struct {
 
 func (x *MetricSelector) Reset() {
 	*x = MetricSelector{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1031,7 +1260,7 @@ func (x *MetricSelector) String() string {
 func (*MetricSelector) ProtoMessage() {}
 
 func (x *MetricSelector) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1044,7 +1273,7 @@ func (x *MetricSelector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricSelector.ProtoReflect.Descriptor instead.
 func (*MetricSelector) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{7}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *MetricSelector) GetName() string {
@@ -1098,7 +1327,7 @@ type Gate struct {
 
 func (x *Gate) Reset() {
 	*x = Gate{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1110,7 +1339,7 @@ func (x *Gate) String() string {
 func (*Gate) ProtoMessage() {}
 
 func (x *Gate) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1123,7 +1352,7 @@ func (x *Gate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gate.ProtoReflect.Descriptor instead.
 func (*Gate) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{8}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Gate) GetName() string {
@@ -1205,7 +1434,7 @@ type Judge struct {
 
 func (x *Judge) Reset() {
 	*x = Judge{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1217,7 +1446,7 @@ func (x *Judge) String() string {
 func (*Judge) ProtoMessage() {}
 
 func (x *Judge) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1230,7 +1459,7 @@ func (x *Judge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Judge.ProtoReflect.Descriptor instead.
 func (*Judge) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{9}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Judge) GetConfidence() float64 {
@@ -1272,7 +1501,7 @@ type Revision struct {
 
 func (x *Revision) Reset() {
 	*x = Revision{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1513,7 @@ func (x *Revision) String() string {
 func (*Revision) ProtoMessage() {}
 
 func (x *Revision) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1526,7 @@ func (x *Revision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revision.ProtoReflect.Descriptor instead.
 func (*Revision) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{10}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Revision) GetName() string {
@@ -1369,7 +1598,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1381,7 +1610,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1394,7 +1623,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{11}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Endpoint) GetListen() string {
@@ -1426,7 +1655,7 @@ type Targets struct {
 
 func (x *Targets) Reset() {
 	*x = Targets{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1438,7 +1667,7 @@ func (x *Targets) String() string {
 func (*Targets) ProtoMessage() {}
 
 func (x *Targets) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1451,7 +1680,7 @@ func (x *Targets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Targets.ProtoReflect.Descriptor instead.
 func (*Targets) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{12}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Targets) GetWaves() []*Wave {
@@ -1487,7 +1716,7 @@ type Wave struct {
 
 func (x *Wave) Reset() {
 	*x = Wave{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1728,7 @@ func (x *Wave) String() string {
 func (*Wave) ProtoMessage() {}
 
 func (x *Wave) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1741,7 @@ func (x *Wave) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Wave.ProtoReflect.Descriptor instead.
 func (*Wave) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{13}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Wave) GetName() string {
@@ -1561,7 +1790,7 @@ type Strategy struct {
 
 func (x *Strategy) Reset() {
 	*x = Strategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +1802,7 @@ func (x *Strategy) String() string {
 func (*Strategy) ProtoMessage() {}
 
 func (x *Strategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +1815,7 @@ func (x *Strategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Strategy.ProtoReflect.Descriptor instead.
 func (*Strategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{14}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Strategy) GetStrategy() isStrategy_Strategy {
@@ -1692,7 +1921,7 @@ type RollingStrategy struct {
 
 func (x *RollingStrategy) Reset() {
 	*x = RollingStrategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1933,7 @@ func (x *RollingStrategy) String() string {
 func (*RollingStrategy) ProtoMessage() {}
 
 func (x *RollingStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1946,7 @@ func (x *RollingStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollingStrategy.ProtoReflect.Descriptor instead.
 func (*RollingStrategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{15}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RollingStrategy) GetBatchSize() string {
@@ -1764,7 +1993,7 @@ type ShadowStrategy struct {
 
 func (x *ShadowStrategy) Reset() {
 	*x = ShadowStrategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1776,7 +2005,7 @@ func (x *ShadowStrategy) String() string {
 func (*ShadowStrategy) ProtoMessage() {}
 
 func (x *ShadowStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1789,7 +2018,7 @@ func (x *ShadowStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShadowStrategy.ProtoReflect.Descriptor instead.
 func (*ShadowStrategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{16}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ShadowStrategy) GetMirrorPercent() int32 {
@@ -1834,7 +2063,7 @@ type BlueGreenStrategy struct {
 
 func (x *BlueGreenStrategy) Reset() {
 	*x = BlueGreenStrategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1846,7 +2075,7 @@ func (x *BlueGreenStrategy) String() string {
 func (*BlueGreenStrategy) ProtoMessage() {}
 
 func (x *BlueGreenStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1859,7 +2088,7 @@ func (x *BlueGreenStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlueGreenStrategy.ProtoReflect.Descriptor instead.
 func (*BlueGreenStrategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{17}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BlueGreenStrategy) GetPreviewListen() string {
@@ -1925,7 +2154,7 @@ type SmokeCheck struct {
 
 func (x *SmokeCheck) Reset() {
 	*x = SmokeCheck{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +2166,7 @@ func (x *SmokeCheck) String() string {
 func (*SmokeCheck) ProtoMessage() {}
 
 func (x *SmokeCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +2179,7 @@ func (x *SmokeCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SmokeCheck.ProtoReflect.Descriptor instead.
 func (*SmokeCheck) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{18}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SmokeCheck) GetName() string {
@@ -1999,7 +2228,7 @@ type CanaryStrategy struct {
 
 func (x *CanaryStrategy) Reset() {
 	*x = CanaryStrategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2011,7 +2240,7 @@ func (x *CanaryStrategy) String() string {
 func (*CanaryStrategy) ProtoMessage() {}
 
 func (x *CanaryStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2024,7 +2253,7 @@ func (x *CanaryStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanaryStrategy.ProtoReflect.Descriptor instead.
 func (*CanaryStrategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{19}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CanaryStrategy) GetSteps() []*CanaryStep {
@@ -2053,7 +2282,7 @@ type CanaryStep struct {
 
 func (x *CanaryStep) Reset() {
 	*x = CanaryStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2065,7 +2294,7 @@ func (x *CanaryStep) String() string {
 func (*CanaryStep) ProtoMessage() {}
 
 func (x *CanaryStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2078,7 +2307,7 @@ func (x *CanaryStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanaryStep.ProtoReflect.Descriptor instead.
 func (*CanaryStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{20}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CanaryStep) GetStep() isCanaryStep_Step {
@@ -2187,7 +2416,7 @@ type AnalysisStep struct {
 
 func (x *AnalysisStep) Reset() {
 	*x = AnalysisStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2199,7 +2428,7 @@ func (x *AnalysisStep) String() string {
 func (*AnalysisStep) ProtoMessage() {}
 
 func (x *AnalysisStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2212,7 +2441,7 @@ func (x *AnalysisStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnalysisStep.ProtoReflect.Descriptor instead.
 func (*AnalysisStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{21}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AnalysisStep) GetWindow() string {
@@ -2233,7 +2462,7 @@ type SetCanaryScale struct {
 
 func (x *SetCanaryScale) Reset() {
 	*x = SetCanaryScale{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2245,7 +2474,7 @@ func (x *SetCanaryScale) String() string {
 func (*SetCanaryScale) ProtoMessage() {}
 
 func (x *SetCanaryScale) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2258,7 +2487,7 @@ func (x *SetCanaryScale) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCanaryScale.ProtoReflect.Descriptor instead.
 func (*SetCanaryScale) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{22}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SetCanaryScale) GetInstances() int32 {
@@ -2283,7 +2512,7 @@ type HeaderRoute struct {
 
 func (x *HeaderRoute) Reset() {
 	*x = HeaderRoute{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2295,7 +2524,7 @@ func (x *HeaderRoute) String() string {
 func (*HeaderRoute) ProtoMessage() {}
 
 func (x *HeaderRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2308,7 +2537,7 @@ func (x *HeaderRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderRoute.ProtoReflect.Descriptor instead.
 func (*HeaderRoute) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{23}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *HeaderRoute) GetHeader() string {
@@ -2336,7 +2565,7 @@ type PauseStep struct {
 
 func (x *PauseStep) Reset() {
 	*x = PauseStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2348,7 +2577,7 @@ func (x *PauseStep) String() string {
 func (*PauseStep) ProtoMessage() {}
 
 func (x *PauseStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2361,7 +2590,7 @@ func (x *PauseStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseStep.ProtoReflect.Descriptor instead.
 func (*PauseStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{24}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PauseStep) GetDuration() string {
@@ -2402,14 +2631,19 @@ type RolloutStatus struct {
 	// While a promoted wave bakes: when the next wave may start.
 	BakeUntil *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=bake_until,json=bakeUntil,proto3" json:"bake_until,omitempty"`
 	// Within a wave with maxParallel: the group of clusters in progress.
-	CurrentGroup  int32 `protobuf:"varint,14,opt,name=current_group,json=currentGroup,proto3" json:"current_group,omitempty"`
+	CurrentGroup int32 `protobuf:"varint,14,opt,name=current_group,json=currentGroup,proto3" json:"current_group,omitempty"`
+	// The current step has not begun yet: the deployment window is checked
+	// before it does.
+	StepPending bool `protobuf:"varint,15,opt,name=step_pending,json=stepPending,proto3" json:"step_pending,omitempty"`
+	// The current group's clusters have not been started yet.
+	GroupPending  bool `protobuf:"varint,16,opt,name=group_pending,json=groupPending,proto3" json:"group_pending,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RolloutStatus) Reset() {
 	*x = RolloutStatus{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2421,7 +2655,7 @@ func (x *RolloutStatus) String() string {
 func (*RolloutStatus) ProtoMessage() {}
 
 func (x *RolloutStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2434,7 +2668,7 @@ func (x *RolloutStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutStatus.ProtoReflect.Descriptor instead.
 func (*RolloutStatus) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{25}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RolloutStatus) GetPhase() RolloutPhase {
@@ -2535,6 +2769,20 @@ func (x *RolloutStatus) GetCurrentGroup() int32 {
 	return 0
 }
 
+func (x *RolloutStatus) GetStepPending() bool {
+	if x != nil {
+		return x.StepPending
+	}
+	return false
+}
+
+func (x *RolloutStatus) GetGroupPending() bool {
+	if x != nil {
+		return x.GroupPending
+	}
+	return false
+}
+
 // TimelineEvent is one entry of a rollout's timeline.
 type TimelineEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2558,7 +2806,7 @@ type TimelineEvent struct {
 
 func (x *TimelineEvent) Reset() {
 	*x = TimelineEvent{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2570,7 +2818,7 @@ func (x *TimelineEvent) String() string {
 func (*TimelineEvent) ProtoMessage() {}
 
 func (x *TimelineEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2583,7 +2831,7 @@ func (x *TimelineEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimelineEvent.ProtoReflect.Descriptor instead.
 func (*TimelineEvent) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{26}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TimelineEvent) GetTime() *timestamppb.Timestamp {
@@ -2681,7 +2929,7 @@ type ClusterProgress struct {
 
 func (x *ClusterProgress) Reset() {
 	*x = ClusterProgress{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2693,7 +2941,7 @@ func (x *ClusterProgress) String() string {
 func (*ClusterProgress) ProtoMessage() {}
 
 func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2706,7 +2954,7 @@ func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterProgress.ProtoReflect.Descriptor instead.
 func (*ClusterProgress) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{27}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ClusterProgress) GetCluster() string {
@@ -2833,7 +3081,7 @@ type ApplyRolloutRequest struct {
 
 func (x *ApplyRolloutRequest) Reset() {
 	*x = ApplyRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2845,7 +3093,7 @@ func (x *ApplyRolloutRequest) String() string {
 func (*ApplyRolloutRequest) ProtoMessage() {}
 
 func (x *ApplyRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2858,7 +3106,7 @@ func (x *ApplyRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{28}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ApplyRolloutRequest) GetManifest() string {
@@ -2881,7 +3129,7 @@ type ApplyRolloutResponse struct {
 
 func (x *ApplyRolloutResponse) Reset() {
 	*x = ApplyRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2893,7 +3141,7 @@ func (x *ApplyRolloutResponse) String() string {
 func (*ApplyRolloutResponse) ProtoMessage() {}
 
 func (x *ApplyRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2906,7 +3154,7 @@ func (x *ApplyRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ApplyRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{29}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ApplyRolloutResponse) GetRollout() *Rollout {
@@ -2934,7 +3182,7 @@ type GetRolloutRequest struct {
 
 func (x *GetRolloutRequest) Reset() {
 	*x = GetRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2946,7 +3194,7 @@ func (x *GetRolloutRequest) String() string {
 func (*GetRolloutRequest) ProtoMessage() {}
 
 func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2959,7 +3207,7 @@ func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutRequest.ProtoReflect.Descriptor instead.
 func (*GetRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{30}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetRolloutRequest) GetName() string {
@@ -2980,7 +3228,7 @@ type GetRolloutResponse struct {
 
 func (x *GetRolloutResponse) Reset() {
 	*x = GetRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2992,7 +3240,7 @@ func (x *GetRolloutResponse) String() string {
 func (*GetRolloutResponse) ProtoMessage() {}
 
 func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3005,7 +3253,7 @@ func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutResponse.ProtoReflect.Descriptor instead.
 func (*GetRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{31}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *GetRolloutResponse) GetRollout() *Rollout {
@@ -3024,7 +3272,7 @@ type ListRolloutsRequest struct {
 
 func (x *ListRolloutsRequest) Reset() {
 	*x = ListRolloutsRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3036,7 +3284,7 @@ func (x *ListRolloutsRequest) String() string {
 func (*ListRolloutsRequest) ProtoMessage() {}
 
 func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3049,7 +3297,7 @@ func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutsRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{32}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{35}
 }
 
 // ListRolloutsResponse returns every rollout.
@@ -3063,7 +3311,7 @@ type ListRolloutsResponse struct {
 
 func (x *ListRolloutsResponse) Reset() {
 	*x = ListRolloutsResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3075,7 +3323,7 @@ func (x *ListRolloutsResponse) String() string {
 func (*ListRolloutsResponse) ProtoMessage() {}
 
 func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3088,7 +3336,7 @@ func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutsResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{33}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListRolloutsResponse) GetRollouts() []*Rollout {
@@ -3109,7 +3357,7 @@ type WatchRolloutRequest struct {
 
 func (x *WatchRolloutRequest) Reset() {
 	*x = WatchRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3121,7 +3369,7 @@ func (x *WatchRolloutRequest) String() string {
 func (*WatchRolloutRequest) ProtoMessage() {}
 
 func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3134,7 +3382,7 @@ func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutRequest.ProtoReflect.Descriptor instead.
 func (*WatchRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{34}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WatchRolloutRequest) GetName() string {
@@ -3155,7 +3403,7 @@ type WatchRolloutResponse struct {
 
 func (x *WatchRolloutResponse) Reset() {
 	*x = WatchRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3167,7 +3415,7 @@ func (x *WatchRolloutResponse) String() string {
 func (*WatchRolloutResponse) ProtoMessage() {}
 
 func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3180,7 +3428,7 @@ func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutResponse.ProtoReflect.Descriptor instead.
 func (*WatchRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{35}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *WatchRolloutResponse) GetRollout() *Rollout {
@@ -3203,7 +3451,7 @@ type PromoteRolloutRequest struct {
 
 func (x *PromoteRolloutRequest) Reset() {
 	*x = PromoteRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3215,7 +3463,7 @@ func (x *PromoteRolloutRequest) String() string {
 func (*PromoteRolloutRequest) ProtoMessage() {}
 
 func (x *PromoteRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3228,7 +3476,7 @@ func (x *PromoteRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PromoteRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{36}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *PromoteRolloutRequest) GetName() string {
@@ -3256,7 +3504,7 @@ type PromoteRolloutResponse struct {
 
 func (x *PromoteRolloutResponse) Reset() {
 	*x = PromoteRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3268,7 +3516,7 @@ func (x *PromoteRolloutResponse) String() string {
 func (*PromoteRolloutResponse) ProtoMessage() {}
 
 func (x *PromoteRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3281,7 +3529,7 @@ func (x *PromoteRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PromoteRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{37}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *PromoteRolloutResponse) GetRollout() *Rollout {
@@ -3304,7 +3552,7 @@ type AbortRolloutRequest struct {
 
 func (x *AbortRolloutRequest) Reset() {
 	*x = AbortRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3316,7 +3564,7 @@ func (x *AbortRolloutRequest) String() string {
 func (*AbortRolloutRequest) ProtoMessage() {}
 
 func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3329,7 +3577,7 @@ func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutRequest.ProtoReflect.Descriptor instead.
 func (*AbortRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{38}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AbortRolloutRequest) GetName() string {
@@ -3357,7 +3605,7 @@ type AbortRolloutResponse struct {
 
 func (x *AbortRolloutResponse) Reset() {
 	*x = AbortRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3369,7 +3617,7 @@ func (x *AbortRolloutResponse) String() string {
 func (*AbortRolloutResponse) ProtoMessage() {}
 
 func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3382,7 +3630,7 @@ func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutResponse.ProtoReflect.Descriptor instead.
 func (*AbortRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{39}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AbortRolloutResponse) GetRollout() *Rollout {
@@ -3403,7 +3651,7 @@ type PauseRolloutRequest struct {
 
 func (x *PauseRolloutRequest) Reset() {
 	*x = PauseRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3415,7 +3663,7 @@ func (x *PauseRolloutRequest) String() string {
 func (*PauseRolloutRequest) ProtoMessage() {}
 
 func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3428,7 +3676,7 @@ func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PauseRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{40}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *PauseRolloutRequest) GetName() string {
@@ -3449,7 +3697,7 @@ type PauseRolloutResponse struct {
 
 func (x *PauseRolloutResponse) Reset() {
 	*x = PauseRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3461,7 +3709,7 @@ func (x *PauseRolloutResponse) String() string {
 func (*PauseRolloutResponse) ProtoMessage() {}
 
 func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3474,7 +3722,7 @@ func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PauseRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{41}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *PauseRolloutResponse) GetRollout() *Rollout {
@@ -3495,7 +3743,7 @@ type ResumeRolloutRequest struct {
 
 func (x *ResumeRolloutRequest) Reset() {
 	*x = ResumeRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3507,7 +3755,7 @@ func (x *ResumeRolloutRequest) String() string {
 func (*ResumeRolloutRequest) ProtoMessage() {}
 
 func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3520,7 +3768,7 @@ func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{42}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ResumeRolloutRequest) GetName() string {
@@ -3541,7 +3789,7 @@ type ResumeRolloutResponse struct {
 
 func (x *ResumeRolloutResponse) Reset() {
 	*x = ResumeRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3553,7 +3801,7 @@ func (x *ResumeRolloutResponse) String() string {
 func (*ResumeRolloutResponse) ProtoMessage() {}
 
 func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3566,7 +3814,7 @@ func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{43}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ResumeRolloutResponse) GetRollout() *Rollout {
@@ -3587,7 +3835,7 @@ type RetryRolloutRequest struct {
 
 func (x *RetryRolloutRequest) Reset() {
 	*x = RetryRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[44]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3599,7 +3847,7 @@ func (x *RetryRolloutRequest) String() string {
 func (*RetryRolloutRequest) ProtoMessage() {}
 
 func (x *RetryRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[44]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3612,7 +3860,7 @@ func (x *RetryRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRolloutRequest.ProtoReflect.Descriptor instead.
 func (*RetryRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{44}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RetryRolloutRequest) GetName() string {
@@ -3633,7 +3881,7 @@ type RetryRolloutResponse struct {
 
 func (x *RetryRolloutResponse) Reset() {
 	*x = RetryRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[45]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3645,7 +3893,7 @@ func (x *RetryRolloutResponse) String() string {
 func (*RetryRolloutResponse) ProtoMessage() {}
 
 func (x *RetryRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[45]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3658,7 +3906,7 @@ func (x *RetryRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRolloutResponse.ProtoReflect.Descriptor instead.
 func (*RetryRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{45}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RetryRolloutResponse) GetRollout() *Rollout {
@@ -3682,7 +3930,7 @@ type UndoRolloutRequest struct {
 
 func (x *UndoRolloutRequest) Reset() {
 	*x = UndoRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[46]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3694,7 +3942,7 @@ func (x *UndoRolloutRequest) String() string {
 func (*UndoRolloutRequest) ProtoMessage() {}
 
 func (x *UndoRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[46]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3707,7 +3955,7 @@ func (x *UndoRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoRolloutRequest.ProtoReflect.Descriptor instead.
 func (*UndoRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{46}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *UndoRolloutRequest) GetName() string {
@@ -3735,7 +3983,7 @@ type UndoRolloutResponse struct {
 
 func (x *UndoRolloutResponse) Reset() {
 	*x = UndoRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[47]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3747,7 +3995,7 @@ func (x *UndoRolloutResponse) String() string {
 func (*UndoRolloutResponse) ProtoMessage() {}
 
 func (x *UndoRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[47]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3760,7 +4008,7 @@ func (x *UndoRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoRolloutResponse.ProtoReflect.Descriptor instead.
 func (*UndoRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{47}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *UndoRolloutResponse) GetRollout() *Rollout {
@@ -3781,7 +4029,7 @@ type ListRolloutHistoryRequest struct {
 
 func (x *ListRolloutHistoryRequest) Reset() {
 	*x = ListRolloutHistoryRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[48]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3793,7 +4041,7 @@ func (x *ListRolloutHistoryRequest) String() string {
 func (*ListRolloutHistoryRequest) ProtoMessage() {}
 
 func (x *ListRolloutHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[48]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3806,7 +4054,7 @@ func (x *ListRolloutHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutHistoryRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{48}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListRolloutHistoryRequest) GetName() string {
@@ -3827,7 +4075,7 @@ type ListRolloutHistoryResponse struct {
 
 func (x *ListRolloutHistoryResponse) Reset() {
 	*x = ListRolloutHistoryResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[49]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3839,7 +4087,7 @@ func (x *ListRolloutHistoryResponse) String() string {
 func (*ListRolloutHistoryResponse) ProtoMessage() {}
 
 func (x *ListRolloutHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[49]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3852,7 +4100,7 @@ func (x *ListRolloutHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutHistoryResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{49}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListRolloutHistoryResponse) GetRollouts() []*Rollout {
@@ -3895,7 +4143,7 @@ type ObservedRevision struct {
 
 func (x *ObservedRevision) Reset() {
 	*x = ObservedRevision{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[50]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3907,7 +4155,7 @@ func (x *ObservedRevision) String() string {
 func (*ObservedRevision) ProtoMessage() {}
 
 func (x *ObservedRevision) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[50]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3920,7 +4168,7 @@ func (x *ObservedRevision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObservedRevision.ProtoReflect.Descriptor instead.
 func (*ObservedRevision) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{50}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ObservedRevision) GetRevision() string {
@@ -4008,7 +4256,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\vupdate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x1d\n" +
 	"\n" +
-	"applied_by\x18\x06 \x01(\tR\tappliedBy\"\x98\x03\n" +
+	"applied_by\x18\x06 \x01(\tR\tappliedBy\"\xce\x03\n" +
 	"\vRolloutSpec\x120\n" +
 	"\brevision\x18\x01 \x01(\v2\x14.cutover.v1.RevisionR\brevision\x120\n" +
 	"\bendpoint\x18\x02 \x01(\v2\x14.cutover.v1.EndpointR\bendpoint\x12-\n" +
@@ -4019,7 +4267,22 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\ametrics\x18\a \x01(\v2\x19.cutover.v1.MetricsSourceR\ametrics\x12:\n" +
 	"\n" +
 	"kubernetes\x18\b \x01(\v2\x1a.cutover.v1.KubernetesSpecR\n" +
-	"kubernetes\"\x81\x04\n" +
+	"kubernetes\x124\n" +
+	"\x06window\x18\t \x01(\v2\x1c.cutover.v1.DeploymentWindowR\x06window\"\xad\x01\n" +
+	"\x10DeploymentWindow\x12\x1b\n" +
+	"\ttime_zone\x18\x01 \x01(\tR\btimeZone\x12,\n" +
+	"\x05allow\x18\x02 \x03(\v2\x16.cutover.v1.WindowSpanR\x05allow\x122\n" +
+	"\afreezes\x18\x03 \x03(\v2\x18.cutover.v1.FreezePeriodR\afreezes\x12\x1a\n" +
+	"\bholidays\x18\x04 \x03(\tR\bholidays\"H\n" +
+	"\n" +
+	"WindowSpan\x12\x12\n" +
+	"\x04days\x18\x01 \x03(\tR\x04days\x12\x14\n" +
+	"\x05start\x18\x02 \x01(\tR\x05start\x12\x10\n" +
+	"\x03end\x18\x03 \x01(\tR\x03end\"N\n" +
+	"\fFreezePeriod\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\tR\x05start\x12\x10\n" +
+	"\x03end\x18\x02 \x01(\tR\x03end\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x81\x04\n" +
 	"\x0eKubernetesSpec\x12\x1c\n" +
 	"\tnamespace\x18\x01 \x01(\tR\tnamespace\x12\x1e\n" +
 	"\n" +
@@ -4162,7 +4425,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"'\n" +
 	"\tPauseStep\x12\x1a\n" +
-	"\bduration\x18\x01 \x01(\tR\bduration\"\xab\x05\n" +
+	"\bduration\x18\x01 \x01(\tR\bduration\"\xf3\x05\n" +
 	"\rRolloutStatus\x12.\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x18.cutover.v1.RolloutPhaseR\x05phase\x12:\n" +
 	"\fpause_reason\x18\x02 \x01(\x0e2\x17.cutover.v1.PauseReasonR\vpauseReason\x12\x18\n" +
@@ -4180,7 +4443,9 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\btimeline\x18\f \x03(\v2\x19.cutover.v1.TimelineEventR\btimeline\x129\n" +
 	"\n" +
 	"bake_until\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tbakeUntil\x12#\n" +
-	"\rcurrent_group\x18\x0e \x01(\x05R\fcurrentGroup\"\xe0\x01\n" +
+	"\rcurrent_group\x18\x0e \x01(\x05R\fcurrentGroup\x12!\n" +
+	"\fstep_pending\x18\x0f \x01(\bR\vstepPending\x12#\n" +
+	"\rgroup_pending\x18\x10 \x01(\bR\fgroupPending\"\xe0\x01\n" +
 	"\rTimelineEvent\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x121\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1d.cutover.v1.TimelineEventTypeR\x04type\x12\x12\n" +
@@ -4270,14 +4535,15 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	" \x01(\tR\x05smoke\x1a>\n" +
 	"\x10StatusCodesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\xba\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\xe0\x01\n" +
 	"\fRolloutPhase\x12\x1d\n" +
 	"\x19ROLLOUT_PHASE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ROLLOUT_PHASE_PROGRESSING\x10\x01\x12\x18\n" +
 	"\x14ROLLOUT_PHASE_PAUSED\x10\x02\x12\x19\n" +
 	"\x15ROLLOUT_PHASE_HEALTHY\x10\x03\x12\x19\n" +
 	"\x15ROLLOUT_PHASE_ABORTED\x10\x04\x12\x1c\n" +
-	"\x18ROLLOUT_PHASE_SUPERSEDED\x10\x05*w\n" +
+	"\x18ROLLOUT_PHASE_SUPERSEDED\x10\x05\x12$\n" +
+	" ROLLOUT_PHASE_WAITING_FOR_WINDOW\x10\x06*w\n" +
 	"\vPauseReason\x12\x1c\n" +
 	"\x18PAUSE_REASON_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11PAUSE_REASON_STEP\x10\x01\x12\x19\n" +
@@ -4288,7 +4554,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x15CLUSTER_PHASE_PENDING\x10\x01\x12\x1d\n" +
 	"\x19CLUSTER_PHASE_PROGRESSING\x10\x02\x12\x1a\n" +
 	"\x16CLUSTER_PHASE_PROMOTED\x10\x03\x12\x19\n" +
-	"\x15CLUSTER_PHASE_ABORTED\x10\x04*\xb7\x03\n" +
+	"\x15CLUSTER_PHASE_ABORTED\x10\x04*\x85\x04\n" +
 	"\x11TimelineEventType\x12#\n" +
 	"\x1fTIMELINE_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bTIMELINE_EVENT_TYPE_STARTED\x10\x01\x12$\n" +
@@ -4302,7 +4568,9 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x1bTIMELINE_EVENT_TYPE_HEALTHY\x10\t\x12\"\n" +
 	"\x1eTIMELINE_EVENT_TYPE_SUPERSEDED\x10\n" +
 	"\x12\x1e\n" +
-	"\x1aTIMELINE_EVENT_TYPE_FAILED\x10\v*{\n" +
+	"\x1aTIMELINE_EVENT_TYPE_FAILED\x10\v\x12%\n" +
+	"!TIMELINE_EVENT_TYPE_WINDOW_CLOSED\x10\f\x12%\n" +
+	"!TIMELINE_EVENT_TYPE_WINDOW_OPENED\x10\r*{\n" +
 	"\x05Track\x12\x15\n" +
 	"\x11TRACK_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fTRACK_STABLE\x10\x01\x12\x10\n" +
@@ -4338,7 +4606,7 @@ func file_cutover_v1_rollout_proto_rawDescGZIP() []byte {
 }
 
 var file_cutover_v1_rollout_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cutover_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_cutover_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
 var file_cutover_v1_rollout_proto_goTypes = []any{
 	(RolloutPhase)(0),                  // 0: cutover.v1.RolloutPhase
 	(PauseReason)(0),                   // 1: cutover.v1.PauseReason
@@ -4347,155 +4615,161 @@ var file_cutover_v1_rollout_proto_goTypes = []any{
 	(Track)(0),                         // 4: cutover.v1.Track
 	(*Rollout)(nil),                    // 5: cutover.v1.Rollout
 	(*RolloutSpec)(nil),                // 6: cutover.v1.RolloutSpec
-	(*KubernetesSpec)(nil),             // 7: cutover.v1.KubernetesSpec
-	(*HTTPRouteRef)(nil),               // 8: cutover.v1.HTTPRouteRef
-	(*MetricsSource)(nil),              // 9: cutover.v1.MetricsSource
-	(*PrometheusSource)(nil),           // 10: cutover.v1.PrometheusSource
-	(*ScrapeSource)(nil),               // 11: cutover.v1.ScrapeSource
-	(*MetricSelector)(nil),             // 12: cutover.v1.MetricSelector
-	(*Gate)(nil),                       // 13: cutover.v1.Gate
-	(*Judge)(nil),                      // 14: cutover.v1.Judge
-	(*Revision)(nil),                   // 15: cutover.v1.Revision
-	(*Endpoint)(nil),                   // 16: cutover.v1.Endpoint
-	(*Targets)(nil),                    // 17: cutover.v1.Targets
-	(*Wave)(nil),                       // 18: cutover.v1.Wave
-	(*Strategy)(nil),                   // 19: cutover.v1.Strategy
-	(*RollingStrategy)(nil),            // 20: cutover.v1.RollingStrategy
-	(*ShadowStrategy)(nil),             // 21: cutover.v1.ShadowStrategy
-	(*BlueGreenStrategy)(nil),          // 22: cutover.v1.BlueGreenStrategy
-	(*SmokeCheck)(nil),                 // 23: cutover.v1.SmokeCheck
-	(*CanaryStrategy)(nil),             // 24: cutover.v1.CanaryStrategy
-	(*CanaryStep)(nil),                 // 25: cutover.v1.CanaryStep
-	(*AnalysisStep)(nil),               // 26: cutover.v1.AnalysisStep
-	(*SetCanaryScale)(nil),             // 27: cutover.v1.SetCanaryScale
-	(*HeaderRoute)(nil),                // 28: cutover.v1.HeaderRoute
-	(*PauseStep)(nil),                  // 29: cutover.v1.PauseStep
-	(*RolloutStatus)(nil),              // 30: cutover.v1.RolloutStatus
-	(*TimelineEvent)(nil),              // 31: cutover.v1.TimelineEvent
-	(*ClusterProgress)(nil),            // 32: cutover.v1.ClusterProgress
-	(*ApplyRolloutRequest)(nil),        // 33: cutover.v1.ApplyRolloutRequest
-	(*ApplyRolloutResponse)(nil),       // 34: cutover.v1.ApplyRolloutResponse
-	(*GetRolloutRequest)(nil),          // 35: cutover.v1.GetRolloutRequest
-	(*GetRolloutResponse)(nil),         // 36: cutover.v1.GetRolloutResponse
-	(*ListRolloutsRequest)(nil),        // 37: cutover.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),       // 38: cutover.v1.ListRolloutsResponse
-	(*WatchRolloutRequest)(nil),        // 39: cutover.v1.WatchRolloutRequest
-	(*WatchRolloutResponse)(nil),       // 40: cutover.v1.WatchRolloutResponse
-	(*PromoteRolloutRequest)(nil),      // 41: cutover.v1.PromoteRolloutRequest
-	(*PromoteRolloutResponse)(nil),     // 42: cutover.v1.PromoteRolloutResponse
-	(*AbortRolloutRequest)(nil),        // 43: cutover.v1.AbortRolloutRequest
-	(*AbortRolloutResponse)(nil),       // 44: cutover.v1.AbortRolloutResponse
-	(*PauseRolloutRequest)(nil),        // 45: cutover.v1.PauseRolloutRequest
-	(*PauseRolloutResponse)(nil),       // 46: cutover.v1.PauseRolloutResponse
-	(*ResumeRolloutRequest)(nil),       // 47: cutover.v1.ResumeRolloutRequest
-	(*ResumeRolloutResponse)(nil),      // 48: cutover.v1.ResumeRolloutResponse
-	(*RetryRolloutRequest)(nil),        // 49: cutover.v1.RetryRolloutRequest
-	(*RetryRolloutResponse)(nil),       // 50: cutover.v1.RetryRolloutResponse
-	(*UndoRolloutRequest)(nil),         // 51: cutover.v1.UndoRolloutRequest
-	(*UndoRolloutResponse)(nil),        // 52: cutover.v1.UndoRolloutResponse
-	(*ListRolloutHistoryRequest)(nil),  // 53: cutover.v1.ListRolloutHistoryRequest
-	(*ListRolloutHistoryResponse)(nil), // 54: cutover.v1.ListRolloutHistoryResponse
-	(*ObservedRevision)(nil),           // 55: cutover.v1.ObservedRevision
-	nil,                                // 56: cutover.v1.KubernetesSpec.SelectorEntry
-	nil,                                // 57: cutover.v1.MetricSelector.LabelsEntry
-	nil,                                // 58: cutover.v1.Revision.EnvEntry
-	nil,                                // 59: cutover.v1.Endpoint.ListenOverridesEntry
-	nil,                                // 60: cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
-	nil,                                // 61: cutover.v1.ObservedRevision.StatusCodesEntry
-	(*timestamppb.Timestamp)(nil),      // 62: google.protobuf.Timestamp
+	(*DeploymentWindow)(nil),           // 7: cutover.v1.DeploymentWindow
+	(*WindowSpan)(nil),                 // 8: cutover.v1.WindowSpan
+	(*FreezePeriod)(nil),               // 9: cutover.v1.FreezePeriod
+	(*KubernetesSpec)(nil),             // 10: cutover.v1.KubernetesSpec
+	(*HTTPRouteRef)(nil),               // 11: cutover.v1.HTTPRouteRef
+	(*MetricsSource)(nil),              // 12: cutover.v1.MetricsSource
+	(*PrometheusSource)(nil),           // 13: cutover.v1.PrometheusSource
+	(*ScrapeSource)(nil),               // 14: cutover.v1.ScrapeSource
+	(*MetricSelector)(nil),             // 15: cutover.v1.MetricSelector
+	(*Gate)(nil),                       // 16: cutover.v1.Gate
+	(*Judge)(nil),                      // 17: cutover.v1.Judge
+	(*Revision)(nil),                   // 18: cutover.v1.Revision
+	(*Endpoint)(nil),                   // 19: cutover.v1.Endpoint
+	(*Targets)(nil),                    // 20: cutover.v1.Targets
+	(*Wave)(nil),                       // 21: cutover.v1.Wave
+	(*Strategy)(nil),                   // 22: cutover.v1.Strategy
+	(*RollingStrategy)(nil),            // 23: cutover.v1.RollingStrategy
+	(*ShadowStrategy)(nil),             // 24: cutover.v1.ShadowStrategy
+	(*BlueGreenStrategy)(nil),          // 25: cutover.v1.BlueGreenStrategy
+	(*SmokeCheck)(nil),                 // 26: cutover.v1.SmokeCheck
+	(*CanaryStrategy)(nil),             // 27: cutover.v1.CanaryStrategy
+	(*CanaryStep)(nil),                 // 28: cutover.v1.CanaryStep
+	(*AnalysisStep)(nil),               // 29: cutover.v1.AnalysisStep
+	(*SetCanaryScale)(nil),             // 30: cutover.v1.SetCanaryScale
+	(*HeaderRoute)(nil),                // 31: cutover.v1.HeaderRoute
+	(*PauseStep)(nil),                  // 32: cutover.v1.PauseStep
+	(*RolloutStatus)(nil),              // 33: cutover.v1.RolloutStatus
+	(*TimelineEvent)(nil),              // 34: cutover.v1.TimelineEvent
+	(*ClusterProgress)(nil),            // 35: cutover.v1.ClusterProgress
+	(*ApplyRolloutRequest)(nil),        // 36: cutover.v1.ApplyRolloutRequest
+	(*ApplyRolloutResponse)(nil),       // 37: cutover.v1.ApplyRolloutResponse
+	(*GetRolloutRequest)(nil),          // 38: cutover.v1.GetRolloutRequest
+	(*GetRolloutResponse)(nil),         // 39: cutover.v1.GetRolloutResponse
+	(*ListRolloutsRequest)(nil),        // 40: cutover.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),       // 41: cutover.v1.ListRolloutsResponse
+	(*WatchRolloutRequest)(nil),        // 42: cutover.v1.WatchRolloutRequest
+	(*WatchRolloutResponse)(nil),       // 43: cutover.v1.WatchRolloutResponse
+	(*PromoteRolloutRequest)(nil),      // 44: cutover.v1.PromoteRolloutRequest
+	(*PromoteRolloutResponse)(nil),     // 45: cutover.v1.PromoteRolloutResponse
+	(*AbortRolloutRequest)(nil),        // 46: cutover.v1.AbortRolloutRequest
+	(*AbortRolloutResponse)(nil),       // 47: cutover.v1.AbortRolloutResponse
+	(*PauseRolloutRequest)(nil),        // 48: cutover.v1.PauseRolloutRequest
+	(*PauseRolloutResponse)(nil),       // 49: cutover.v1.PauseRolloutResponse
+	(*ResumeRolloutRequest)(nil),       // 50: cutover.v1.ResumeRolloutRequest
+	(*ResumeRolloutResponse)(nil),      // 51: cutover.v1.ResumeRolloutResponse
+	(*RetryRolloutRequest)(nil),        // 52: cutover.v1.RetryRolloutRequest
+	(*RetryRolloutResponse)(nil),       // 53: cutover.v1.RetryRolloutResponse
+	(*UndoRolloutRequest)(nil),         // 54: cutover.v1.UndoRolloutRequest
+	(*UndoRolloutResponse)(nil),        // 55: cutover.v1.UndoRolloutResponse
+	(*ListRolloutHistoryRequest)(nil),  // 56: cutover.v1.ListRolloutHistoryRequest
+	(*ListRolloutHistoryResponse)(nil), // 57: cutover.v1.ListRolloutHistoryResponse
+	(*ObservedRevision)(nil),           // 58: cutover.v1.ObservedRevision
+	nil,                                // 59: cutover.v1.KubernetesSpec.SelectorEntry
+	nil,                                // 60: cutover.v1.MetricSelector.LabelsEntry
+	nil,                                // 61: cutover.v1.Revision.EnvEntry
+	nil,                                // 62: cutover.v1.Endpoint.ListenOverridesEntry
+	nil,                                // 63: cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
+	nil,                                // 64: cutover.v1.ObservedRevision.StatusCodesEntry
+	(*timestamppb.Timestamp)(nil),      // 65: google.protobuf.Timestamp
 }
 var file_cutover_v1_rollout_proto_depIdxs = []int32{
 	6,  // 0: cutover.v1.Rollout.spec:type_name -> cutover.v1.RolloutSpec
-	30, // 1: cutover.v1.Rollout.status:type_name -> cutover.v1.RolloutStatus
-	62, // 2: cutover.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	62, // 3: cutover.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
-	15, // 4: cutover.v1.RolloutSpec.revision:type_name -> cutover.v1.Revision
-	16, // 5: cutover.v1.RolloutSpec.endpoint:type_name -> cutover.v1.Endpoint
-	17, // 6: cutover.v1.RolloutSpec.targets:type_name -> cutover.v1.Targets
-	19, // 7: cutover.v1.RolloutSpec.strategy:type_name -> cutover.v1.Strategy
-	13, // 8: cutover.v1.RolloutSpec.gates:type_name -> cutover.v1.Gate
-	9,  // 9: cutover.v1.RolloutSpec.metrics:type_name -> cutover.v1.MetricsSource
-	7,  // 10: cutover.v1.RolloutSpec.kubernetes:type_name -> cutover.v1.KubernetesSpec
-	56, // 11: cutover.v1.KubernetesSpec.selector:type_name -> cutover.v1.KubernetesSpec.SelectorEntry
-	8,  // 12: cutover.v1.KubernetesSpec.http_route:type_name -> cutover.v1.HTTPRouteRef
-	10, // 13: cutover.v1.MetricsSource.prometheus:type_name -> cutover.v1.PrometheusSource
-	11, // 14: cutover.v1.MetricsSource.scrape:type_name -> cutover.v1.ScrapeSource
-	12, // 15: cutover.v1.ScrapeSource.requests:type_name -> cutover.v1.MetricSelector
-	12, // 16: cutover.v1.ScrapeSource.errors:type_name -> cutover.v1.MetricSelector
-	12, // 17: cutover.v1.ScrapeSource.latency:type_name -> cutover.v1.MetricSelector
-	57, // 18: cutover.v1.MetricSelector.labels:type_name -> cutover.v1.MetricSelector.LabelsEntry
-	14, // 19: cutover.v1.Gate.judge:type_name -> cutover.v1.Judge
-	58, // 20: cutover.v1.Revision.env:type_name -> cutover.v1.Revision.EnvEntry
-	59, // 21: cutover.v1.Endpoint.listen_overrides:type_name -> cutover.v1.Endpoint.ListenOverridesEntry
-	18, // 22: cutover.v1.Targets.waves:type_name -> cutover.v1.Wave
-	24, // 23: cutover.v1.Strategy.canary:type_name -> cutover.v1.CanaryStrategy
-	22, // 24: cutover.v1.Strategy.blue_green:type_name -> cutover.v1.BlueGreenStrategy
-	20, // 25: cutover.v1.Strategy.rolling:type_name -> cutover.v1.RollingStrategy
-	21, // 26: cutover.v1.Strategy.shadow:type_name -> cutover.v1.ShadowStrategy
-	60, // 27: cutover.v1.BlueGreenStrategy.preview_listen_overrides:type_name -> cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
-	26, // 28: cutover.v1.BlueGreenStrategy.pre_promotion_analysis:type_name -> cutover.v1.AnalysisStep
-	23, // 29: cutover.v1.BlueGreenStrategy.smoke_checks:type_name -> cutover.v1.SmokeCheck
-	25, // 30: cutover.v1.CanaryStrategy.steps:type_name -> cutover.v1.CanaryStep
-	29, // 31: cutover.v1.CanaryStep.pause:type_name -> cutover.v1.PauseStep
-	28, // 32: cutover.v1.CanaryStep.set_header_route:type_name -> cutover.v1.HeaderRoute
-	27, // 33: cutover.v1.CanaryStep.set_canary_scale:type_name -> cutover.v1.SetCanaryScale
-	26, // 34: cutover.v1.CanaryStep.analysis:type_name -> cutover.v1.AnalysisStep
-	0,  // 35: cutover.v1.RolloutStatus.phase:type_name -> cutover.v1.RolloutPhase
-	1,  // 36: cutover.v1.RolloutStatus.pause_reason:type_name -> cutover.v1.PauseReason
-	62, // 37: cutover.v1.RolloutStatus.step_start_time:type_name -> google.protobuf.Timestamp
-	32, // 38: cutover.v1.RolloutStatus.clusters:type_name -> cutover.v1.ClusterProgress
-	62, // 39: cutover.v1.RolloutStatus.start_time:type_name -> google.protobuf.Timestamp
-	62, // 40: cutover.v1.RolloutStatus.end_time:type_name -> google.protobuf.Timestamp
-	31, // 41: cutover.v1.RolloutStatus.timeline:type_name -> cutover.v1.TimelineEvent
-	62, // 42: cutover.v1.RolloutStatus.bake_until:type_name -> google.protobuf.Timestamp
-	62, // 43: cutover.v1.TimelineEvent.time:type_name -> google.protobuf.Timestamp
-	3,  // 44: cutover.v1.TimelineEvent.type:type_name -> cutover.v1.TimelineEventType
-	2,  // 45: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
-	15, // 46: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
-	55, // 47: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
-	15, // 48: cutover.v1.ClusterProgress.previous_revision:type_name -> cutover.v1.Revision
-	62, // 49: cutover.v1.ClusterProgress.scale_down_time:type_name -> google.protobuf.Timestamp
-	28, // 50: cutover.v1.ClusterProgress.header_route:type_name -> cutover.v1.HeaderRoute
-	5,  // 51: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 52: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 53: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
-	5,  // 54: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 55: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 56: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 57: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 58: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 59: cutover.v1.RetryRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 60: cutover.v1.UndoRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 61: cutover.v1.ListRolloutHistoryResponse.rollouts:type_name -> cutover.v1.Rollout
-	4,  // 62: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
-	61, // 63: cutover.v1.ObservedRevision.status_codes:type_name -> cutover.v1.ObservedRevision.StatusCodesEntry
-	33, // 64: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
-	35, // 65: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
-	37, // 66: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
-	39, // 67: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
-	41, // 68: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
-	43, // 69: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
-	45, // 70: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
-	47, // 71: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
-	49, // 72: cutover.v1.RolloutService.RetryRollout:input_type -> cutover.v1.RetryRolloutRequest
-	51, // 73: cutover.v1.RolloutService.UndoRollout:input_type -> cutover.v1.UndoRolloutRequest
-	53, // 74: cutover.v1.RolloutService.ListRolloutHistory:input_type -> cutover.v1.ListRolloutHistoryRequest
-	34, // 75: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
-	36, // 76: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
-	38, // 77: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
-	40, // 78: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
-	42, // 79: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
-	44, // 80: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
-	46, // 81: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
-	48, // 82: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
-	50, // 83: cutover.v1.RolloutService.RetryRollout:output_type -> cutover.v1.RetryRolloutResponse
-	52, // 84: cutover.v1.RolloutService.UndoRollout:output_type -> cutover.v1.UndoRolloutResponse
-	54, // 85: cutover.v1.RolloutService.ListRolloutHistory:output_type -> cutover.v1.ListRolloutHistoryResponse
-	75, // [75:86] is the sub-list for method output_type
-	64, // [64:75] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	33, // 1: cutover.v1.Rollout.status:type_name -> cutover.v1.RolloutStatus
+	65, // 2: cutover.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	65, // 3: cutover.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	18, // 4: cutover.v1.RolloutSpec.revision:type_name -> cutover.v1.Revision
+	19, // 5: cutover.v1.RolloutSpec.endpoint:type_name -> cutover.v1.Endpoint
+	20, // 6: cutover.v1.RolloutSpec.targets:type_name -> cutover.v1.Targets
+	22, // 7: cutover.v1.RolloutSpec.strategy:type_name -> cutover.v1.Strategy
+	16, // 8: cutover.v1.RolloutSpec.gates:type_name -> cutover.v1.Gate
+	12, // 9: cutover.v1.RolloutSpec.metrics:type_name -> cutover.v1.MetricsSource
+	10, // 10: cutover.v1.RolloutSpec.kubernetes:type_name -> cutover.v1.KubernetesSpec
+	7,  // 11: cutover.v1.RolloutSpec.window:type_name -> cutover.v1.DeploymentWindow
+	8,  // 12: cutover.v1.DeploymentWindow.allow:type_name -> cutover.v1.WindowSpan
+	9,  // 13: cutover.v1.DeploymentWindow.freezes:type_name -> cutover.v1.FreezePeriod
+	59, // 14: cutover.v1.KubernetesSpec.selector:type_name -> cutover.v1.KubernetesSpec.SelectorEntry
+	11, // 15: cutover.v1.KubernetesSpec.http_route:type_name -> cutover.v1.HTTPRouteRef
+	13, // 16: cutover.v1.MetricsSource.prometheus:type_name -> cutover.v1.PrometheusSource
+	14, // 17: cutover.v1.MetricsSource.scrape:type_name -> cutover.v1.ScrapeSource
+	15, // 18: cutover.v1.ScrapeSource.requests:type_name -> cutover.v1.MetricSelector
+	15, // 19: cutover.v1.ScrapeSource.errors:type_name -> cutover.v1.MetricSelector
+	15, // 20: cutover.v1.ScrapeSource.latency:type_name -> cutover.v1.MetricSelector
+	60, // 21: cutover.v1.MetricSelector.labels:type_name -> cutover.v1.MetricSelector.LabelsEntry
+	17, // 22: cutover.v1.Gate.judge:type_name -> cutover.v1.Judge
+	61, // 23: cutover.v1.Revision.env:type_name -> cutover.v1.Revision.EnvEntry
+	62, // 24: cutover.v1.Endpoint.listen_overrides:type_name -> cutover.v1.Endpoint.ListenOverridesEntry
+	21, // 25: cutover.v1.Targets.waves:type_name -> cutover.v1.Wave
+	27, // 26: cutover.v1.Strategy.canary:type_name -> cutover.v1.CanaryStrategy
+	25, // 27: cutover.v1.Strategy.blue_green:type_name -> cutover.v1.BlueGreenStrategy
+	23, // 28: cutover.v1.Strategy.rolling:type_name -> cutover.v1.RollingStrategy
+	24, // 29: cutover.v1.Strategy.shadow:type_name -> cutover.v1.ShadowStrategy
+	63, // 30: cutover.v1.BlueGreenStrategy.preview_listen_overrides:type_name -> cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
+	29, // 31: cutover.v1.BlueGreenStrategy.pre_promotion_analysis:type_name -> cutover.v1.AnalysisStep
+	26, // 32: cutover.v1.BlueGreenStrategy.smoke_checks:type_name -> cutover.v1.SmokeCheck
+	28, // 33: cutover.v1.CanaryStrategy.steps:type_name -> cutover.v1.CanaryStep
+	32, // 34: cutover.v1.CanaryStep.pause:type_name -> cutover.v1.PauseStep
+	31, // 35: cutover.v1.CanaryStep.set_header_route:type_name -> cutover.v1.HeaderRoute
+	30, // 36: cutover.v1.CanaryStep.set_canary_scale:type_name -> cutover.v1.SetCanaryScale
+	29, // 37: cutover.v1.CanaryStep.analysis:type_name -> cutover.v1.AnalysisStep
+	0,  // 38: cutover.v1.RolloutStatus.phase:type_name -> cutover.v1.RolloutPhase
+	1,  // 39: cutover.v1.RolloutStatus.pause_reason:type_name -> cutover.v1.PauseReason
+	65, // 40: cutover.v1.RolloutStatus.step_start_time:type_name -> google.protobuf.Timestamp
+	35, // 41: cutover.v1.RolloutStatus.clusters:type_name -> cutover.v1.ClusterProgress
+	65, // 42: cutover.v1.RolloutStatus.start_time:type_name -> google.protobuf.Timestamp
+	65, // 43: cutover.v1.RolloutStatus.end_time:type_name -> google.protobuf.Timestamp
+	34, // 44: cutover.v1.RolloutStatus.timeline:type_name -> cutover.v1.TimelineEvent
+	65, // 45: cutover.v1.RolloutStatus.bake_until:type_name -> google.protobuf.Timestamp
+	65, // 46: cutover.v1.TimelineEvent.time:type_name -> google.protobuf.Timestamp
+	3,  // 47: cutover.v1.TimelineEvent.type:type_name -> cutover.v1.TimelineEventType
+	2,  // 48: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
+	18, // 49: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
+	58, // 50: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
+	18, // 51: cutover.v1.ClusterProgress.previous_revision:type_name -> cutover.v1.Revision
+	65, // 52: cutover.v1.ClusterProgress.scale_down_time:type_name -> google.protobuf.Timestamp
+	31, // 53: cutover.v1.ClusterProgress.header_route:type_name -> cutover.v1.HeaderRoute
+	5,  // 54: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 55: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 56: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
+	5,  // 57: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 58: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 59: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 60: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 61: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 62: cutover.v1.RetryRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 63: cutover.v1.UndoRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 64: cutover.v1.ListRolloutHistoryResponse.rollouts:type_name -> cutover.v1.Rollout
+	4,  // 65: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
+	64, // 66: cutover.v1.ObservedRevision.status_codes:type_name -> cutover.v1.ObservedRevision.StatusCodesEntry
+	36, // 67: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
+	38, // 68: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
+	40, // 69: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
+	42, // 70: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
+	44, // 71: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
+	46, // 72: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
+	48, // 73: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
+	50, // 74: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
+	52, // 75: cutover.v1.RolloutService.RetryRollout:input_type -> cutover.v1.RetryRolloutRequest
+	54, // 76: cutover.v1.RolloutService.UndoRollout:input_type -> cutover.v1.UndoRolloutRequest
+	56, // 77: cutover.v1.RolloutService.ListRolloutHistory:input_type -> cutover.v1.ListRolloutHistoryRequest
+	37, // 78: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
+	39, // 79: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
+	41, // 80: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
+	43, // 81: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
+	45, // 82: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
+	47, // 83: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
+	49, // 84: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
+	51, // 85: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
+	53, // 86: cutover.v1.RolloutService.RetryRollout:output_type -> cutover.v1.RetryRolloutResponse
+	55, // 87: cutover.v1.RolloutService.UndoRollout:output_type -> cutover.v1.UndoRolloutResponse
+	57, // 88: cutover.v1.RolloutService.ListRolloutHistory:output_type -> cutover.v1.ListRolloutHistoryResponse
+	78, // [78:89] is the sub-list for method output_type
+	67, // [67:78] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_cutover_v1_rollout_proto_init() }
@@ -4503,13 +4777,13 @@ func file_cutover_v1_rollout_proto_init() {
 	if File_cutover_v1_rollout_proto != nil {
 		return
 	}
-	file_cutover_v1_rollout_proto_msgTypes[14].OneofWrappers = []any{
+	file_cutover_v1_rollout_proto_msgTypes[17].OneofWrappers = []any{
 		(*Strategy_Canary)(nil),
 		(*Strategy_BlueGreen)(nil),
 		(*Strategy_Rolling)(nil),
 		(*Strategy_Shadow)(nil),
 	}
-	file_cutover_v1_rollout_proto_msgTypes[20].OneofWrappers = []any{
+	file_cutover_v1_rollout_proto_msgTypes[23].OneofWrappers = []any{
 		(*CanaryStep_SetWeight)(nil),
 		(*CanaryStep_Pause)(nil),
 		(*CanaryStep_SetHeaderRoute)(nil),
@@ -4522,7 +4796,7 @@ func file_cutover_v1_rollout_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cutover_v1_rollout_proto_rawDesc), len(file_cutover_v1_rollout_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   57,
+			NumMessages:   60,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
