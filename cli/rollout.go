@@ -2,9 +2,11 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -195,6 +197,61 @@ func newAbortCommand(o *options) *cobra.Command {
 		})
 	cmd.Flags().StringVar(&reason, "reason", "", "why, for the record")
 	return cmd
+}
+
+func newApproveCommand(o *options) *cobra.Command {
+	var comment string
+	cmd := o.actionCommand("approve", "Approve what the rollout waits for (an approval step, its start, or a break-glass)", "approved",
+		func(ctx context.Context, c cutoverv1.RolloutServiceClient, name string) (*cutoverv1.Rollout, error) {
+			resp, err := c.ApproveRollout(ctx, &cutoverv1.ApproveRolloutRequest{Name: name, Comment: comment})
+			return resp.GetRollout(), err
+		})
+	cmd.Flags().StringVar(&comment, "comment", "", "why, for the record")
+	return cmd
+}
+
+func newRejectCommand(o *options) *cobra.Command {
+	var comment string
+	cmd := o.actionCommand("reject", "Refuse what the rollout waits for: it aborts", "rejected",
+		func(ctx context.Context, c cutoverv1.RolloutServiceClient, name string) (*cutoverv1.Rollout, error) {
+			if strings.TrimSpace(comment) == "" {
+				return nil, errors.New("--comment: is required (say why it is rejected)")
+			}
+			resp, err := c.RejectRollout(ctx, &cutoverv1.RejectRolloutRequest{Name: name, Comment: comment})
+			return resp.GetRollout(), err
+		})
+	cmd.Flags().StringVar(&comment, "comment", "", "why it is rejected (required)")
+	return cmd
+}
+
+func newApprovalsCommand(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "approvals",
+		Short: "List the rollouts waiting for an approval",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return o.call(cmd.Context(), func(ctx context.Context, conn grpc.ClientConnInterface) error {
+				resp, err := cutoverv1.NewRolloutServiceClient(conn).ListRollouts(ctx, &cutoverv1.ListRolloutsRequest{})
+				if err != nil {
+					return err
+				}
+				n := 0
+				for _, r := range resp.GetRollouts() {
+					if r.GetStatus().GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL {
+						continue
+					}
+					n++
+					if _, err := fmt.Fprintf(o.streams.Out, "%s\t%s\tapplied by %s\t%s\n", r.GetName(), r.GetSpec().GetRevision().GetName(), r.GetAppliedBy(), r.GetStatus().GetMessage()); err != nil {
+						return err
+					}
+				}
+				if n == 0 {
+					_, err = fmt.Fprintln(o.streams.Out, "no rollout is waiting for an approval")
+				}
+				return err
+			})
+		},
+	}
 }
 
 func newPauseCommand(o *options) *cobra.Command {

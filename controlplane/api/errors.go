@@ -26,6 +26,8 @@ var codeTable = []struct {
 	{rollout.ErrNoRollout, codes.NotFound},
 	{rollout.ErrTerminal, codes.FailedPrecondition},
 	{rollout.ErrNotAborted, codes.FailedPrecondition},
+	{rollout.ErrNotAwaitingApproval, codes.FailedPrecondition},
+	{rollout.ErrApprovalRefused, codes.PermissionDenied},
 	{controller.ErrNoEarlierRevision, codes.FailedPrecondition},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},

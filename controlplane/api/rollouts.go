@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"slices"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -113,6 +115,44 @@ func (s *Rollouts) PromoteRollout(ctx context.Context, req *cutoverv1.PromoteRol
 		return nil, err
 	}
 	return &cutoverv1.PromoteRolloutResponse{Rollout: r}, nil
+}
+
+// ApproveRollout records the caller's approval, with the roles they hold
+// that may approve this app.
+func (s *Rollouts) ApproveRollout(ctx context.Context, req *cutoverv1.ApproveRolloutRequest) (*cutoverv1.ApproveRolloutResponse, error) {
+	r, err := s.act(ctx, req.GetName(), rollout.Approve{Actor: actor(ctx), Roles: approverRoles(ctx, req.GetName()), Comment: req.GetComment()})
+	if err != nil {
+		return nil, err
+	}
+	return &cutoverv1.ApproveRolloutResponse{Rollout: r}, nil
+}
+
+// RejectRollout refuses the approval the rollout waits for.
+func (s *Rollouts) RejectRollout(ctx context.Context, req *cutoverv1.RejectRolloutRequest) (*cutoverv1.RejectRolloutResponse, error) {
+	if strings.TrimSpace(req.GetComment()) == "" {
+		return nil, status.Error(codes.InvalidArgument, "comment: is required (say why it is rejected)")
+	}
+	r, err := s.act(ctx, req.GetName(), rollout.Reject{Actor: actor(ctx), Comment: req.GetComment()})
+	if err != nil {
+		return nil, err
+	}
+	return &cutoverv1.RejectRolloutResponse{Rollout: r}, nil
+}
+
+// approverRoles are the caller's roles that may approve app; in the open
+// mode (no authentication) a caller approves as admin.
+func approverRoles(ctx context.Context, app string) []string {
+	p, ok := auth.PrincipalFrom(ctx)
+	if !ok {
+		return []string{string(auth.RoleAdmin)}
+	}
+	var roles []string
+	for _, g := range p.Grants {
+		if g.Allows(auth.PermApprove, auth.Target{App: app}) && !slices.Contains(roles, string(g.Role)) {
+			roles = append(roles, string(g.Role))
+		}
+	}
+	return roles
 }
 
 // AbortRollout returns every touched cluster to stable.

@@ -69,6 +69,8 @@ var methods = map[string]rule{
 	cutoverv1.RolloutService_ResumeRollout_FullMethodName:      {perm: auth.PermDeploy, target: byName},
 	cutoverv1.RolloutService_RetryRollout_FullMethodName:       {perm: auth.PermDeploy, target: byName},
 	cutoverv1.RolloutService_UndoRollout_FullMethodName:        {perm: auth.PermDeploy, target: byName},
+	cutoverv1.RolloutService_ApproveRollout_FullMethodName:     {perm: auth.PermApprove, target: byName},
+	cutoverv1.RolloutService_RejectRollout_FullMethodName:      {perm: auth.PermApprove, target: byName},
 	cutoverv1.RolloutService_ListRolloutHistory_FullMethodName: {perm: auth.PermRead, target: byName},
 	cutoverv1.ClusterService_ListClusters_FullMethodName:       {perm: auth.PermRead},
 	cutoverv1.AgentService_Connect_FullMethodName:              {agent: true},

@@ -34,6 +34,8 @@ const (
 	ActionAuthDenied      = "auth.denied"
 	ActionWindowWait      = "window.wait"
 	ActionWindowOpen      = "window.open"
+	ActionApprove         = "approval.approve"
+	ActionReject          = "approval.reject"
 )
 
 // actions maps each timeline event type to its action.
@@ -51,6 +53,8 @@ var actions = map[cutoverv1.TimelineEventType]string{
 	cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_FAILED:         ActionFailed,
 	cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_WINDOW_CLOSED:  ActionWindowWait,
 	cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_WINDOW_OPENED:  ActionWindowOpen,
+	cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_APPROVED:       ActionApprove,
+	cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_REJECTED:       ActionReject,
 }
 
 // RolloutTarget names a rollout as a record's target.

@@ -3,6 +3,8 @@ package rollout
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -23,6 +25,12 @@ var (
 	ErrUnknownCluster = errors.New("cluster is not a target of this rollout")
 	// ErrNotAborted: only an aborted rollout can be retried.
 	ErrNotAborted = errors.New("rollout is not aborted")
+	// ErrNotAwaitingApproval: approve and reject need a rollout waiting for
+	// approval.
+	ErrNotAwaitingApproval = errors.New("rollout is not waiting for approval")
+	// ErrApprovalRefused: this person may not give this approval (four
+	// eyes, once per person, an allowed role).
+	ErrApprovalRefused = errors.New("approval refused")
 )
 
 // Event is something that happens to a rollout.
@@ -71,6 +79,20 @@ type Observe struct {
 // Tick lets time-based steps move on.
 type Tick struct{}
 
+// Approve is one person's approval of what the rollout waits for. Roles
+// are the roles they hold for this app.
+type Approve struct {
+	Actor   string
+	Roles   []string
+	Comment string
+}
+
+// Reject refuses the approval the rollout waits for; it aborts.
+type Reject struct {
+	Actor   string
+	Comment string
+}
+
 func (Apply) isEvent()   {}
 func (Promote) isEvent() {}
 func (Abort) isEvent()   {}
@@ -79,6 +101,8 @@ func (Resume) isEvent()  {}
 func (Retry) isEvent()   {}
 func (Observe) isEvent() {}
 func (Tick) isEvent()    {}
+func (Approve) isEvent() {}
+func (Reject) isEvent()  {}
 
 // Result is what Step decided.
 type Result struct {
@@ -276,6 +300,18 @@ func (m *machine) handle(ev Event) error {
 		if g := e.App.GetGuardTripped(); g != "" && !terminal {
 			m.abort(fmt.Sprintf("local guard in %s: %s", e.Cluster, g), "agent "+e.Cluster)
 		}
+	case Approve:
+		return m.approve(e)
+	case Reject:
+		if st.GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL {
+			return fmt.Errorf("reject: %w (%s)", ErrNotAwaitingApproval, PhaseName(st.GetPhase()))
+		}
+		msg := "rejected by " + e.Actor
+		if e.Comment != "" {
+			msg += ": " + e.Comment
+		}
+		m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_REJECTED, e.Actor, msg)
+		m.abort(msg, e.Actor)
 	case Tick:
 	default:
 		return fmt.Errorf("unknown event %T", ev)
@@ -372,9 +408,12 @@ func (m *machine) setProgressing(msg string) {
 func (m *machine) advance() {
 	st := m.st()
 	m.windowOpened()
+	if st.GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL {
+		st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING // looked at again: enough now, timed out, or still waiting
+	}
 	for st.GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING {
 		if st.GetStepPending() || st.GetGroupPending() {
-			if m.windowClosed() {
+			if m.awaitStartApproval() || m.windowClosed() {
 				return
 			}
 			st.StepPending = false
@@ -405,7 +444,8 @@ func (m *machine) window() *window.Window {
 }
 
 // windowClosed puts the rollout in WAITING_FOR_WINDOW when the window is
-// closed now.
+// closed now; a critical rollout with a break-glass reason waits for two
+// approvals instead, and then goes on.
 func (m *machine) windowClosed() bool {
 	w := m.window()
 	why, closed := w.Closed(m.now)
@@ -413,6 +453,10 @@ func (m *machine) windowClosed() bool {
 		return false
 	}
 	st := m.st()
+	if s := m.r.GetSpec(); s.GetUrgency() == spec.UrgencyCritical && s.GetBreakGlassReason() != "" {
+		return m.awaitApproval(breakGlassGate, breakGlassApproval,
+			fmt.Sprintf("break-glass outside the deployment window (%s): %s", why, s.GetBreakGlassReason()))
+	}
 	st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_WINDOW
 	st.PauseReason = cutoverv1.PauseReason_PAUSE_REASON_UNSPECIFIED
 	if next, ok := w.NextOpen(m.now); ok {
@@ -422,6 +466,126 @@ func (m *machine) windowClosed() bool {
 	}
 	m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_WINDOW_CLOSED, "", st.GetMessage())
 	return true
+}
+
+// Gates of approvals.
+const (
+	startGate      = "start"
+	breakGlassGate = "break-glass"
+)
+
+// breakGlassApproval is what running outside the window takes.
+var breakGlassApproval = &cutoverv1.ApprovalStep{Required: 2}
+
+// awaitStartApproval holds the first group of the first wave until the
+// spec's approval is given.
+func (m *machine) awaitStartApproval() bool {
+	st := m.st()
+	a := m.r.GetSpec().GetApproval()
+	if a == nil || !st.GetGroupPending() || st.GetCurrentWave() != 0 || st.GetCurrentGroup() != 0 {
+		return false
+	}
+	return m.awaitApproval(startGate, a, "approval before the first step")
+}
+
+// stepGate names the approval of the current step.
+func (m *machine) stepGate() string {
+	st := m.st()
+	g := fmt.Sprintf("wave %d step %d", st.GetCurrentWave(), st.GetCurrentStep())
+	if st.GetCurrentGroup() > 0 {
+		g += fmt.Sprintf(" group %d", st.GetCurrentGroup())
+	}
+	return g
+}
+
+// awaitApproval reports whether the rollout must wait for the approvals
+// of gate; it then waits in WAITING_FOR_APPROVAL (or aborts when the
+// approval timed out).
+func (m *machine) awaitApproval(gate string, a *cutoverv1.ApprovalStep, what string) bool {
+	st := m.st()
+	need := int(max(a.GetRequired(), 1))
+	have := m.approvalsOf(gate)
+	if len(have) >= need {
+		return false
+	}
+	if d := spec.ApprovalTimeout(a); d > 0 && !m.now.Before(st.GetStepStartTime().AsTime().Add(d)) {
+		m.abort(fmt.Sprintf("%s: no decision within %s", what, d), "")
+		return true
+	}
+	st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL
+	st.PauseReason = cutoverv1.PauseReason_PAUSE_REASON_UNSPECIFIED
+	st.Message = fmt.Sprintf("waiting for approval (%s): %d of %d from %s", what, len(have), need, strings.Join(spec.ApprovalRoles(a), " or "))
+	return true
+}
+
+// approvalsOf lists the distinct approvers of a gate.
+func (m *machine) approvalsOf(gate string) []string {
+	var out []string
+	for _, a := range m.st().GetApprovals() {
+		if a.GetGate() == gate && !slices.Contains(out, a.GetActor()) {
+			out = append(out, a.GetActor())
+		}
+	}
+	return out
+}
+
+// pendingApproval is the gate the rollout waits on and its approval.
+func (m *machine) pendingApproval() (string, *cutoverv1.ApprovalStep) {
+	st := m.st()
+	if w := m.window(); w != nil && (st.GetStepPending() || st.GetGroupPending()) {
+		if _, closed := w.Closed(m.now); closed && m.r.GetSpec().GetUrgency() == spec.UrgencyCritical && m.r.GetSpec().GetBreakGlassReason() != "" {
+			if a := m.r.GetSpec().GetApproval(); a == nil || st.GetCurrentWave() != 0 || st.GetCurrentGroup() != 0 || !st.GetGroupPending() ||
+				len(m.approvalsOf(startGate)) >= int(max(a.GetRequired(), 1)) {
+				return breakGlassGate, breakGlassApproval
+			}
+		}
+	}
+	if a := m.r.GetSpec().GetApproval(); a != nil && st.GetGroupPending() && st.GetCurrentWave() == 0 && st.GetCurrentGroup() == 0 {
+		return startGate, a
+	}
+	if steps := m.steps(); int(st.GetCurrentStep()) < len(steps) {
+		if a := steps[st.GetCurrentStep()].GetApproval(); a != nil {
+			return m.stepGate(), a
+		}
+	}
+	return "", nil
+}
+
+// approve records an approval after the four-eyes checks; the rollout
+// then moves on if it has enough.
+func (m *machine) approve(e Approve) error {
+	st := m.st()
+	if st.GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL {
+		return fmt.Errorf("approve: %w (%s)", ErrNotAwaitingApproval, PhaseName(st.GetPhase()))
+	}
+	gate, a := m.pendingApproval()
+	if a == nil {
+		return fmt.Errorf("approve: %w", ErrNotAwaitingApproval)
+	}
+	if e.Actor == m.r.GetAppliedBy() {
+		return fmt.Errorf("approve: %w: %s applied this rollout and cannot approve it (four eyes)", ErrApprovalRefused, e.Actor)
+	}
+	if slices.Contains(m.approvalsOf(gate), e.Actor) {
+		return fmt.Errorf("approve: %w: %s has approved %s already; another person must", ErrApprovalRefused, e.Actor, gate)
+	}
+	allowed := spec.ApprovalRoles(a)
+	var roles []string
+	for _, r := range e.Roles {
+		if slices.Contains(allowed, r) {
+			roles = append(roles, r)
+		}
+	}
+	if len(roles) == 0 {
+		return fmt.Errorf("approve: %w: %s approves with role %s, has %s", ErrApprovalRefused, gate, strings.Join(allowed, " or "), strings.Join(e.Roles, ", "))
+	}
+	st.Approvals = append(st.Approvals, &cutoverv1.Approval{Gate: gate, Actor: e.Actor, Roles: roles, Time: timestamppb.New(m.now), Comment: e.Comment})
+	msg := fmt.Sprintf("%s approved (%d of %d)", gate, len(m.approvalsOf(gate)), max(a.GetRequired(), 1))
+	if e.Comment != "" {
+		msg += ": " + e.Comment
+	}
+	m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_APPROVED, e.Actor, msg)
+	m.setProgressing(msg)
+	return nil
 }
 
 // windowOpened moves a waiting rollout on once its window is open.
@@ -475,6 +639,10 @@ func (m *machine) stepOnce() bool {
 		// passes once its window has elapsed.
 		if w := spec.AnalysisWindow(s.Analysis); m.now.Before(st.GetStepStartTime().AsTime().Add(w)) {
 			st.Message = fmt.Sprintf("analysis over %s (no gates defined: passes when the window ends)", w)
+			return false
+		}
+	case *cutoverv1.CanaryStep_Approval:
+		if m.awaitApproval(m.stepGate(), s.Approval, "step "+fmt.Sprint(st.GetCurrentStep()+1)) {
 			return false
 		}
 	case *cutoverv1.CanaryStep_Pause:
@@ -742,6 +910,14 @@ func (m *machine) stepWakeAt() time.Time {
 		if w := m.window(); w != nil {
 			if next, ok := w.NextOpen(m.now); ok {
 				return next
+			}
+		}
+		return time.Time{}
+	}
+	if st.GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL {
+		if _, a := m.pendingApproval(); a != nil {
+			if d := spec.ApprovalTimeout(a); d > 0 {
+				return st.GetStepStartTime().AsTime().Add(d)
 			}
 		}
 		return time.Time{}

@@ -233,7 +233,8 @@ func checkStep(prev, frozen *cutoverv1.Rollout, ev rollout.Event, now time.Time,
 	// A step that advanced has moved past every pause that ran out; an
 	// identical re-apply advances nothing and may report a wake-up that is due.
 	advanced := !isApply || res.Changed
-	moving := phase == cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING || phase == cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_WINDOW
+	moving := phase == cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING || phase == cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_WINDOW ||
+		phase == cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL
 	if !res.WakeAt.IsZero() && !scaleDownPending(next) && (!moving || advanced && !res.WakeAt.After(now)) {
 		return fmt.Errorf("wake at %s (now %s) in phase %s", res.WakeAt, now, rollout.PhaseName(phase))
 	}
@@ -270,6 +271,11 @@ func checkError(prev *cutoverv1.Rollout, ev rollout.Event, err error) error {
 	case rollout.Retry:
 		if phase == cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED || !errors.Is(err, rollout.ErrNotAborted) {
 			return fmt.Errorf("retry in phase %s: %v", rollout.PhaseName(phase), err)
+		}
+	case rollout.Approve, rollout.Reject:
+		waiting := phase == cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL
+		if waiting && !errors.Is(err, rollout.ErrApprovalRefused) || !waiting && !errors.Is(err, rollout.ErrNotAwaitingApproval) {
+			return fmt.Errorf("%T in phase %s: %v", ev, rollout.PhaseName(phase), err)
 		}
 	default:
 		return fmt.Errorf("unexpected error: %v", err)

@@ -1,6 +1,7 @@
 package rollout_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -339,5 +340,120 @@ func TestDeploymentWindow(t *testing.T) {
 	}
 	if closed != 3 || opened != 2 {
 		t.Errorf("timeline has %d window waits and %d openings, want 3 and 2", closed, opened)
+	}
+}
+
+func approvalStep(n int32) *cutoverv1.CanaryStep {
+	return &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_Approval{Approval: &cutoverv1.ApprovalStep{Required: n}}}
+}
+
+// An approval step needs distinct people other than the author, with an
+// approver role; a rejection aborts; an approval that times out aborts.
+func TestApprovalStepFourEyes(t *testing.T) {
+	waves := [][]string{{"eu-1"}}
+	s := deployed(t, newSpec(t, "v1", waves, setWeight(50)))
+	v2 := newSpec(t, "v2", waves, setWeight(20), approvalStep(2), setWeight(100))
+	s.step(rollout.Apply{Name: app, Spec: v2, Actor: "alice"})
+	s.converge("eu-1")
+	if p := s.r.GetStatus().GetPhase(); p != cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL {
+		t.Fatalf("at the approval step: %s", rollout.PhaseName(p))
+	}
+	approver := []string{"approver"}
+	for _, tt := range []struct {
+		ev   rollout.Approve
+		want string
+	}{
+		{rollout.Approve{Actor: "alice", Roles: []string{"admin"}}, "alice applied this rollout and cannot approve it"},
+		{rollout.Approve{Actor: "dave", Roles: []string{"deployer"}}, "approves with role approver or admin, has deployer"},
+	} {
+		if _, err := s.try(tt.ev); !errors.Is(err, rollout.ErrApprovalRefused) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want %q", tt.ev.Actor, err, tt.want)
+		}
+	}
+	s.step(rollout.Approve{Actor: "bob", Roles: approver, Comment: "looks fine"})
+	if _, err := s.try(rollout.Approve{Actor: "bob", Roles: approver}); !errors.Is(err, rollout.ErrApprovalRefused) {
+		t.Errorf("bob approving twice: %v", err)
+	}
+	if p := s.r.GetStatus().GetPhase(); p != cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL {
+		t.Fatalf("one of two approvals: %s", rollout.PhaseName(p))
+	}
+	if got := showRevisions(rollout.Desired(s.r, s.progress("eu-1"))); got != "stable:v1=80 canary:v2=20" {
+		t.Errorf("waiting for approval moved traffic: %s", got)
+	}
+	s.step(rollout.Approve{Actor: "carol", Roles: []string{"admin"}})
+	if got := showRevisions(rollout.Desired(s.r, s.progress("eu-1"))); got != "stable:v1=0 canary:v2=100" {
+		t.Errorf("after two approvals: %s (%s)", got, s.r.GetStatus().GetMessage())
+	}
+	if n := len(s.r.GetStatus().GetApprovals()); n != 2 {
+		t.Errorf("%d approvals recorded, want 2", n)
+	}
+
+	// A rejection aborts.
+	s2 := deployed(t, newSpec(t, "v1", waves, setWeight(50)))
+	s2.step(rollout.Apply{Name: app, Spec: newSpec(t, "v2", waves, setWeight(20), approvalStep(1)), Actor: "alice"})
+	s2.converge("eu-1")
+	s2.step(rollout.Reject{Actor: "bob", Comment: "not during the audit"})
+	if p := s2.r.GetStatus().GetPhase(); p != cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED || !strings.Contains(s2.r.GetStatus().GetMessage(), "rejected by bob: not during the audit") {
+		t.Errorf("after a rejection: %s %q", rollout.PhaseName(p), s2.r.GetStatus().GetMessage())
+	}
+
+	// No decision within the timeout aborts.
+	s3 := deployed(t, newSpec(t, "v1", waves, setWeight(50)))
+	timed := newSpec(t, "v2", waves, setWeight(20), &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_Approval{Approval: &cutoverv1.ApprovalStep{Timeout: "1h"}}})
+	s3.step(rollout.Apply{Name: app, Spec: timed, Actor: "alice"})
+	res := s3.converge("eu-1")
+	if !res.WakeAt.Equal(s3.now.Add(time.Hour)) {
+		t.Errorf("waiting for approval wakes at %s, want the timeout", res.WakeAt)
+	}
+	s3.now = s3.now.Add(time.Hour)
+	s3.step(rollout.Tick{})
+	if p := s3.r.GetStatus().GetPhase(); p != cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED || !strings.Contains(s3.r.GetStatus().GetMessage(), "no decision within 1h0m0s") {
+		t.Errorf("after the approval timeout: %s %q", rollout.PhaseName(p), s3.r.GetStatus().GetMessage())
+	}
+}
+
+// Break-glass: a critical fix outside its window runs only with a reason
+// and two distinct approvers; one approval keeps it blocked, and the
+// author's own approval is refused.
+func TestBreakGlass(t *testing.T) {
+	waves := [][]string{{"eu-1"}}
+	s := deployed(t, newSpec(t, "v1", waves, setWeight(50)))
+	fix := newSpec(t, "v2", waves, setWeight(50))
+	fix.Window = &cutoverv1.DeploymentWindow{TimeZone: "America/New_York",
+		Allow: []*cutoverv1.WindowSpan{{Days: []string{"Sat"}, Start: "10:00", End: "11:00"}}}
+	fix.Urgency, fix.BreakGlassReason = "critical", "INC-4711: order router drops FIX messages"
+	s.now = time.Date(2026, 3, 4, 15, 0, 0, 0, time.UTC) // a Wednesday: closed
+	s.step(rollout.Apply{Name: app, Spec: fix, Actor: "alice"})
+	if p := s.r.GetStatus().GetPhase(); p != cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL ||
+		!strings.Contains(s.r.GetStatus().GetMessage(), "break-glass") || !strings.Contains(s.r.GetStatus().GetMessage(), "INC-4711") {
+		t.Fatalf("critical fix outside the window: %s %q", rollout.PhaseName(p), s.r.GetStatus().GetMessage())
+	}
+	if _, err := s.try(rollout.Approve{Actor: "alice", Roles: []string{"admin"}}); !errors.Is(err, rollout.ErrApprovalRefused) {
+		t.Errorf("the author's own approval: %v", err)
+	}
+	s.step(rollout.Approve{Actor: "bob", Roles: []string{"approver"}})
+	if p := s.r.GetStatus().GetPhase(); p != cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL {
+		t.Fatalf("one approval: %s", rollout.PhaseName(p))
+	}
+	if got := showRevisions(rollout.Desired(s.r, s.progress("eu-1"))); got != "stable:v1=100" {
+		t.Errorf("one approval moved traffic: %s", got)
+	}
+	s.step(rollout.Approve{Actor: "carol", Roles: []string{"approver"}})
+	if got := showRevisions(rollout.Desired(s.r, s.progress("eu-1"))); got != "stable:v1=50 canary:v2=50" {
+		t.Fatalf("two approvals: %s (%s)", got, s.r.GetStatus().GetMessage())
+	}
+	s.converge("eu-1")
+	s.converge("eu-1")
+	if p := s.r.GetStatus().GetPhase(); p != cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY {
+		t.Errorf("a break-glass fix with two approvals ends %s (%s)", rollout.PhaseName(p), s.r.GetStatus().GetMessage())
+	}
+	// Without a reason, a critical rollout waits for its window like any.
+	s2 := deployed(t, newSpec(t, "v1", waves, setWeight(50)))
+	noReason := newSpec(t, "v2", waves, setWeight(50))
+	noReason.Window, noReason.Urgency = fix.Window, "critical"
+	s2.now = s.now
+	s2.step(rollout.Apply{Name: app, Spec: noReason, Actor: "alice"})
+	if p := s2.r.GetStatus().GetPhase(); p != cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_WINDOW {
+		t.Errorf("critical without a reason: %s", rollout.PhaseName(p))
 	}
 }

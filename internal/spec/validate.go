@@ -49,6 +49,7 @@ func Validate(s *cutoverv1.RolloutSpec) error {
 	validateGates(&c, s.GetGates())
 	validateMetrics(&c, s)
 	validateKubernetes(&c, s.GetKubernetes())
+	validatePolicy(&c, s)
 	if w := s.GetWindow(); w != nil {
 		if _, err := window.Compile(w); err != nil {
 			for _, e := range unjoin(err) {
@@ -302,8 +303,10 @@ func validateStrategy(c *errs, spec *cutoverv1.RolloutSpec, clusters map[string]
 			if n := x.SetCanaryScale.GetInstances(); n < 1 || n > MaxInstances {
 				c.add(p+".setCanaryScale.instances", "must be between 1 and %d, got %d", MaxInstances, n)
 			}
+		case *cutoverv1.CanaryStep_Approval:
+			checkApproval(c, p+".approval", x.Approval)
 		default:
-			c.add(p, "must set setWeight, pause, setHeaderRoute, setCanaryScale or analysis")
+			c.add(p, "must set setWeight, pause, setHeaderRoute, setCanaryScale, analysis or approval")
 		}
 	}
 }

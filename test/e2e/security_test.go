@@ -87,6 +87,7 @@ func newSecureEnv(t *testing.T) *secureEnv {
 	// 2. Tokens, each printed once; the file keeps only their hashes.
 	for _, tok := range []struct{ subject, role, apps string }{
 		{"alice", "deployer", ""}, {"paula", "deployer", "payments-*"}, {"victor", "viewer", ""}, {"root", "admin", ""},
+		{"bob", "approver", ""},
 	} {
 		args := []string{"tokens", "create", "--subject", tok.subject, "--role", tok.role, "--file", "tokens.yaml"}
 		if tok.apps != "" {
@@ -455,4 +456,79 @@ func readPEM(t *testing.T, file string) []byte {
 		t.Fatalf("%s: no PEM block", file)
 	}
 	return b.Bytes
+}
+
+// Four eyes through the real API: a rollout that needs two approvals
+// before it starts is approved by two people other than its author, with
+// a role that may approve; the author, a deployer and a second approval by
+// the same person are refused.
+func TestApprovalsFourEyes(t *testing.T) {
+	s := newSecureEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	manifest := manifestFor("payments-api") + "  approval: {required: 2}\n"
+	if _, err := s.grpcAs(s.tokens["root"]).ApplyRollout(ctx, &cutoverv1.ApplyRolloutRequest{Manifest: manifest}); err != nil {
+		t.Fatal(err)
+	}
+	get := func() *cutoverv1.Rollout {
+		r, err := s.grpcAs(s.tokens["victor"]).GetRollout(ctx, &cutoverv1.GetRolloutRequest{Name: "payments-api"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetRollout()
+	}
+	if p := get().GetStatus().GetPhase(); p != cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL {
+		t.Fatalf("before approvals: %s", p)
+	}
+	if out := s.must("approvals"); !strings.Contains(out, "payments-api") || !strings.Contains(out, "0 of 2") {
+		t.Errorf("cutover approvals: %q", out)
+	}
+	approve := func(who string) error {
+		_, err := s.grpcAs(s.tokens[who]).ApproveRollout(ctx, &cutoverv1.ApproveRolloutRequest{Name: "payments-api", Comment: "checked by " + who})
+		return err
+	}
+	if err := approve("root"); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "cannot approve it (four eyes)") {
+		t.Errorf("the author approving: %v", err)
+	}
+	if err := approve("alice"); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "lacks permission approve") {
+		t.Errorf("a deployer approving: %v", err)
+	}
+	if err := approve("bob"); err != nil {
+		t.Fatalf("bob approving: %v", err)
+	}
+	if err := approve("bob"); status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "another person must") {
+		t.Errorf("bob approving twice: %v", err)
+	}
+	if p := get().GetStatus().GetPhase(); p != cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL {
+		t.Fatalf("after one of two approvals: %s", p)
+	}
+	// The second approver uses the CLI, logged in with their own token.
+	if _, err := s.cutover("--token", s.tokens["root"], "--ca", "ca/ca.crt", "approve", "payments-api", "--comment", "second pair of eyes"); err == nil {
+		t.Error("the author approved through the CLI")
+	}
+	carol := strings.SplitN(s.must("tokens", "create", "--subject", "carol", "--role", "approver", "--apps", "payments-*", "--file", "tokens.yaml"), "\n", 2)[0]
+	if err := syscall.Kill(s.server.PID(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	err := harness.Poll(ctx, 50*time.Millisecond, "carol's approval", func() (bool, error) {
+		_, err := s.cutover("--token", carol, "--ca", "ca/ca.crt", "approve", "payments-api", "--comment", "second pair of eyes")
+		return err == nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := get()
+	if p := r.GetStatus().GetPhase(); p == cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL {
+		t.Fatalf("after two approvals: %s (%s)", p, r.GetStatus().GetMessage())
+	}
+	var who []string
+	for _, a := range r.GetStatus().GetApprovals() {
+		who = append(who, a.GetActor())
+	}
+	if strings.Join(who, ",") != "bob,carol" {
+		t.Errorf("approvals recorded: %v", who)
+	}
+	if out := s.must("--token", s.tokens["bob"], "audit", "list", "--app", "payments-api"); !strings.Contains(out, "approval.approve") {
+		t.Errorf("the audit trail lacks the approvals:\n%s", out)
+	}
 }

@@ -42,6 +42,9 @@ const (
 	// Outside its deployment window, at a step boundary: traffic stays as it
 	// is until the window opens.
 	RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_WINDOW RolloutPhase = 6
+	// Waiting for approvals (an approval step, the approval before the first
+	// step, or a break-glass); traffic stays as it is.
+	RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL RolloutPhase = 7
 )
 
 // Enum value maps for RolloutPhase.
@@ -54,15 +57,17 @@ var (
 		4: "ROLLOUT_PHASE_ABORTED",
 		5: "ROLLOUT_PHASE_SUPERSEDED",
 		6: "ROLLOUT_PHASE_WAITING_FOR_WINDOW",
+		7: "ROLLOUT_PHASE_WAITING_FOR_APPROVAL",
 	}
 	RolloutPhase_value = map[string]int32{
-		"ROLLOUT_PHASE_UNSPECIFIED":        0,
-		"ROLLOUT_PHASE_PROGRESSING":        1,
-		"ROLLOUT_PHASE_PAUSED":             2,
-		"ROLLOUT_PHASE_HEALTHY":            3,
-		"ROLLOUT_PHASE_ABORTED":            4,
-		"ROLLOUT_PHASE_SUPERSEDED":         5,
-		"ROLLOUT_PHASE_WAITING_FOR_WINDOW": 6,
+		"ROLLOUT_PHASE_UNSPECIFIED":          0,
+		"ROLLOUT_PHASE_PROGRESSING":          1,
+		"ROLLOUT_PHASE_PAUSED":               2,
+		"ROLLOUT_PHASE_HEALTHY":              3,
+		"ROLLOUT_PHASE_ABORTED":              4,
+		"ROLLOUT_PHASE_SUPERSEDED":           5,
+		"ROLLOUT_PHASE_WAITING_FOR_WINDOW":   6,
+		"ROLLOUT_PHASE_WAITING_FOR_APPROVAL": 7,
 	}
 )
 
@@ -244,6 +249,10 @@ const (
 	TimelineEventType_TIMELINE_EVENT_TYPE_WINDOW_CLOSED TimelineEventType = 12
 	// The deployment window opened: the rollout moves on.
 	TimelineEventType_TIMELINE_EVENT_TYPE_WINDOW_OPENED TimelineEventType = 13
+	// Someone approved.
+	TimelineEventType_TIMELINE_EVENT_TYPE_APPROVED TimelineEventType = 14
+	// Someone rejected; the rollout aborts.
+	TimelineEventType_TIMELINE_EVENT_TYPE_REJECTED TimelineEventType = 15
 )
 
 // Enum value maps for TimelineEventType.
@@ -263,6 +272,8 @@ var (
 		11: "TIMELINE_EVENT_TYPE_FAILED",
 		12: "TIMELINE_EVENT_TYPE_WINDOW_CLOSED",
 		13: "TIMELINE_EVENT_TYPE_WINDOW_OPENED",
+		14: "TIMELINE_EVENT_TYPE_APPROVED",
+		15: "TIMELINE_EVENT_TYPE_REJECTED",
 	}
 	TimelineEventType_value = map[string]int32{
 		"TIMELINE_EVENT_TYPE_UNSPECIFIED":    0,
@@ -279,6 +290,8 @@ var (
 		"TIMELINE_EVENT_TYPE_FAILED":         11,
 		"TIMELINE_EVENT_TYPE_WINDOW_CLOSED":  12,
 		"TIMELINE_EVENT_TYPE_WINDOW_OPENED":  13,
+		"TIMELINE_EVENT_TYPE_APPROVED":       14,
+		"TIMELINE_EVENT_TYPE_REJECTED":       15,
 	}
 )
 
@@ -490,9 +503,16 @@ type RolloutSpec struct {
 	Kubernetes *KubernetesSpec `protobuf:"bytes,8,opt,name=kubernetes,proto3" json:"kubernetes,omitempty"`
 	// When the rollout may move: outside it the rollout waits (phase
 	// WAITING_FOR_WINDOW) at the next step boundary, traffic unchanged.
-	Window        *DeploymentWindow `protobuf:"bytes,9,opt,name=window,proto3" json:"window,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Window *DeploymentWindow `protobuf:"bytes,9,opt,name=window,proto3" json:"window,omitempty"`
+	// Approval needed before the first step starts.
+	Approval *ApprovalStep `protobuf:"bytes,10,opt,name=approval,proto3" json:"approval,omitempty"`
+	// "critical", "high", "medium" (default) or "low".
+	Urgency string `protobuf:"bytes,11,opt,name=urgency,proto3" json:"urgency,omitempty"`
+	// With urgency critical: why this rollout may run outside its window.
+	// It then needs two distinct approvals instead of waiting (break-glass).
+	BreakGlassReason string `protobuf:"bytes,12,opt,name=break_glass_reason,json=breakGlassReason,proto3" json:"break_glass_reason,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RolloutSpec) Reset() {
@@ -586,6 +606,27 @@ func (x *RolloutSpec) GetWindow() *DeploymentWindow {
 		return x.Window
 	}
 	return nil
+}
+
+func (x *RolloutSpec) GetApproval() *ApprovalStep {
+	if x != nil {
+		return x.Approval
+	}
+	return nil
+}
+
+func (x *RolloutSpec) GetUrgency() string {
+	if x != nil {
+		return x.Urgency
+	}
+	return ""
+}
+
+func (x *RolloutSpec) GetBreakGlassReason() string {
+	if x != nil {
+		return x.BreakGlassReason
+	}
+	return ""
 }
 
 // DeploymentWindow says when a rollout may start a step: inside one of the
@@ -2275,6 +2316,7 @@ type CanaryStep struct {
 	//	*CanaryStep_SetHeaderRoute
 	//	*CanaryStep_SetCanaryScale
 	//	*CanaryStep_Analysis
+	//	*CanaryStep_Approval
 	Step          isCanaryStep_Step `protobuf_oneof:"step"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2362,6 +2404,15 @@ func (x *CanaryStep) GetAnalysis() *AnalysisStep {
 	return nil
 }
 
+func (x *CanaryStep) GetApproval() *ApprovalStep {
+	if x != nil {
+		if x, ok := x.Step.(*CanaryStep_Approval); ok {
+			return x.Approval
+		}
+	}
+	return nil
+}
+
 type isCanaryStep_Step interface {
 	isCanaryStep_Step()
 }
@@ -2394,6 +2445,11 @@ type CanaryStep_Analysis struct {
 	Analysis *AnalysisStep `protobuf:"bytes,5,opt,name=analysis,proto3,oneof"`
 }
 
+type CanaryStep_Approval struct {
+	// Hold until enough distinct people approve (cutover approve).
+	Approval *ApprovalStep `protobuf:"bytes,6,opt,name=approval,proto3,oneof"`
+}
+
 func (*CanaryStep_SetWeight) isCanaryStep_Step() {}
 
 func (*CanaryStep_Pause) isCanaryStep_Step() {}
@@ -2403,6 +2459,74 @@ func (*CanaryStep_SetHeaderRoute) isCanaryStep_Step() {}
 func (*CanaryStep_SetCanaryScale) isCanaryStep_Step() {}
 
 func (*CanaryStep_Analysis) isCanaryStep_Step() {}
+
+func (*CanaryStep_Approval) isCanaryStep_Step() {}
+
+// ApprovalStep waits for distinct people to approve; the one who applied
+// the rollout never counts (four eyes). A rejection, or no decision within
+// the timeout, aborts the rollout.
+type ApprovalStep struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Distinct approvals needed (default 1).
+	Required int32 `protobuf:"varint,1,opt,name=required,proto3" json:"required,omitempty"`
+	// Roles that may approve (default: approver and admin).
+	Roles []string `protobuf:"bytes,2,rep,name=roles,proto3" json:"roles,omitempty"`
+	// How long to wait for them, e.g. "4h" (default: no limit).
+	Timeout       string `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApprovalStep) Reset() {
+	*x = ApprovalStep{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApprovalStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApprovalStep) ProtoMessage() {}
+
+func (x *ApprovalStep) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApprovalStep.ProtoReflect.Descriptor instead.
+func (*ApprovalStep) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ApprovalStep) GetRequired() int32 {
+	if x != nil {
+		return x.Required
+	}
+	return 0
+}
+
+func (x *ApprovalStep) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *ApprovalStep) GetTimeout() string {
+	if x != nil {
+		return x.Timeout
+	}
+	return ""
+}
 
 // AnalysisStep evaluates the rollout's gates over a window before the next
 // step. A rollout without gates passes it when the window has elapsed.
@@ -2416,7 +2540,7 @@ type AnalysisStep struct {
 
 func (x *AnalysisStep) Reset() {
 	*x = AnalysisStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2428,7 +2552,7 @@ func (x *AnalysisStep) String() string {
 func (*AnalysisStep) ProtoMessage() {}
 
 func (x *AnalysisStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2441,7 +2565,7 @@ func (x *AnalysisStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnalysisStep.ProtoReflect.Descriptor instead.
 func (*AnalysisStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{24}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AnalysisStep) GetWindow() string {
@@ -2462,7 +2586,7 @@ type SetCanaryScale struct {
 
 func (x *SetCanaryScale) Reset() {
 	*x = SetCanaryScale{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2474,7 +2598,7 @@ func (x *SetCanaryScale) String() string {
 func (*SetCanaryScale) ProtoMessage() {}
 
 func (x *SetCanaryScale) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2487,7 +2611,7 @@ func (x *SetCanaryScale) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCanaryScale.ProtoReflect.Descriptor instead.
 func (*SetCanaryScale) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{25}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SetCanaryScale) GetInstances() int32 {
@@ -2512,7 +2636,7 @@ type HeaderRoute struct {
 
 func (x *HeaderRoute) Reset() {
 	*x = HeaderRoute{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2524,7 +2648,7 @@ func (x *HeaderRoute) String() string {
 func (*HeaderRoute) ProtoMessage() {}
 
 func (x *HeaderRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2537,7 +2661,7 @@ func (x *HeaderRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderRoute.ProtoReflect.Descriptor instead.
 func (*HeaderRoute) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{26}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *HeaderRoute) GetHeader() string {
@@ -2565,7 +2689,7 @@ type PauseStep struct {
 
 func (x *PauseStep) Reset() {
 	*x = PauseStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2577,7 +2701,7 @@ func (x *PauseStep) String() string {
 func (*PauseStep) ProtoMessage() {}
 
 func (x *PauseStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2590,7 +2714,7 @@ func (x *PauseStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseStep.ProtoReflect.Descriptor instead.
 func (*PauseStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{27}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PauseStep) GetDuration() string {
@@ -2636,14 +2760,16 @@ type RolloutStatus struct {
 	// before it does.
 	StepPending bool `protobuf:"varint,15,opt,name=step_pending,json=stepPending,proto3" json:"step_pending,omitempty"`
 	// The current group's clusters have not been started yet.
-	GroupPending  bool `protobuf:"varint,16,opt,name=group_pending,json=groupPending,proto3" json:"group_pending,omitempty"`
+	GroupPending bool `protobuf:"varint,16,opt,name=group_pending,json=groupPending,proto3" json:"group_pending,omitempty"`
+	// Approvals given in this rollout, in order.
+	Approvals     []*Approval `protobuf:"bytes,17,rep,name=approvals,proto3" json:"approvals,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RolloutStatus) Reset() {
 	*x = RolloutStatus{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2655,7 +2781,7 @@ func (x *RolloutStatus) String() string {
 func (*RolloutStatus) ProtoMessage() {}
 
 func (x *RolloutStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2668,7 +2794,7 @@ func (x *RolloutStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutStatus.ProtoReflect.Descriptor instead.
 func (*RolloutStatus) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{28}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *RolloutStatus) GetPhase() RolloutPhase {
@@ -2783,6 +2909,96 @@ func (x *RolloutStatus) GetGroupPending() bool {
 	return false
 }
 
+func (x *RolloutStatus) GetApprovals() []*Approval {
+	if x != nil {
+		return x.Approvals
+	}
+	return nil
+}
+
+// Approval is one person's approval.
+type Approval struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What it approves: "start", "break-glass", or "wave W step S" (W and S
+	// 0-based; "group G" added for waves with maxParallel).
+	Gate string `protobuf:"bytes,1,opt,name=gate,proto3" json:"gate,omitempty"`
+	// Who approved.
+	Actor string `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The roles they approved with.
+	Roles []string `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	// When.
+	Time *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	// Why, for the record.
+	Comment       string `protobuf:"bytes,5,opt,name=comment,proto3" json:"comment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Approval) Reset() {
+	*x = Approval{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Approval) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Approval) ProtoMessage() {}
+
+func (x *Approval) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Approval.ProtoReflect.Descriptor instead.
+func (*Approval) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *Approval) GetGate() string {
+	if x != nil {
+		return x.Gate
+	}
+	return ""
+}
+
+func (x *Approval) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *Approval) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *Approval) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *Approval) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
 // TimelineEvent is one entry of a rollout's timeline.
 type TimelineEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2806,7 +3022,7 @@ type TimelineEvent struct {
 
 func (x *TimelineEvent) Reset() {
 	*x = TimelineEvent{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2818,7 +3034,7 @@ func (x *TimelineEvent) String() string {
 func (*TimelineEvent) ProtoMessage() {}
 
 func (x *TimelineEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2831,7 +3047,7 @@ func (x *TimelineEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimelineEvent.ProtoReflect.Descriptor instead.
 func (*TimelineEvent) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{29}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *TimelineEvent) GetTime() *timestamppb.Timestamp {
@@ -2929,7 +3145,7 @@ type ClusterProgress struct {
 
 func (x *ClusterProgress) Reset() {
 	*x = ClusterProgress{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2941,7 +3157,7 @@ func (x *ClusterProgress) String() string {
 func (*ClusterProgress) ProtoMessage() {}
 
 func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2954,7 +3170,7 @@ func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterProgress.ProtoReflect.Descriptor instead.
 func (*ClusterProgress) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{30}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ClusterProgress) GetCluster() string {
@@ -3081,7 +3297,7 @@ type ApplyRolloutRequest struct {
 
 func (x *ApplyRolloutRequest) Reset() {
 	*x = ApplyRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3093,7 +3309,7 @@ func (x *ApplyRolloutRequest) String() string {
 func (*ApplyRolloutRequest) ProtoMessage() {}
 
 func (x *ApplyRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3106,7 +3322,7 @@ func (x *ApplyRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{31}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ApplyRolloutRequest) GetManifest() string {
@@ -3129,7 +3345,7 @@ type ApplyRolloutResponse struct {
 
 func (x *ApplyRolloutResponse) Reset() {
 	*x = ApplyRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3141,7 +3357,7 @@ func (x *ApplyRolloutResponse) String() string {
 func (*ApplyRolloutResponse) ProtoMessage() {}
 
 func (x *ApplyRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3154,7 +3370,7 @@ func (x *ApplyRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ApplyRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{32}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ApplyRolloutResponse) GetRollout() *Rollout {
@@ -3182,7 +3398,7 @@ type GetRolloutRequest struct {
 
 func (x *GetRolloutRequest) Reset() {
 	*x = GetRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3194,7 +3410,7 @@ func (x *GetRolloutRequest) String() string {
 func (*GetRolloutRequest) ProtoMessage() {}
 
 func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3207,7 +3423,7 @@ func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutRequest.ProtoReflect.Descriptor instead.
 func (*GetRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{33}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetRolloutRequest) GetName() string {
@@ -3228,7 +3444,7 @@ type GetRolloutResponse struct {
 
 func (x *GetRolloutResponse) Reset() {
 	*x = GetRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3240,7 +3456,7 @@ func (x *GetRolloutResponse) String() string {
 func (*GetRolloutResponse) ProtoMessage() {}
 
 func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3253,7 +3469,7 @@ func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutResponse.ProtoReflect.Descriptor instead.
 func (*GetRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{34}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetRolloutResponse) GetRollout() *Rollout {
@@ -3272,7 +3488,7 @@ type ListRolloutsRequest struct {
 
 func (x *ListRolloutsRequest) Reset() {
 	*x = ListRolloutsRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3284,7 +3500,7 @@ func (x *ListRolloutsRequest) String() string {
 func (*ListRolloutsRequest) ProtoMessage() {}
 
 func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3297,7 +3513,7 @@ func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutsRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{35}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{37}
 }
 
 // ListRolloutsResponse returns every rollout.
@@ -3311,7 +3527,7 @@ type ListRolloutsResponse struct {
 
 func (x *ListRolloutsResponse) Reset() {
 	*x = ListRolloutsResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3323,7 +3539,7 @@ func (x *ListRolloutsResponse) String() string {
 func (*ListRolloutsResponse) ProtoMessage() {}
 
 func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3336,7 +3552,7 @@ func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutsResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{36}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListRolloutsResponse) GetRollouts() []*Rollout {
@@ -3357,7 +3573,7 @@ type WatchRolloutRequest struct {
 
 func (x *WatchRolloutRequest) Reset() {
 	*x = WatchRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3369,7 +3585,7 @@ func (x *WatchRolloutRequest) String() string {
 func (*WatchRolloutRequest) ProtoMessage() {}
 
 func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3382,7 +3598,7 @@ func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutRequest.ProtoReflect.Descriptor instead.
 func (*WatchRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{37}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *WatchRolloutRequest) GetName() string {
@@ -3403,7 +3619,7 @@ type WatchRolloutResponse struct {
 
 func (x *WatchRolloutResponse) Reset() {
 	*x = WatchRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3415,7 +3631,7 @@ func (x *WatchRolloutResponse) String() string {
 func (*WatchRolloutResponse) ProtoMessage() {}
 
 func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3428,7 +3644,7 @@ func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutResponse.ProtoReflect.Descriptor instead.
 func (*WatchRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{38}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *WatchRolloutResponse) GetRollout() *Rollout {
@@ -3451,7 +3667,7 @@ type PromoteRolloutRequest struct {
 
 func (x *PromoteRolloutRequest) Reset() {
 	*x = PromoteRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3463,7 +3679,7 @@ func (x *PromoteRolloutRequest) String() string {
 func (*PromoteRolloutRequest) ProtoMessage() {}
 
 func (x *PromoteRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3476,7 +3692,7 @@ func (x *PromoteRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PromoteRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{39}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *PromoteRolloutRequest) GetName() string {
@@ -3504,7 +3720,7 @@ type PromoteRolloutResponse struct {
 
 func (x *PromoteRolloutResponse) Reset() {
 	*x = PromoteRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3516,7 +3732,7 @@ func (x *PromoteRolloutResponse) String() string {
 func (*PromoteRolloutResponse) ProtoMessage() {}
 
 func (x *PromoteRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3529,7 +3745,7 @@ func (x *PromoteRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PromoteRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{40}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *PromoteRolloutResponse) GetRollout() *Rollout {
@@ -3552,7 +3768,7 @@ type AbortRolloutRequest struct {
 
 func (x *AbortRolloutRequest) Reset() {
 	*x = AbortRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3564,7 +3780,7 @@ func (x *AbortRolloutRequest) String() string {
 func (*AbortRolloutRequest) ProtoMessage() {}
 
 func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3577,7 +3793,7 @@ func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutRequest.ProtoReflect.Descriptor instead.
 func (*AbortRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{41}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AbortRolloutRequest) GetName() string {
@@ -3605,7 +3821,7 @@ type AbortRolloutResponse struct {
 
 func (x *AbortRolloutResponse) Reset() {
 	*x = AbortRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3617,7 +3833,7 @@ func (x *AbortRolloutResponse) String() string {
 func (*AbortRolloutResponse) ProtoMessage() {}
 
 func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3630,7 +3846,7 @@ func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutResponse.ProtoReflect.Descriptor instead.
 func (*AbortRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{42}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AbortRolloutResponse) GetRollout() *Rollout {
@@ -3651,7 +3867,7 @@ type PauseRolloutRequest struct {
 
 func (x *PauseRolloutRequest) Reset() {
 	*x = PauseRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3663,7 +3879,7 @@ func (x *PauseRolloutRequest) String() string {
 func (*PauseRolloutRequest) ProtoMessage() {}
 
 func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3676,7 +3892,7 @@ func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PauseRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{43}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *PauseRolloutRequest) GetName() string {
@@ -3697,7 +3913,7 @@ type PauseRolloutResponse struct {
 
 func (x *PauseRolloutResponse) Reset() {
 	*x = PauseRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[44]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3709,7 +3925,7 @@ func (x *PauseRolloutResponse) String() string {
 func (*PauseRolloutResponse) ProtoMessage() {}
 
 func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[44]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3722,7 +3938,7 @@ func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PauseRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{44}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *PauseRolloutResponse) GetRollout() *Rollout {
@@ -3743,7 +3959,7 @@ type ResumeRolloutRequest struct {
 
 func (x *ResumeRolloutRequest) Reset() {
 	*x = ResumeRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[45]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3755,7 +3971,7 @@ func (x *ResumeRolloutRequest) String() string {
 func (*ResumeRolloutRequest) ProtoMessage() {}
 
 func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[45]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3768,7 +3984,7 @@ func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{45}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ResumeRolloutRequest) GetName() string {
@@ -3789,7 +4005,7 @@ type ResumeRolloutResponse struct {
 
 func (x *ResumeRolloutResponse) Reset() {
 	*x = ResumeRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[46]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3801,7 +4017,7 @@ func (x *ResumeRolloutResponse) String() string {
 func (*ResumeRolloutResponse) ProtoMessage() {}
 
 func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[46]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3814,7 +4030,7 @@ func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{46}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ResumeRolloutResponse) GetRollout() *Rollout {
@@ -3835,7 +4051,7 @@ type RetryRolloutRequest struct {
 
 func (x *RetryRolloutRequest) Reset() {
 	*x = RetryRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[47]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3847,7 +4063,7 @@ func (x *RetryRolloutRequest) String() string {
 func (*RetryRolloutRequest) ProtoMessage() {}
 
 func (x *RetryRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[47]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3860,7 +4076,7 @@ func (x *RetryRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRolloutRequest.ProtoReflect.Descriptor instead.
 func (*RetryRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{47}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RetryRolloutRequest) GetName() string {
@@ -3881,7 +4097,7 @@ type RetryRolloutResponse struct {
 
 func (x *RetryRolloutResponse) Reset() {
 	*x = RetryRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[48]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3893,7 +4109,7 @@ func (x *RetryRolloutResponse) String() string {
 func (*RetryRolloutResponse) ProtoMessage() {}
 
 func (x *RetryRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[48]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3906,10 +4122,212 @@ func (x *RetryRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRolloutResponse.ProtoReflect.Descriptor instead.
 func (*RetryRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{48}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RetryRolloutResponse) GetRollout() *Rollout {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+// ApproveRolloutRequest names the rollout to approve.
+type ApproveRolloutRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rollout name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Why, for the record.
+	Comment       string `protobuf:"bytes,2,opt,name=comment,proto3" json:"comment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveRolloutRequest) Reset() {
+	*x = ApproveRolloutRequest{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveRolloutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveRolloutRequest) ProtoMessage() {}
+
+func (x *ApproveRolloutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveRolloutRequest.ProtoReflect.Descriptor instead.
+func (*ApproveRolloutRequest) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ApproveRolloutRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ApproveRolloutRequest) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+// ApproveRolloutResponse returns the rollout after the approval.
+type ApproveRolloutResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout.
+	Rollout       *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveRolloutResponse) Reset() {
+	*x = ApproveRolloutResponse{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveRolloutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveRolloutResponse) ProtoMessage() {}
+
+func (x *ApproveRolloutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveRolloutResponse.ProtoReflect.Descriptor instead.
+func (*ApproveRolloutResponse) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *ApproveRolloutResponse) GetRollout() *Rollout {
+	if x != nil {
+		return x.Rollout
+	}
+	return nil
+}
+
+// RejectRolloutRequest names the rollout to reject.
+type RejectRolloutRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rollout name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Why, for the record (required).
+	Comment       string `protobuf:"bytes,2,opt,name=comment,proto3" json:"comment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectRolloutRequest) Reset() {
+	*x = RejectRolloutRequest{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectRolloutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectRolloutRequest) ProtoMessage() {}
+
+func (x *RejectRolloutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectRolloutRequest.ProtoReflect.Descriptor instead.
+func (*RejectRolloutRequest) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *RejectRolloutRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RejectRolloutRequest) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+// RejectRolloutResponse returns the aborted rollout.
+type RejectRolloutResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rollout.
+	Rollout       *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectRolloutResponse) Reset() {
+	*x = RejectRolloutResponse{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectRolloutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectRolloutResponse) ProtoMessage() {}
+
+func (x *RejectRolloutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectRolloutResponse.ProtoReflect.Descriptor instead.
+func (*RejectRolloutResponse) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *RejectRolloutResponse) GetRollout() *Rollout {
 	if x != nil {
 		return x.Rollout
 	}
@@ -3930,7 +4348,7 @@ type UndoRolloutRequest struct {
 
 func (x *UndoRolloutRequest) Reset() {
 	*x = UndoRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[49]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3942,7 +4360,7 @@ func (x *UndoRolloutRequest) String() string {
 func (*UndoRolloutRequest) ProtoMessage() {}
 
 func (x *UndoRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[49]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3955,7 +4373,7 @@ func (x *UndoRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoRolloutRequest.ProtoReflect.Descriptor instead.
 func (*UndoRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{49}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *UndoRolloutRequest) GetName() string {
@@ -3983,7 +4401,7 @@ type UndoRolloutResponse struct {
 
 func (x *UndoRolloutResponse) Reset() {
 	*x = UndoRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[50]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3995,7 +4413,7 @@ func (x *UndoRolloutResponse) String() string {
 func (*UndoRolloutResponse) ProtoMessage() {}
 
 func (x *UndoRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[50]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4008,7 +4426,7 @@ func (x *UndoRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoRolloutResponse.ProtoReflect.Descriptor instead.
 func (*UndoRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{50}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *UndoRolloutResponse) GetRollout() *Rollout {
@@ -4029,7 +4447,7 @@ type ListRolloutHistoryRequest struct {
 
 func (x *ListRolloutHistoryRequest) Reset() {
 	*x = ListRolloutHistoryRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[51]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4041,7 +4459,7 @@ func (x *ListRolloutHistoryRequest) String() string {
 func (*ListRolloutHistoryRequest) ProtoMessage() {}
 
 func (x *ListRolloutHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[51]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4054,7 +4472,7 @@ func (x *ListRolloutHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutHistoryRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{51}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListRolloutHistoryRequest) GetName() string {
@@ -4075,7 +4493,7 @@ type ListRolloutHistoryResponse struct {
 
 func (x *ListRolloutHistoryResponse) Reset() {
 	*x = ListRolloutHistoryResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[52]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4087,7 +4505,7 @@ func (x *ListRolloutHistoryResponse) String() string {
 func (*ListRolloutHistoryResponse) ProtoMessage() {}
 
 func (x *ListRolloutHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[52]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4100,7 +4518,7 @@ func (x *ListRolloutHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutHistoryResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{52}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *ListRolloutHistoryResponse) GetRollouts() []*Rollout {
@@ -4143,7 +4561,7 @@ type ObservedRevision struct {
 
 func (x *ObservedRevision) Reset() {
 	*x = ObservedRevision{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[53]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4155,7 +4573,7 @@ func (x *ObservedRevision) String() string {
 func (*ObservedRevision) ProtoMessage() {}
 
 func (x *ObservedRevision) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[53]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4168,7 +4586,7 @@ func (x *ObservedRevision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObservedRevision.ProtoReflect.Descriptor instead.
 func (*ObservedRevision) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{53}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ObservedRevision) GetRevision() string {
@@ -4256,7 +4674,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\vupdate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x1d\n" +
 	"\n" +
-	"applied_by\x18\x06 \x01(\tR\tappliedBy\"\xce\x03\n" +
+	"applied_by\x18\x06 \x01(\tR\tappliedBy\"\xcc\x04\n" +
 	"\vRolloutSpec\x120\n" +
 	"\brevision\x18\x01 \x01(\v2\x14.cutover.v1.RevisionR\brevision\x120\n" +
 	"\bendpoint\x18\x02 \x01(\v2\x14.cutover.v1.EndpointR\bendpoint\x12-\n" +
@@ -4268,7 +4686,11 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\n" +
 	"kubernetes\x18\b \x01(\v2\x1a.cutover.v1.KubernetesSpecR\n" +
 	"kubernetes\x124\n" +
-	"\x06window\x18\t \x01(\v2\x1c.cutover.v1.DeploymentWindowR\x06window\"\xad\x01\n" +
+	"\x06window\x18\t \x01(\v2\x1c.cutover.v1.DeploymentWindowR\x06window\x124\n" +
+	"\bapproval\x18\n" +
+	" \x01(\v2\x18.cutover.v1.ApprovalStepR\bapproval\x12\x18\n" +
+	"\aurgency\x18\v \x01(\tR\aurgency\x12,\n" +
+	"\x12break_glass_reason\x18\f \x01(\tR\x10breakGlassReason\"\xad\x01\n" +
 	"\x10DeploymentWindow\x12\x1b\n" +
 	"\ttime_zone\x18\x01 \x01(\tR\btimeZone\x12,\n" +
 	"\x05allow\x18\x02 \x03(\v2\x16.cutover.v1.WindowSpanR\x05allow\x122\n" +
@@ -4407,7 +4829,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\atimeout\x18\x04 \x01(\tR\atimeout\x12\x1a\n" +
 	"\battempts\x18\x05 \x01(\x05R\battempts\">\n" +
 	"\x0eCanaryStrategy\x12,\n" +
-	"\x05steps\x18\x01 \x03(\v2\x16.cutover.v1.CanaryStepR\x05steps\"\xa9\x02\n" +
+	"\x05steps\x18\x01 \x03(\v2\x16.cutover.v1.CanaryStepR\x05steps\"\xe1\x02\n" +
 	"\n" +
 	"CanaryStep\x12\x1f\n" +
 	"\n" +
@@ -4415,8 +4837,13 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x05pause\x18\x02 \x01(\v2\x15.cutover.v1.PauseStepH\x00R\x05pause\x12C\n" +
 	"\x10set_header_route\x18\x03 \x01(\v2\x17.cutover.v1.HeaderRouteH\x00R\x0esetHeaderRoute\x12F\n" +
 	"\x10set_canary_scale\x18\x04 \x01(\v2\x1a.cutover.v1.SetCanaryScaleH\x00R\x0esetCanaryScale\x126\n" +
-	"\banalysis\x18\x05 \x01(\v2\x18.cutover.v1.AnalysisStepH\x00R\banalysisB\x06\n" +
-	"\x04step\"&\n" +
+	"\banalysis\x18\x05 \x01(\v2\x18.cutover.v1.AnalysisStepH\x00R\banalysis\x126\n" +
+	"\bapproval\x18\x06 \x01(\v2\x18.cutover.v1.ApprovalStepH\x00R\bapprovalB\x06\n" +
+	"\x04step\"Z\n" +
+	"\fApprovalStep\x12\x1a\n" +
+	"\brequired\x18\x01 \x01(\x05R\brequired\x12\x14\n" +
+	"\x05roles\x18\x02 \x03(\tR\x05roles\x12\x18\n" +
+	"\atimeout\x18\x03 \x01(\tR\atimeout\"&\n" +
 	"\fAnalysisStep\x12\x16\n" +
 	"\x06window\x18\x01 \x01(\tR\x06window\".\n" +
 	"\x0eSetCanaryScale\x12\x1c\n" +
@@ -4425,7 +4852,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"'\n" +
 	"\tPauseStep\x12\x1a\n" +
-	"\bduration\x18\x01 \x01(\tR\bduration\"\xf3\x05\n" +
+	"\bduration\x18\x01 \x01(\tR\bduration\"\xa7\x06\n" +
 	"\rRolloutStatus\x12.\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x18.cutover.v1.RolloutPhaseR\x05phase\x12:\n" +
 	"\fpause_reason\x18\x02 \x01(\x0e2\x17.cutover.v1.PauseReasonR\vpauseReason\x12\x18\n" +
@@ -4445,7 +4872,14 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"bake_until\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tbakeUntil\x12#\n" +
 	"\rcurrent_group\x18\x0e \x01(\x05R\fcurrentGroup\x12!\n" +
 	"\fstep_pending\x18\x0f \x01(\bR\vstepPending\x12#\n" +
-	"\rgroup_pending\x18\x10 \x01(\bR\fgroupPending\"\xe0\x01\n" +
+	"\rgroup_pending\x18\x10 \x01(\bR\fgroupPending\x122\n" +
+	"\tapprovals\x18\x11 \x03(\v2\x14.cutover.v1.ApprovalR\tapprovals\"\x94\x01\n" +
+	"\bApproval\x12\x12\n" +
+	"\x04gate\x18\x01 \x01(\tR\x04gate\x12\x14\n" +
+	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x14\n" +
+	"\x05roles\x18\x03 \x03(\tR\x05roles\x12.\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x18\n" +
+	"\acomment\x18\x05 \x01(\tR\acomment\"\xe0\x01\n" +
 	"\rTimelineEvent\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x121\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1d.cutover.v1.TimelineEventTypeR\x04type\x12\x12\n" +
@@ -4510,6 +4944,16 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x13RetryRolloutRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"E\n" +
 	"\x14RetryRolloutResponse\x12-\n" +
+	"\arollout\x18\x01 \x01(\v2\x13.cutover.v1.RolloutR\arollout\"E\n" +
+	"\x15ApproveRolloutRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\acomment\x18\x02 \x01(\tR\acomment\"G\n" +
+	"\x16ApproveRolloutResponse\x12-\n" +
+	"\arollout\x18\x01 \x01(\v2\x13.cutover.v1.RolloutR\arollout\"D\n" +
+	"\x14RejectRolloutRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\acomment\x18\x02 \x01(\tR\acomment\"F\n" +
+	"\x15RejectRolloutResponse\x12-\n" +
 	"\arollout\x18\x01 \x01(\v2\x13.cutover.v1.RolloutR\arollout\"I\n" +
 	"\x12UndoRolloutRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
@@ -4535,7 +4979,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	" \x01(\tR\x05smoke\x1a>\n" +
 	"\x10StatusCodesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\xe0\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\x88\x02\n" +
 	"\fRolloutPhase\x12\x1d\n" +
 	"\x19ROLLOUT_PHASE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ROLLOUT_PHASE_PROGRESSING\x10\x01\x12\x18\n" +
@@ -4543,7 +4987,8 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x15ROLLOUT_PHASE_HEALTHY\x10\x03\x12\x19\n" +
 	"\x15ROLLOUT_PHASE_ABORTED\x10\x04\x12\x1c\n" +
 	"\x18ROLLOUT_PHASE_SUPERSEDED\x10\x05\x12$\n" +
-	" ROLLOUT_PHASE_WAITING_FOR_WINDOW\x10\x06*w\n" +
+	" ROLLOUT_PHASE_WAITING_FOR_WINDOW\x10\x06\x12&\n" +
+	"\"ROLLOUT_PHASE_WAITING_FOR_APPROVAL\x10\a*w\n" +
 	"\vPauseReason\x12\x1c\n" +
 	"\x18PAUSE_REASON_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11PAUSE_REASON_STEP\x10\x01\x12\x19\n" +
@@ -4554,7 +4999,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x15CLUSTER_PHASE_PENDING\x10\x01\x12\x1d\n" +
 	"\x19CLUSTER_PHASE_PROGRESSING\x10\x02\x12\x1a\n" +
 	"\x16CLUSTER_PHASE_PROMOTED\x10\x03\x12\x19\n" +
-	"\x15CLUSTER_PHASE_ABORTED\x10\x04*\x85\x04\n" +
+	"\x15CLUSTER_PHASE_ABORTED\x10\x04*\xc9\x04\n" +
 	"\x11TimelineEventType\x12#\n" +
 	"\x1fTIMELINE_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bTIMELINE_EVENT_TYPE_STARTED\x10\x01\x12$\n" +
@@ -4570,15 +5015,16 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x12\x1e\n" +
 	"\x1aTIMELINE_EVENT_TYPE_FAILED\x10\v\x12%\n" +
 	"!TIMELINE_EVENT_TYPE_WINDOW_CLOSED\x10\f\x12%\n" +
-	"!TIMELINE_EVENT_TYPE_WINDOW_OPENED\x10\r*{\n" +
+	"!TIMELINE_EVENT_TYPE_WINDOW_OPENED\x10\r\x12 \n" +
+	"\x1cTIMELINE_EVENT_TYPE_APPROVED\x10\x0e\x12 \n" +
+	"\x1cTIMELINE_EVENT_TYPE_REJECTED\x10\x0f*{\n" +
 	"\x05Track\x12\x15\n" +
 	"\x11TRACK_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fTRACK_STABLE\x10\x01\x12\x10\n" +
 	"\fTRACK_CANARY\x10\x02\x12\x11\n" +
 	"\rTRACK_PREVIEW\x10\x03\x12\x12\n" +
 	"\x0eTRACK_PREVIOUS\x10\x04\x12\x10\n" +
-	"\fTRACK_SHADOW\x10\x052\xb0\n" +
-	"\n" +
+	"\fTRACK_SHADOW\x10\x052\xae\f\n" +
 	"\x0eRolloutService\x12j\n" +
 	"\fApplyRollout\x12\x1f.cutover.v1.ApplyRolloutRequest\x1a .cutover.v1.ApplyRolloutResponse\"\x17\x82\xd3\xe4\x93\x02\x11:\x01*\"\f/v1/rollouts\x12h\n" +
 	"\n" +
@@ -4590,7 +5036,9 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\fPauseRollout\x12\x1f.cutover.v1.PauseRolloutRequest\x1a .cutover.v1.PauseRolloutResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/rollouts/{name}:pause\x12{\n" +
 	"\rResumeRollout\x12 .cutover.v1.ResumeRolloutRequest\x1a!.cutover.v1.ResumeRolloutResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/rollouts/{name}:resume\x12w\n" +
 	"\fRetryRollout\x12\x1f.cutover.v1.RetryRolloutRequest\x1a .cutover.v1.RetryRolloutResponse\"$\x82\xd3\xe4\x93\x02\x1e:\x01*\"\x19/v1/rollouts/{name}:retry\x12s\n" +
-	"\vUndoRollout\x12\x1e.cutover.v1.UndoRolloutRequest\x1a\x1f.cutover.v1.UndoRolloutResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/rollouts/{name}:undo\x12\x88\x01\n" +
+	"\vUndoRollout\x12\x1e.cutover.v1.UndoRolloutRequest\x1a\x1f.cutover.v1.UndoRolloutResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*\"\x18/v1/rollouts/{name}:undo\x12\x7f\n" +
+	"\x0eApproveRollout\x12!.cutover.v1.ApproveRolloutRequest\x1a\".cutover.v1.ApproveRolloutResponse\"&\x82\xd3\xe4\x93\x02 :\x01*\"\x1b/v1/rollouts/{name}:approve\x12{\n" +
+	"\rRejectRollout\x12 .cutover.v1.RejectRolloutRequest\x1a!.cutover.v1.RejectRolloutResponse\"%\x82\xd3\xe4\x93\x02\x1f:\x01*\"\x1a/v1/rollouts/{name}:reject\x12\x88\x01\n" +
 	"\x12ListRolloutHistory\x12%.cutover.v1.ListRolloutHistoryRequest\x1a&.cutover.v1.ListRolloutHistoryResponse\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/rollouts/{name}/historyBBZ@github.com/cutover-dev/cutover/internal/gen/cutover/v1;cutoverv1b\x06proto3"
 
 var (
@@ -4606,7 +5054,7 @@ func file_cutover_v1_rollout_proto_rawDescGZIP() []byte {
 }
 
 var file_cutover_v1_rollout_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cutover_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 60)
+var file_cutover_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
 var file_cutover_v1_rollout_proto_goTypes = []any{
 	(RolloutPhase)(0),                  // 0: cutover.v1.RolloutPhase
 	(PauseReason)(0),                   // 1: cutover.v1.PauseReason
@@ -4637,49 +5085,55 @@ var file_cutover_v1_rollout_proto_goTypes = []any{
 	(*SmokeCheck)(nil),                 // 26: cutover.v1.SmokeCheck
 	(*CanaryStrategy)(nil),             // 27: cutover.v1.CanaryStrategy
 	(*CanaryStep)(nil),                 // 28: cutover.v1.CanaryStep
-	(*AnalysisStep)(nil),               // 29: cutover.v1.AnalysisStep
-	(*SetCanaryScale)(nil),             // 30: cutover.v1.SetCanaryScale
-	(*HeaderRoute)(nil),                // 31: cutover.v1.HeaderRoute
-	(*PauseStep)(nil),                  // 32: cutover.v1.PauseStep
-	(*RolloutStatus)(nil),              // 33: cutover.v1.RolloutStatus
-	(*TimelineEvent)(nil),              // 34: cutover.v1.TimelineEvent
-	(*ClusterProgress)(nil),            // 35: cutover.v1.ClusterProgress
-	(*ApplyRolloutRequest)(nil),        // 36: cutover.v1.ApplyRolloutRequest
-	(*ApplyRolloutResponse)(nil),       // 37: cutover.v1.ApplyRolloutResponse
-	(*GetRolloutRequest)(nil),          // 38: cutover.v1.GetRolloutRequest
-	(*GetRolloutResponse)(nil),         // 39: cutover.v1.GetRolloutResponse
-	(*ListRolloutsRequest)(nil),        // 40: cutover.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),       // 41: cutover.v1.ListRolloutsResponse
-	(*WatchRolloutRequest)(nil),        // 42: cutover.v1.WatchRolloutRequest
-	(*WatchRolloutResponse)(nil),       // 43: cutover.v1.WatchRolloutResponse
-	(*PromoteRolloutRequest)(nil),      // 44: cutover.v1.PromoteRolloutRequest
-	(*PromoteRolloutResponse)(nil),     // 45: cutover.v1.PromoteRolloutResponse
-	(*AbortRolloutRequest)(nil),        // 46: cutover.v1.AbortRolloutRequest
-	(*AbortRolloutResponse)(nil),       // 47: cutover.v1.AbortRolloutResponse
-	(*PauseRolloutRequest)(nil),        // 48: cutover.v1.PauseRolloutRequest
-	(*PauseRolloutResponse)(nil),       // 49: cutover.v1.PauseRolloutResponse
-	(*ResumeRolloutRequest)(nil),       // 50: cutover.v1.ResumeRolloutRequest
-	(*ResumeRolloutResponse)(nil),      // 51: cutover.v1.ResumeRolloutResponse
-	(*RetryRolloutRequest)(nil),        // 52: cutover.v1.RetryRolloutRequest
-	(*RetryRolloutResponse)(nil),       // 53: cutover.v1.RetryRolloutResponse
-	(*UndoRolloutRequest)(nil),         // 54: cutover.v1.UndoRolloutRequest
-	(*UndoRolloutResponse)(nil),        // 55: cutover.v1.UndoRolloutResponse
-	(*ListRolloutHistoryRequest)(nil),  // 56: cutover.v1.ListRolloutHistoryRequest
-	(*ListRolloutHistoryResponse)(nil), // 57: cutover.v1.ListRolloutHistoryResponse
-	(*ObservedRevision)(nil),           // 58: cutover.v1.ObservedRevision
-	nil,                                // 59: cutover.v1.KubernetesSpec.SelectorEntry
-	nil,                                // 60: cutover.v1.MetricSelector.LabelsEntry
-	nil,                                // 61: cutover.v1.Revision.EnvEntry
-	nil,                                // 62: cutover.v1.Endpoint.ListenOverridesEntry
-	nil,                                // 63: cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
-	nil,                                // 64: cutover.v1.ObservedRevision.StatusCodesEntry
-	(*timestamppb.Timestamp)(nil),      // 65: google.protobuf.Timestamp
+	(*ApprovalStep)(nil),               // 29: cutover.v1.ApprovalStep
+	(*AnalysisStep)(nil),               // 30: cutover.v1.AnalysisStep
+	(*SetCanaryScale)(nil),             // 31: cutover.v1.SetCanaryScale
+	(*HeaderRoute)(nil),                // 32: cutover.v1.HeaderRoute
+	(*PauseStep)(nil),                  // 33: cutover.v1.PauseStep
+	(*RolloutStatus)(nil),              // 34: cutover.v1.RolloutStatus
+	(*Approval)(nil),                   // 35: cutover.v1.Approval
+	(*TimelineEvent)(nil),              // 36: cutover.v1.TimelineEvent
+	(*ClusterProgress)(nil),            // 37: cutover.v1.ClusterProgress
+	(*ApplyRolloutRequest)(nil),        // 38: cutover.v1.ApplyRolloutRequest
+	(*ApplyRolloutResponse)(nil),       // 39: cutover.v1.ApplyRolloutResponse
+	(*GetRolloutRequest)(nil),          // 40: cutover.v1.GetRolloutRequest
+	(*GetRolloutResponse)(nil),         // 41: cutover.v1.GetRolloutResponse
+	(*ListRolloutsRequest)(nil),        // 42: cutover.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),       // 43: cutover.v1.ListRolloutsResponse
+	(*WatchRolloutRequest)(nil),        // 44: cutover.v1.WatchRolloutRequest
+	(*WatchRolloutResponse)(nil),       // 45: cutover.v1.WatchRolloutResponse
+	(*PromoteRolloutRequest)(nil),      // 46: cutover.v1.PromoteRolloutRequest
+	(*PromoteRolloutResponse)(nil),     // 47: cutover.v1.PromoteRolloutResponse
+	(*AbortRolloutRequest)(nil),        // 48: cutover.v1.AbortRolloutRequest
+	(*AbortRolloutResponse)(nil),       // 49: cutover.v1.AbortRolloutResponse
+	(*PauseRolloutRequest)(nil),        // 50: cutover.v1.PauseRolloutRequest
+	(*PauseRolloutResponse)(nil),       // 51: cutover.v1.PauseRolloutResponse
+	(*ResumeRolloutRequest)(nil),       // 52: cutover.v1.ResumeRolloutRequest
+	(*ResumeRolloutResponse)(nil),      // 53: cutover.v1.ResumeRolloutResponse
+	(*RetryRolloutRequest)(nil),        // 54: cutover.v1.RetryRolloutRequest
+	(*RetryRolloutResponse)(nil),       // 55: cutover.v1.RetryRolloutResponse
+	(*ApproveRolloutRequest)(nil),      // 56: cutover.v1.ApproveRolloutRequest
+	(*ApproveRolloutResponse)(nil),     // 57: cutover.v1.ApproveRolloutResponse
+	(*RejectRolloutRequest)(nil),       // 58: cutover.v1.RejectRolloutRequest
+	(*RejectRolloutResponse)(nil),      // 59: cutover.v1.RejectRolloutResponse
+	(*UndoRolloutRequest)(nil),         // 60: cutover.v1.UndoRolloutRequest
+	(*UndoRolloutResponse)(nil),        // 61: cutover.v1.UndoRolloutResponse
+	(*ListRolloutHistoryRequest)(nil),  // 62: cutover.v1.ListRolloutHistoryRequest
+	(*ListRolloutHistoryResponse)(nil), // 63: cutover.v1.ListRolloutHistoryResponse
+	(*ObservedRevision)(nil),           // 64: cutover.v1.ObservedRevision
+	nil,                                // 65: cutover.v1.KubernetesSpec.SelectorEntry
+	nil,                                // 66: cutover.v1.MetricSelector.LabelsEntry
+	nil,                                // 67: cutover.v1.Revision.EnvEntry
+	nil,                                // 68: cutover.v1.Endpoint.ListenOverridesEntry
+	nil,                                // 69: cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
+	nil,                                // 70: cutover.v1.ObservedRevision.StatusCodesEntry
+	(*timestamppb.Timestamp)(nil),      // 71: google.protobuf.Timestamp
 }
 var file_cutover_v1_rollout_proto_depIdxs = []int32{
 	6,  // 0: cutover.v1.Rollout.spec:type_name -> cutover.v1.RolloutSpec
-	33, // 1: cutover.v1.Rollout.status:type_name -> cutover.v1.RolloutStatus
-	65, // 2: cutover.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	65, // 3: cutover.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	34, // 1: cutover.v1.Rollout.status:type_name -> cutover.v1.RolloutStatus
+	71, // 2: cutover.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	71, // 3: cutover.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
 	18, // 4: cutover.v1.RolloutSpec.revision:type_name -> cutover.v1.Revision
 	19, // 5: cutover.v1.RolloutSpec.endpoint:type_name -> cutover.v1.Endpoint
 	20, // 6: cutover.v1.RolloutSpec.targets:type_name -> cutover.v1.Targets
@@ -4688,88 +5142,98 @@ var file_cutover_v1_rollout_proto_depIdxs = []int32{
 	12, // 9: cutover.v1.RolloutSpec.metrics:type_name -> cutover.v1.MetricsSource
 	10, // 10: cutover.v1.RolloutSpec.kubernetes:type_name -> cutover.v1.KubernetesSpec
 	7,  // 11: cutover.v1.RolloutSpec.window:type_name -> cutover.v1.DeploymentWindow
-	8,  // 12: cutover.v1.DeploymentWindow.allow:type_name -> cutover.v1.WindowSpan
-	9,  // 13: cutover.v1.DeploymentWindow.freezes:type_name -> cutover.v1.FreezePeriod
-	59, // 14: cutover.v1.KubernetesSpec.selector:type_name -> cutover.v1.KubernetesSpec.SelectorEntry
-	11, // 15: cutover.v1.KubernetesSpec.http_route:type_name -> cutover.v1.HTTPRouteRef
-	13, // 16: cutover.v1.MetricsSource.prometheus:type_name -> cutover.v1.PrometheusSource
-	14, // 17: cutover.v1.MetricsSource.scrape:type_name -> cutover.v1.ScrapeSource
-	15, // 18: cutover.v1.ScrapeSource.requests:type_name -> cutover.v1.MetricSelector
-	15, // 19: cutover.v1.ScrapeSource.errors:type_name -> cutover.v1.MetricSelector
-	15, // 20: cutover.v1.ScrapeSource.latency:type_name -> cutover.v1.MetricSelector
-	60, // 21: cutover.v1.MetricSelector.labels:type_name -> cutover.v1.MetricSelector.LabelsEntry
-	17, // 22: cutover.v1.Gate.judge:type_name -> cutover.v1.Judge
-	61, // 23: cutover.v1.Revision.env:type_name -> cutover.v1.Revision.EnvEntry
-	62, // 24: cutover.v1.Endpoint.listen_overrides:type_name -> cutover.v1.Endpoint.ListenOverridesEntry
-	21, // 25: cutover.v1.Targets.waves:type_name -> cutover.v1.Wave
-	27, // 26: cutover.v1.Strategy.canary:type_name -> cutover.v1.CanaryStrategy
-	25, // 27: cutover.v1.Strategy.blue_green:type_name -> cutover.v1.BlueGreenStrategy
-	23, // 28: cutover.v1.Strategy.rolling:type_name -> cutover.v1.RollingStrategy
-	24, // 29: cutover.v1.Strategy.shadow:type_name -> cutover.v1.ShadowStrategy
-	63, // 30: cutover.v1.BlueGreenStrategy.preview_listen_overrides:type_name -> cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
-	29, // 31: cutover.v1.BlueGreenStrategy.pre_promotion_analysis:type_name -> cutover.v1.AnalysisStep
-	26, // 32: cutover.v1.BlueGreenStrategy.smoke_checks:type_name -> cutover.v1.SmokeCheck
-	28, // 33: cutover.v1.CanaryStrategy.steps:type_name -> cutover.v1.CanaryStep
-	32, // 34: cutover.v1.CanaryStep.pause:type_name -> cutover.v1.PauseStep
-	31, // 35: cutover.v1.CanaryStep.set_header_route:type_name -> cutover.v1.HeaderRoute
-	30, // 36: cutover.v1.CanaryStep.set_canary_scale:type_name -> cutover.v1.SetCanaryScale
-	29, // 37: cutover.v1.CanaryStep.analysis:type_name -> cutover.v1.AnalysisStep
-	0,  // 38: cutover.v1.RolloutStatus.phase:type_name -> cutover.v1.RolloutPhase
-	1,  // 39: cutover.v1.RolloutStatus.pause_reason:type_name -> cutover.v1.PauseReason
-	65, // 40: cutover.v1.RolloutStatus.step_start_time:type_name -> google.protobuf.Timestamp
-	35, // 41: cutover.v1.RolloutStatus.clusters:type_name -> cutover.v1.ClusterProgress
-	65, // 42: cutover.v1.RolloutStatus.start_time:type_name -> google.protobuf.Timestamp
-	65, // 43: cutover.v1.RolloutStatus.end_time:type_name -> google.protobuf.Timestamp
-	34, // 44: cutover.v1.RolloutStatus.timeline:type_name -> cutover.v1.TimelineEvent
-	65, // 45: cutover.v1.RolloutStatus.bake_until:type_name -> google.protobuf.Timestamp
-	65, // 46: cutover.v1.TimelineEvent.time:type_name -> google.protobuf.Timestamp
-	3,  // 47: cutover.v1.TimelineEvent.type:type_name -> cutover.v1.TimelineEventType
-	2,  // 48: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
-	18, // 49: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
-	58, // 50: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
-	18, // 51: cutover.v1.ClusterProgress.previous_revision:type_name -> cutover.v1.Revision
-	65, // 52: cutover.v1.ClusterProgress.scale_down_time:type_name -> google.protobuf.Timestamp
-	31, // 53: cutover.v1.ClusterProgress.header_route:type_name -> cutover.v1.HeaderRoute
-	5,  // 54: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 55: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 56: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
-	5,  // 57: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 58: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 59: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 60: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 61: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 62: cutover.v1.RetryRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 63: cutover.v1.UndoRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 64: cutover.v1.ListRolloutHistoryResponse.rollouts:type_name -> cutover.v1.Rollout
-	4,  // 65: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
-	64, // 66: cutover.v1.ObservedRevision.status_codes:type_name -> cutover.v1.ObservedRevision.StatusCodesEntry
-	36, // 67: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
-	38, // 68: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
-	40, // 69: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
-	42, // 70: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
-	44, // 71: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
-	46, // 72: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
-	48, // 73: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
-	50, // 74: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
-	52, // 75: cutover.v1.RolloutService.RetryRollout:input_type -> cutover.v1.RetryRolloutRequest
-	54, // 76: cutover.v1.RolloutService.UndoRollout:input_type -> cutover.v1.UndoRolloutRequest
-	56, // 77: cutover.v1.RolloutService.ListRolloutHistory:input_type -> cutover.v1.ListRolloutHistoryRequest
-	37, // 78: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
-	39, // 79: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
-	41, // 80: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
-	43, // 81: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
-	45, // 82: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
-	47, // 83: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
-	49, // 84: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
-	51, // 85: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
-	53, // 86: cutover.v1.RolloutService.RetryRollout:output_type -> cutover.v1.RetryRolloutResponse
-	55, // 87: cutover.v1.RolloutService.UndoRollout:output_type -> cutover.v1.UndoRolloutResponse
-	57, // 88: cutover.v1.RolloutService.ListRolloutHistory:output_type -> cutover.v1.ListRolloutHistoryResponse
-	78, // [78:89] is the sub-list for method output_type
-	67, // [67:78] is the sub-list for method input_type
-	67, // [67:67] is the sub-list for extension type_name
-	67, // [67:67] is the sub-list for extension extendee
-	0,  // [0:67] is the sub-list for field type_name
+	29, // 12: cutover.v1.RolloutSpec.approval:type_name -> cutover.v1.ApprovalStep
+	8,  // 13: cutover.v1.DeploymentWindow.allow:type_name -> cutover.v1.WindowSpan
+	9,  // 14: cutover.v1.DeploymentWindow.freezes:type_name -> cutover.v1.FreezePeriod
+	65, // 15: cutover.v1.KubernetesSpec.selector:type_name -> cutover.v1.KubernetesSpec.SelectorEntry
+	11, // 16: cutover.v1.KubernetesSpec.http_route:type_name -> cutover.v1.HTTPRouteRef
+	13, // 17: cutover.v1.MetricsSource.prometheus:type_name -> cutover.v1.PrometheusSource
+	14, // 18: cutover.v1.MetricsSource.scrape:type_name -> cutover.v1.ScrapeSource
+	15, // 19: cutover.v1.ScrapeSource.requests:type_name -> cutover.v1.MetricSelector
+	15, // 20: cutover.v1.ScrapeSource.errors:type_name -> cutover.v1.MetricSelector
+	15, // 21: cutover.v1.ScrapeSource.latency:type_name -> cutover.v1.MetricSelector
+	66, // 22: cutover.v1.MetricSelector.labels:type_name -> cutover.v1.MetricSelector.LabelsEntry
+	17, // 23: cutover.v1.Gate.judge:type_name -> cutover.v1.Judge
+	67, // 24: cutover.v1.Revision.env:type_name -> cutover.v1.Revision.EnvEntry
+	68, // 25: cutover.v1.Endpoint.listen_overrides:type_name -> cutover.v1.Endpoint.ListenOverridesEntry
+	21, // 26: cutover.v1.Targets.waves:type_name -> cutover.v1.Wave
+	27, // 27: cutover.v1.Strategy.canary:type_name -> cutover.v1.CanaryStrategy
+	25, // 28: cutover.v1.Strategy.blue_green:type_name -> cutover.v1.BlueGreenStrategy
+	23, // 29: cutover.v1.Strategy.rolling:type_name -> cutover.v1.RollingStrategy
+	24, // 30: cutover.v1.Strategy.shadow:type_name -> cutover.v1.ShadowStrategy
+	69, // 31: cutover.v1.BlueGreenStrategy.preview_listen_overrides:type_name -> cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
+	30, // 32: cutover.v1.BlueGreenStrategy.pre_promotion_analysis:type_name -> cutover.v1.AnalysisStep
+	26, // 33: cutover.v1.BlueGreenStrategy.smoke_checks:type_name -> cutover.v1.SmokeCheck
+	28, // 34: cutover.v1.CanaryStrategy.steps:type_name -> cutover.v1.CanaryStep
+	33, // 35: cutover.v1.CanaryStep.pause:type_name -> cutover.v1.PauseStep
+	32, // 36: cutover.v1.CanaryStep.set_header_route:type_name -> cutover.v1.HeaderRoute
+	31, // 37: cutover.v1.CanaryStep.set_canary_scale:type_name -> cutover.v1.SetCanaryScale
+	30, // 38: cutover.v1.CanaryStep.analysis:type_name -> cutover.v1.AnalysisStep
+	29, // 39: cutover.v1.CanaryStep.approval:type_name -> cutover.v1.ApprovalStep
+	0,  // 40: cutover.v1.RolloutStatus.phase:type_name -> cutover.v1.RolloutPhase
+	1,  // 41: cutover.v1.RolloutStatus.pause_reason:type_name -> cutover.v1.PauseReason
+	71, // 42: cutover.v1.RolloutStatus.step_start_time:type_name -> google.protobuf.Timestamp
+	37, // 43: cutover.v1.RolloutStatus.clusters:type_name -> cutover.v1.ClusterProgress
+	71, // 44: cutover.v1.RolloutStatus.start_time:type_name -> google.protobuf.Timestamp
+	71, // 45: cutover.v1.RolloutStatus.end_time:type_name -> google.protobuf.Timestamp
+	36, // 46: cutover.v1.RolloutStatus.timeline:type_name -> cutover.v1.TimelineEvent
+	71, // 47: cutover.v1.RolloutStatus.bake_until:type_name -> google.protobuf.Timestamp
+	35, // 48: cutover.v1.RolloutStatus.approvals:type_name -> cutover.v1.Approval
+	71, // 49: cutover.v1.Approval.time:type_name -> google.protobuf.Timestamp
+	71, // 50: cutover.v1.TimelineEvent.time:type_name -> google.protobuf.Timestamp
+	3,  // 51: cutover.v1.TimelineEvent.type:type_name -> cutover.v1.TimelineEventType
+	2,  // 52: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
+	18, // 53: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
+	64, // 54: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
+	18, // 55: cutover.v1.ClusterProgress.previous_revision:type_name -> cutover.v1.Revision
+	71, // 56: cutover.v1.ClusterProgress.scale_down_time:type_name -> google.protobuf.Timestamp
+	32, // 57: cutover.v1.ClusterProgress.header_route:type_name -> cutover.v1.HeaderRoute
+	5,  // 58: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 59: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 60: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
+	5,  // 61: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 62: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 63: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 64: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 65: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 66: cutover.v1.RetryRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 67: cutover.v1.ApproveRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 68: cutover.v1.RejectRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 69: cutover.v1.UndoRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,  // 70: cutover.v1.ListRolloutHistoryResponse.rollouts:type_name -> cutover.v1.Rollout
+	4,  // 71: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
+	70, // 72: cutover.v1.ObservedRevision.status_codes:type_name -> cutover.v1.ObservedRevision.StatusCodesEntry
+	38, // 73: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
+	40, // 74: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
+	42, // 75: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
+	44, // 76: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
+	46, // 77: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
+	48, // 78: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
+	50, // 79: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
+	52, // 80: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
+	54, // 81: cutover.v1.RolloutService.RetryRollout:input_type -> cutover.v1.RetryRolloutRequest
+	60, // 82: cutover.v1.RolloutService.UndoRollout:input_type -> cutover.v1.UndoRolloutRequest
+	56, // 83: cutover.v1.RolloutService.ApproveRollout:input_type -> cutover.v1.ApproveRolloutRequest
+	58, // 84: cutover.v1.RolloutService.RejectRollout:input_type -> cutover.v1.RejectRolloutRequest
+	62, // 85: cutover.v1.RolloutService.ListRolloutHistory:input_type -> cutover.v1.ListRolloutHistoryRequest
+	39, // 86: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
+	41, // 87: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
+	43, // 88: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
+	45, // 89: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
+	47, // 90: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
+	49, // 91: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
+	51, // 92: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
+	53, // 93: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
+	55, // 94: cutover.v1.RolloutService.RetryRollout:output_type -> cutover.v1.RetryRolloutResponse
+	61, // 95: cutover.v1.RolloutService.UndoRollout:output_type -> cutover.v1.UndoRolloutResponse
+	57, // 96: cutover.v1.RolloutService.ApproveRollout:output_type -> cutover.v1.ApproveRolloutResponse
+	59, // 97: cutover.v1.RolloutService.RejectRollout:output_type -> cutover.v1.RejectRolloutResponse
+	63, // 98: cutover.v1.RolloutService.ListRolloutHistory:output_type -> cutover.v1.ListRolloutHistoryResponse
+	86, // [86:99] is the sub-list for method output_type
+	73, // [73:86] is the sub-list for method input_type
+	73, // [73:73] is the sub-list for extension type_name
+	73, // [73:73] is the sub-list for extension extendee
+	0,  // [0:73] is the sub-list for field type_name
 }
 
 func init() { file_cutover_v1_rollout_proto_init() }
@@ -4789,6 +5253,7 @@ func file_cutover_v1_rollout_proto_init() {
 		(*CanaryStep_SetHeaderRoute)(nil),
 		(*CanaryStep_SetCanaryScale)(nil),
 		(*CanaryStep_Analysis)(nil),
+		(*CanaryStep_Approval)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4796,7 +5261,7 @@ func file_cutover_v1_rollout_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cutover_v1_rollout_proto_rawDesc), len(file_cutover_v1_rollout_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   60,
+			NumMessages:   66,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

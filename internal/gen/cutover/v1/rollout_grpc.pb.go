@@ -29,6 +29,8 @@ const (
 	RolloutService_ResumeRollout_FullMethodName      = "/cutover.v1.RolloutService/ResumeRollout"
 	RolloutService_RetryRollout_FullMethodName       = "/cutover.v1.RolloutService/RetryRollout"
 	RolloutService_UndoRollout_FullMethodName        = "/cutover.v1.RolloutService/UndoRollout"
+	RolloutService_ApproveRollout_FullMethodName     = "/cutover.v1.RolloutService/ApproveRollout"
+	RolloutService_RejectRollout_FullMethodName      = "/cutover.v1.RolloutService/RejectRollout"
 	RolloutService_ListRolloutHistory_FullMethodName = "/cutover.v1.RolloutService/ListRolloutHistory"
 )
 
@@ -67,6 +69,13 @@ type RolloutServiceClient interface {
 	// last one that completed before the current one) as a new rollout
 	// through the same strategy.
 	UndoRollout(ctx context.Context, in *UndoRolloutRequest, opts ...grpc.CallOption) (*UndoRolloutResponse, error)
+	// ApproveRollout records the caller's approval of the approval the
+	// rollout waits for (an approval step, the approval before the first
+	// step, or a break-glass). Whoever applied the rollout cannot approve it,
+	// and each approver counts once.
+	ApproveRollout(ctx context.Context, in *ApproveRolloutRequest, opts ...grpc.CallOption) (*ApproveRolloutResponse, error)
+	// RejectRollout refuses the approval the rollout waits for: it aborts.
+	RejectRollout(ctx context.Context, in *RejectRolloutRequest, opts ...grpc.CallOption) (*RejectRolloutResponse, error)
 	// ListRolloutHistory returns the app's rollouts, newest first: the
 	// current one, then as many earlier ones as the server keeps.
 	ListRolloutHistory(ctx context.Context, in *ListRolloutHistoryRequest, opts ...grpc.CallOption) (*ListRolloutHistoryResponse, error)
@@ -189,6 +198,26 @@ func (c *rolloutServiceClient) UndoRollout(ctx context.Context, in *UndoRolloutR
 	return out, nil
 }
 
+func (c *rolloutServiceClient) ApproveRollout(ctx context.Context, in *ApproveRolloutRequest, opts ...grpc.CallOption) (*ApproveRolloutResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApproveRolloutResponse)
+	err := c.cc.Invoke(ctx, RolloutService_ApproveRollout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *rolloutServiceClient) RejectRollout(ctx context.Context, in *RejectRolloutRequest, opts ...grpc.CallOption) (*RejectRolloutResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RejectRolloutResponse)
+	err := c.cc.Invoke(ctx, RolloutService_RejectRollout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *rolloutServiceClient) ListRolloutHistory(ctx context.Context, in *ListRolloutHistoryRequest, opts ...grpc.CallOption) (*ListRolloutHistoryResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListRolloutHistoryResponse)
@@ -234,6 +263,13 @@ type RolloutServiceServer interface {
 	// last one that completed before the current one) as a new rollout
 	// through the same strategy.
 	UndoRollout(context.Context, *UndoRolloutRequest) (*UndoRolloutResponse, error)
+	// ApproveRollout records the caller's approval of the approval the
+	// rollout waits for (an approval step, the approval before the first
+	// step, or a break-glass). Whoever applied the rollout cannot approve it,
+	// and each approver counts once.
+	ApproveRollout(context.Context, *ApproveRolloutRequest) (*ApproveRolloutResponse, error)
+	// RejectRollout refuses the approval the rollout waits for: it aborts.
+	RejectRollout(context.Context, *RejectRolloutRequest) (*RejectRolloutResponse, error)
 	// ListRolloutHistory returns the app's rollouts, newest first: the
 	// current one, then as many earlier ones as the server keeps.
 	ListRolloutHistory(context.Context, *ListRolloutHistoryRequest) (*ListRolloutHistoryResponse, error)
@@ -276,6 +312,12 @@ func (UnimplementedRolloutServiceServer) RetryRollout(context.Context, *RetryRol
 }
 func (UnimplementedRolloutServiceServer) UndoRollout(context.Context, *UndoRolloutRequest) (*UndoRolloutResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UndoRollout not implemented")
+}
+func (UnimplementedRolloutServiceServer) ApproveRollout(context.Context, *ApproveRolloutRequest) (*ApproveRolloutResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApproveRollout not implemented")
+}
+func (UnimplementedRolloutServiceServer) RejectRollout(context.Context, *RejectRolloutRequest) (*RejectRolloutResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RejectRollout not implemented")
 }
 func (UnimplementedRolloutServiceServer) ListRolloutHistory(context.Context, *ListRolloutHistoryRequest) (*ListRolloutHistoryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListRolloutHistory not implemented")
@@ -474,6 +516,42 @@ func _RolloutService_UndoRollout_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RolloutService_ApproveRollout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveRolloutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RolloutServiceServer).ApproveRollout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RolloutService_ApproveRollout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RolloutServiceServer).ApproveRollout(ctx, req.(*ApproveRolloutRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RolloutService_RejectRollout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RejectRolloutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RolloutServiceServer).RejectRollout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RolloutService_RejectRollout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RolloutServiceServer).RejectRollout(ctx, req.(*RejectRolloutRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _RolloutService_ListRolloutHistory_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListRolloutHistoryRequest)
 	if err := dec(in); err != nil {
@@ -534,6 +612,14 @@ var RolloutService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UndoRollout",
 			Handler:    _RolloutService_UndoRollout_Handler,
+		},
+		{
+			MethodName: "ApproveRollout",
+			Handler:    _RolloutService_ApproveRollout_Handler,
+		},
+		{
+			MethodName: "RejectRollout",
+			Handler:    _RolloutService_RejectRollout_Handler,
 		},
 		{
 			MethodName: "ListRolloutHistory",
