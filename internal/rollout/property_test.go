@@ -32,7 +32,8 @@ func TestRandomEventSequencesKeepTheInvariants(t *testing.T) {
 			}
 			// The generator must reach every corner, or the invariants prove little.
 			n := int(last - first)
-			if cov.healthy < n/10 || cov.aborted < n/10 || cov.superseded < n/10 || cov.rejected == 0 {
+			if cov.healthy < n/10 || cov.aborted < n/10 || cov.superseded < n/10 || cov.rejected == 0 ||
+				cov.windowWaits == 0 || cov.approvalWaits == 0 || cov.approved == 0 {
 				t.Errorf("weak coverage: %+v", cov)
 			}
 			t.Logf("%d sequences: %+v", n, cov)
@@ -45,6 +46,9 @@ type coverage struct {
 	healthy, aborted int // transitions into the phase
 	superseded       int // new specs applied to a rollout in progress
 	rejected         int // events refused with an error
+	windowWaits      int // transitions into WaitingForWindow
+	approvalWaits    int // transitions into WaitingForApproval
+	approved         int // approvals taken
 }
 
 func runSequence(t *testing.T, seed uint64, length int, cov *coverage) {
@@ -83,7 +87,14 @@ func runSequence(t *testing.T, seed uint64, length int, cov *coverage) {
 				cov.healthy++
 			case cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED:
 				cov.aborted++
+			case cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_WINDOW:
+				cov.windowWaits++
+			case cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL:
+				cov.approvalWaits++
 			}
+		}
+		if _, ok := ev.(rollout.Approve); ok {
+			cov.approved++
 		}
 		r = res.Rollout
 	}
@@ -121,8 +132,13 @@ func (g *generator) event(r *cutoverv1.Rollout) rollout.Event {
 		return rollout.Abort{Reason: "random"}
 	case n < 90:
 		return rollout.Pause{Actor: "op"}
-	case n < 97:
+	case n < 96:
 		return rollout.Resume{Actor: "op"}
+	case n < 98:
+		if g.rng.IntN(6) == 0 {
+			return rollout.Reject{Actor: "carol", Comment: "random"}
+		}
+		return rollout.Approve{Actor: []string{"bob", "carol", "dave"}[g.rng.IntN(3)], Roles: []string{"approver"}}
 	default:
 		return rollout.Retry{Actor: "op"}
 	}
@@ -187,7 +203,25 @@ func (g *generator) spec() *cutoverv1.RolloutSpec {
 			steps = append(steps, setWeight([]int32{0, 10, 25, 50, 100}[g.rng.IntN(5)]))
 		}
 	}
+	if g.rng.IntN(6) == 0 { // approvals the random approvers may give
+		steps = append(steps, &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_Approval{
+			Approval: &cutoverv1.ApprovalStep{Required: 1 + int32(g.rng.IntN(2)), Timeout: []string{"", "5s"}[g.rng.IntN(2)]}}})
+	}
 	s := newSpec(g.t, fmt.Sprintf("v%d", 1+g.rng.IntN(3)), [][]string{order[:split], order[split:]}, steps...)
+	if g.rng.IntN(6) == 0 {
+		s.Approval = &cutoverv1.ApprovalStep{Required: 1 + int32(g.rng.IntN(2))}
+	}
+	if g.rng.IntN(4) == 0 { // a window open every other minute, which the random clock crosses
+		w := &cutoverv1.DeploymentWindow{}
+		for m := g.rng.IntN(2); m < 120; m += 2 { // closed at t0 half the time
+			w.Allow = append(w.Allow, &cutoverv1.WindowSpan{
+				Start: fmt.Sprintf("%02d:%02d", 9+m/60, m%60), End: fmt.Sprintf("%02d:%02d", 9+(m+1)/60, (m+1)%60)})
+		}
+		s.Window = w
+		if g.rng.IntN(3) == 0 {
+			s.Urgency, s.BreakGlassReason = "critical", "random incident"
+		}
+	}
 	if g.rng.IntN(5) == 0 {
 		s.Endpoint.ListenOverrides = map[string]string{order[0]: "127.0.0.1:9090"}
 	}
