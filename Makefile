@@ -24,6 +24,8 @@ PROTOC_GEN_OPENAPI := $(TOOLS_DIR)/grpc-gateway@$(GRPC_GATEWAY_VERSION)/protoc-g
 STATICCHECK        := $(TOOLS_DIR)/staticcheck@$(STATICCHECK_VERSION)/staticcheck
 # Debian's Prometheus server, for the tests of the Prometheus metrics source.
 PROMETHEUS         := /usr/bin/prometheus
+# Debian's Chromium, headless, for the tests that open `cutover report`'s HTML.
+CHROMIUM           := /usr/bin/chromium
 PLUGINS            := $(PROTOC_GEN_GO) $(PROTOC_GEN_GO_GRPC) $(PROTOC_GEN_GATEWAY) $(PROTOC_GEN_OPENAPI)
 PLUGIN_PATH        := $(subst $(eval) ,:,$(sort $(dir $(PLUGINS))))
 
@@ -79,6 +81,9 @@ $(STATICCHECK):
 $(PROMETHEUS):
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+$(CHROMIUM):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
 .PHONY: tools
 tools: $(BUF) $(PLUGINS) $(STATICCHECK) ## install the pinned tools
@@ -122,8 +127,8 @@ demo: build ## run a canary rollout v1 -> v2 across two regions on this machine
 	$(BIN_DIR)/cutover-demo --bin $(BIN_DIR)
 
 .PHONY: test
-test: build $(PROMETHEUS) ## run every test with the race detector, test-k8s included
-	CUTOVER_BIN=$(BIN_DIR) CUTOVER_PROMETHEUS=$(PROMETHEUS) $(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v '/test/kube$$')
+test: build $(PROMETHEUS) $(CHROMIUM) ## run every test with the race detector, test-k8s included
+	CUTOVER_BIN=$(BIN_DIR) CUTOVER_PROMETHEUS=$(PROMETHEUS) CUTOVER_CHROMIUM=$(CHROMIUM) $(GO) test -race -count=1 -timeout 15m $$($(GO) list ./... | grep -v '/test/kube$$')
 	$(MAKE) --no-print-directory test-k8s
 
 .PHONY: test-k8s

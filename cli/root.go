@@ -92,6 +92,7 @@ func NewRootCommand(streams Streams) *cobra.Command {
 		newHistoryCommand(o),
 		newClustersCommand(o),
 		newAuditCommand(o),
+		newReportCommand(o),
 		newVersionCommand(o),
 		newApproveCommand(o),
 		newRejectCommand(o),

@@ -68,6 +68,7 @@ type Controller struct {
 	running     sync.WaitGroup
 	loaded      chan struct{}
 	gates       *gates
+	evals       *evaluations
 }
 
 // supervisorQueue bounds the events waiting for one rollout's supervisor.
@@ -100,6 +101,7 @@ func New(store Store, pub Publisher, now func() time.Time, log *slog.Logger) *Co
 		supervisors: map[string]chan request{},
 		loaded:      make(chan struct{}),
 		gates:       newGates(),
+		evals:       newEvaluations(),
 	}
 }
 
@@ -125,6 +127,12 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.mu.Lock()
 	c.runCtx = ctx
 	c.mu.Unlock()
+	evalsDone := make(chan struct{})
+	if c.evals.store != nil {
+		go c.runEvaluations(ctx, evalsDone)
+	} else {
+		close(evalsDone)
+	}
 	for _, r := range stored {
 		c.setSnapshot(r)
 		for _, cp := range r.GetStatus().GetClusters() {
@@ -141,6 +149,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.log.Info("rollouts loaded", "count", len(stored))
 	<-ctx.Done()
 	c.running.Wait()
+	<-evalsDone
 	return nil
 }
 
@@ -221,6 +230,9 @@ func (c *Controller) step(ctx context.Context, req request) reply {
 	}
 	c.setSnapshot(res.Rollout)
 	c.notify(res.Rollout)
+	if n := endedRollout(cur, res.Rollout); n > 0 {
+		c.evals.end(req.name, n)
+	}
 	if cur == nil || cur.GetStatus().GetPhase() != res.Rollout.GetStatus().GetPhase() ||
 		cur.GetStatus().GetCurrentStep() != res.Rollout.GetStatus().GetCurrentStep() ||
 		cur.GetStatus().GetCurrentWave() != res.Rollout.GetStatus().GetCurrentWave() {

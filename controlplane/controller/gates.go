@@ -104,6 +104,7 @@ func (c *Controller) evaluate(ctx context.Context, r *cutoverv1.Rollout, cluster
 		c.gates.window(canary, newKey, g.Window, after)
 		c.gates.window(stable, seriesKey{cluster, r.GetName(), cp.GetStableRevision().GetName()}, g.Window, after)
 		verdict, ev := g.Check(canary, stable)
+		c.recordEvaluation(r, cluster, i, g, verdict, ev, canary, stable)
 		key := failureKey{r.GetName(), st.GetRolloutNumber(), i, cluster}
 		if act := c.gates.count(key, verdict, max(g.Gate.GetFailureLimit(), 1)); act {
 			c.act(ctx, r.GetName(), g.Gate, cluster, g.Window, ev.String())

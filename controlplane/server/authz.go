@@ -73,6 +73,7 @@ var methods = map[string]rule{
 	cutoverv1.RolloutService_RejectRollout_FullMethodName:      {perm: auth.PermApprove, target: byName},
 	cutoverv1.RolloutService_ListRolloutHistory_FullMethodName: {perm: auth.PermRead, target: byName},
 	cutoverv1.ClusterService_ListClusters_FullMethodName:       {perm: auth.PermRead},
+	cutoverv1.ReportService_GetRolloutReport_FullMethodName:    {perm: auth.PermAudit, target: byName}, // carries audit records
 	cutoverv1.AgentService_Connect_FullMethodName:              {agent: true},
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/cutover-dev/cutover/controlplane/api"
 	"github.com/cutover-dev/cutover/controlplane/controller"
 	"github.com/cutover-dev/cutover/controlplane/hub"
+	"github.com/cutover-dev/cutover/controlplane/notify"
 	"github.com/cutover-dev/cutover/internal/apidoc"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 	"github.com/cutover-dev/cutover/internal/store"
@@ -49,6 +50,8 @@ type Config struct {
 	HistoryLimit int
 	// Security: TLS, agent certificates and tokens (zero: loopback only).
 	Security Security
+	// Notify lists where rollout events are sent (zero: nowhere).
+	Notify notify.Config
 }
 
 // Run serves the control plane on the two listeners until ctx ends, then
@@ -82,6 +85,11 @@ func Run(ctx context.Context, cfg Config, grpcLn, httpLn net.Listener) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	stopNotify, err := startNotifier(cfg.Notify, db, reg, log)
+	if err != nil {
+		return err
+	}
+	defer stopNotify()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -94,7 +102,7 @@ func Run(ctx context.Context, cfg Config, grpcLn, httpLn net.Listener) error {
 	if cfg.HistoryLimit <= 0 {
 		cfg.HistoryLimit = controller.DefaultHistoryLimit
 	}
-	ctrl := controller.New(db, agents, time.Now, log.With("component", "controller")).WithHistoryLimit(cfg.HistoryLimit)
+	ctrl := controller.New(db, agents, time.Now, log.With("component", "controller")).WithHistoryLimit(cfg.HistoryLimit).WithEvaluations(db)
 	fwd.set(ctrl)
 	reg.MustRegister(newRolloutCollector(ctrl))
 
@@ -127,6 +135,7 @@ func Run(ctx context.Context, cfg Config, grpcLn, httpLn net.Listener) error {
 	cutoverv1.RegisterClusterServiceServer(gs, api.NewClusters(agents))
 	cutoverv1.RegisterAgentServiceServer(gs, agents)
 	cutoverv1.RegisterAuditServiceServer(gs, api.NewAudit(db))
+	cutoverv1.RegisterReportServiceServer(gs, api.NewReports(ctrl, db))
 
 	var ready atomic.Bool
 	handler, err := httpHandler(ctx, dialAddr(grpcLn.Addr()), sec.gatewayCreds(), reg, &ready)
@@ -136,7 +145,8 @@ func Run(ctx context.Context, cfg Config, grpcLn, httpLn net.Listener) error {
 	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 
 	errc := make(chan error, 3)
-	go func() { errc <- ctrl.Run(ctx) }()
+	ctrlDone := make(chan struct{}) // the store stays open until the controller's last write
+	go func() { errc <- ctrl.Run(ctx); close(ctrlDone) }()
 	go func() { errc <- serveGRPC(gs, grpcLn) }()
 	go func() { errc <- serveHTTP(hs, sec.httpListener(httpLn)) }()
 	go sec.reloadOnSIGHUP(ctx.Done(), log)
@@ -159,6 +169,7 @@ func Run(ctx context.Context, cfg Config, grpcLn, httpLn net.Listener) error {
 	cancel()
 	shutdown(gs, hs, cfg.ShutdownTimeout, log)
 	agents.Wait()
+	<-ctrlDone
 	return runErr
 }
 
@@ -215,6 +226,9 @@ func httpHandler(ctx context.Context, grpcAddr string, creds credentials.Transpo
 		return nil, fmt.Errorf("rest gateway: %w", err)
 	}
 	if err := cutoverv1.RegisterAuditServiceHandlerFromEndpoint(ctx, gw, grpcAddr, opts); err != nil {
+		return nil, fmt.Errorf("rest gateway: %w", err)
+	}
+	if err := cutoverv1.RegisterReportServiceHandlerFromEndpoint(ctx, gw, grpcAddr, opts); err != nil {
 		return nil, fmt.Errorf("rest gateway: %w", err)
 	}
 	mux := http.NewServeMux()

@@ -62,18 +62,36 @@ const auditHeadLen = 8 + sha256.Size
 // It fills in each record's Seq, PrevHash and Hash, and Time when unset.
 // Safe for concurrent use; not idempotent (each call adds records).
 func (b *Bolt) AppendAudit(_ context.Context, recs ...*cutoverv1.AuditRecord) error {
-	if err := b.db.Update(func(tx *bolt.Tx) error { return appendAudit(tx, recs) }); err != nil {
+	if err := b.db.Update(func(tx *bolt.Tx) error { return b.appendAudit(tx, recs) }); err != nil {
 		return fmt.Errorf("append audit: %w", err)
 	}
 	return nil
 }
 
+// OnAudit sets fn to receive the records of every transaction that appends
+// audit records, once it has committed: after bbolt has released the
+// write lock, never for a transaction that rolled back, in seq order within
+// one call. Calls from concurrent writers may overlap or arrive out of seq
+// order. fn runs on the writer's goroutine, so it must return at once; it
+// must not modify the records (clone to keep them). nil removes the hook.
+// Safe for concurrent use.
+func (b *Bolt) OnAudit(fn func([]*cutoverv1.AuditRecord)) {
+	if fn == nil {
+		b.onAudit.Store(nil)
+		return
+	}
+	b.onAudit.Store(&fn)
+}
+
 // appendAudit chains recs after the head within tx, so a change and its
 // records commit or roll back together. Every writer of the audit bucket
 // goes through it.
-func appendAudit(tx *bolt.Tx, recs []*cutoverv1.AuditRecord) error {
+func (b *Bolt) appendAudit(tx *bolt.Tx, recs []*cutoverv1.AuditRecord) error {
 	if len(recs) == 0 {
 		return nil
+	}
+	if hook := b.onAudit.Load(); hook != nil {
+		tx.OnCommit(func() { (*hook)(recs) })
 	}
 	meta, bucket := tx.Bucket(bucketMeta), tx.Bucket(bucketAudit)
 	seq, prev, err := auditHead(meta)

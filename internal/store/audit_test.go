@@ -466,7 +466,7 @@ func TestOpenUpgradesSchema2(t *testing.T) {
 	if v := schemaOf(t, b.DB()); v != strconv.Itoa(store.SchemaVersion) {
 		t.Errorf("schema after upgrade = %q, want %d", v, store.SchemaVersion)
 	}
-	if got := fmt.Sprint(bucketsOf(t, b.DB())); got != "[audit clusters history meta rollouts]" {
+	if got := fmt.Sprint(bucketsOf(t, b.DB())); got != "[audit clusters evaluations history meta rollouts]" {
 		t.Errorf("buckets after upgrade = %s", got)
 	}
 	r, err := b.GetRollout(ctx, "web")

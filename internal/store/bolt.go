@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -17,7 +18,7 @@ import (
 )
 
 // SchemaVersion is the schema this build writes.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // Sentinel errors.
 var (
@@ -33,6 +34,7 @@ var (
 	bucketClusters = []byte("clusters")
 	bucketHistory  = []byte("history")
 	bucketAudit    = []byte("audit")
+	bucketEvals    = []byte("evaluations")
 	keySchema      = []byte("schema")
 	keyAuditHead   = []byte("audit_head")
 )
@@ -40,6 +42,8 @@ var (
 // Bolt is the bbolt-backed store. It is safe for concurrent use.
 type Bolt struct {
 	db *bolt.DB
+	// onAudit receives committed audit records; see OnAudit.
+	onAudit atomic.Pointer[func([]*cutoverv1.AuditRecord)]
 }
 
 // Open opens (creating if needed) the database file at path and upgrades its
@@ -60,11 +64,11 @@ func Open(path string) (*Bolt, error) {
 // upgrade brings a file of any older schema to SchemaVersion.
 func upgrade(tx *bolt.Tx) error {
 	// 0 -> 1 created rollouts and clusters; 1 -> 2 adds history; 2 -> 3
-	// adds audit (its head, in meta, appears with the first record). Each
-	// step only adds buckets, so creating whatever is missing upgrades any
-	// older file. A step that rewrites records goes here, before
-	// EnsureSchema.
-	return EnsureSchema(tx, SchemaVersion, bucketRollouts, bucketClusters, bucketHistory, bucketAudit)
+	// adds audit (its head, in meta, appears with the first record); 3 -> 4
+	// adds evaluations. Each step only adds buckets, so creating whatever
+	// is missing upgrades any older file. A step that rewrites records goes
+	// here, before EnsureSchema.
+	return EnsureSchema(tx, SchemaVersion, bucketRollouts, bucketClusters, bucketHistory, bucketAudit, bucketEvals)
 }
 
 // EnsureSchema creates the meta bucket and the given buckets and records
@@ -144,7 +148,7 @@ func (b *Bolt) ReplaceRollout(_ context.Context, r, archive *cutoverv1.Rollout, 
 		if err := tx.Bucket(bucketRollouts).Put([]byte(r.GetName()), data); err != nil {
 			return err
 		}
-		if err := appendAudit(tx, audit); err != nil {
+		if err := b.appendAudit(tx, audit); err != nil {
 			return err
 		}
 		if archive == nil {
@@ -154,7 +158,7 @@ func (b *Bolt) ReplaceRollout(_ context.Context, r, archive *cutoverv1.Rollout, 
 		if err := h.Put(historyKey(archive.GetName(), archive.GetStatus().GetRolloutNumber()), old); err != nil {
 			return err
 		}
-		return trimHistory(h, r.GetName(), keep)
+		return trimHistory(h, tx.Bucket(bucketEvals), r.GetName(), keep)
 	})
 	if err != nil {
 		return fmt.Errorf("replace rollout %s: %w", r.GetName(), err)
@@ -192,7 +196,9 @@ func historyKey(name string, number int64) []byte {
 
 func historyPrefix(name string) []byte { return []byte(name + "/") }
 
-func trimHistory(h *bolt.Bucket, name string, keep int) error {
+// trimHistory drops all but the newest keep history entries of an app,
+// each with its evaluation record (same key); never an audit record.
+func trimHistory(h, evals *bolt.Bucket, name string, keep int) error {
 	prefix := historyPrefix(name)
 	var keys [][]byte
 	c := h.Cursor()
@@ -201,6 +207,9 @@ func trimHistory(h *bolt.Bucket, name string, keep int) error {
 	}
 	for len(keys) > max(keep, 0) {
 		if err := h.Delete(keys[0]); err != nil {
+			return err
+		}
+		if err := evals.Delete(keys[0]); err != nil {
 			return err
 		}
 		keys = keys[1:]
@@ -241,7 +250,7 @@ func (b *Bolt) put(bucket []byte, key string, m proto.Message, audit []*cutoverv
 		if err := tx.Bucket(bucket).Put([]byte(key), data); err != nil {
 			return err
 		}
-		return appendAudit(tx, audit)
+		return b.appendAudit(tx, audit)
 	})
 	if err != nil {
 		return fmt.Errorf("put %s/%s: %w", bucket, key, err)

@@ -419,7 +419,7 @@ func TestOpenNewFile(t *testing.T) {
 	if v := schemaOf(t, b.DB()); v != strconv.Itoa(store.SchemaVersion) {
 		t.Errorf("schema of a new file = %q, want %d", v, store.SchemaVersion)
 	}
-	want := []string{"audit", "clusters", "history", "meta", "rollouts"}
+	want := []string{"audit", "clusters", "evaluations", "history", "meta", "rollouts"}
 	if got := bucketsOf(t, b.DB()); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("buckets of a new file = %q, want %q", got, want)
 	}
@@ -456,7 +456,7 @@ func TestOpenUpgradesSchema0(t *testing.T) {
 	if v := schemaOf(t, b.DB()); v != strconv.Itoa(store.SchemaVersion) {
 		t.Errorf("schema after upgrade = %q, want %d", v, store.SchemaVersion)
 	}
-	want := []string{"audit", "clusters", "history", "meta", "rollouts"}
+	want := []string{"audit", "clusters", "evaluations", "history", "meta", "rollouts"}
 	if got := bucketsOf(t, b.DB()); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("buckets after upgrade = %q, want %q", got, want)
 	}

@@ -1,9 +1,9 @@
 // Package store keeps the control plane's durable state in one bbolt file.
 //
-// Schema (version 3); every value is a binary protobuf message unless said
+// Schema (version 4); every value is a binary protobuf message unless said
 // otherwise:
 //
-//	meta      "schema"            -> decimal schema version, e.g. "3"
+//	meta      "schema"            -> decimal schema version, e.g. "4"
 //	          "audit_head"        -> seq (8 BE) || SHA-256 of the last audit
 //	                                 record appended (added in version 3,
 //	                                 written with the first record)
@@ -16,9 +16,15 @@
 //	                                 described it)
 //	audit     <seq:8 BE>          -> cutover.v1.AuditRecord, deterministic
 //	                                 encoding (added in version 3)
+//	evaluations <name>/<number:8 BE> -> cutover.v1.RolloutEvaluations: the
+//	                                 gate evaluation record of one rollout
+//	                                 (current or in history), bounded and
+//	                                 downsampled by the control plane;
+//	                                 dropped with its history entry (added
+//	                                 in version 4)
 //
 // Hot data (metric samples, heartbeats between connects) is never written
-// here. Open creates the buckets of a new file and upgrades an older schema
+// here; the evaluation record is its bounded digest, written in batches. Open creates the buckets of a new file and upgrades an older schema
 // in one transaction; a file from a newer version is refused rather than
 // misread.
 //
@@ -34,4 +40,6 @@
 //   - A record is appended in the same transaction as the change it
 //     records (PutRollout, ReplaceRollout and PutCluster take records to
 //     append); AppendAudit appends records that accompany no change.
+//   - Records leave the store (the OnAudit hook, e.g. for notifications)
+//     only after their transaction has committed, never from inside it.
 package store

@@ -30,7 +30,13 @@ var regions = []harness.Region{{Cluster: "us-east", Region: "us-east"}, {Cluster
 
 func newTwoRegions(t *testing.T) *twoRegions {
 	t.Helper()
-	env := harness.TestEnv(t, bins, regions...)
+	return newTwoRegionsWith(t, nil)
+}
+
+// newTwoRegionsWith is newTwoRegions with more cutover-server flags.
+func newTwoRegionsWith(t *testing.T, serverFlags []string) *twoRegions {
+	t.Helper()
+	env := harness.TestEnvWith(t, bins, serverFlags, regions...)
 	listen := map[string]string{}
 	for _, r := range regions {
 		addr, err := harness.FreeAddr()

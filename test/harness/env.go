@@ -37,6 +37,8 @@ type Env struct {
 type ServerProc struct {
 	*Process
 	GRPC, HTTP, DataDir string
+	// Flags are more flags for every (re)start, e.g. "--notify-config".
+	Flags []string
 }
 
 // AgentProc is a running cutover-agent.
@@ -47,6 +49,11 @@ type AgentProc struct {
 
 // NewEnv starts a control plane in dir on free loopback ports.
 func NewEnv(ctx context.Context, bins Binaries, dir string) (*Env, error) {
+	return NewEnvWith(ctx, bins, dir)
+}
+
+// NewEnvWith is NewEnv with more cutover-server flags, kept for restarts.
+func NewEnvWith(ctx context.Context, bins Binaries, dir string, serverFlags ...string) (*Env, error) {
 	grpcAddr, err := FreeAddr()
 	if err != nil {
 		return nil, err
@@ -56,7 +63,7 @@ func NewEnv(ctx context.Context, bins Binaries, dir string) (*Env, error) {
 		return nil, err
 	}
 	e := &Env{Bins: bins, Dir: dir, Agents: map[string]*AgentProc{}}
-	e.Server = &ServerProc{GRPC: grpcAddr, HTTP: httpAddr, DataDir: filepath.Join(dir, "server")}
+	e.Server = &ServerProc{GRPC: grpcAddr, HTTP: httpAddr, DataDir: filepath.Join(dir, "server"), Flags: serverFlags}
 	if err := e.StartServer(ctx); err != nil {
 		return nil, err
 	}
@@ -73,8 +80,8 @@ func NewEnv(ctx context.Context, bins Binaries, dir string) (*Env, error) {
 // waits until /readyz answers 200.
 func (e *Env) StartServer(ctx context.Context) error {
 	s := e.Server
-	p, err := StartProcess("cutover-server", e.Bins.Path(Server), filepath.Join(e.Dir, "server.log"),
-		"--data-dir", s.DataDir, "--grpc-listen", s.GRPC, "--http-listen", s.HTTP)
+	args := append([]string{"--data-dir", s.DataDir, "--grpc-listen", s.GRPC, "--http-listen", s.HTTP}, s.Flags...)
+	p, err := StartProcess("cutover-server", e.Bins.Path(Server), filepath.Join(e.Dir, "server.log"), args...)
 	if err != nil {
 		return err
 	}

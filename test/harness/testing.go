@@ -34,10 +34,16 @@ type Region struct{ Cluster, Region string }
 // failure the processes' logs are printed.
 func TestEnv(t testing.TB, bins Binaries, regions ...Region) *Env {
 	t.Helper()
+	return TestEnvWith(t, bins, nil, regions...)
+}
+
+// TestEnvWith is TestEnv with more cutover-server flags.
+func TestEnvWith(t testing.TB, bins Binaries, serverFlags []string, regions ...Region) *Env {
+	t.Helper()
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	e, err := NewEnv(ctx, bins, dir)
+	e, err := NewEnvWith(ctx, bins, dir, serverFlags...)
 	if err != nil {
 		dumpLogs(t, dir)
 		t.Fatalf("start control plane: %v", err)

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/cutover-dev/cutover/controlplane/notify"
 	"github.com/cutover-dev/cutover/controlplane/server"
 	"github.com/cutover-dev/cutover/internal/version"
 )
@@ -35,6 +36,7 @@ func run() error {
 	fs.StringVar(&sec.AgentCA, "agent-ca", "", "CA certificate that issued the agents' client certificates (cutover certs init)")
 	fs.StringVar(&sec.TokensFile, "tokens-file", "", "bearer tokens of people and automation, with their roles (cutover tokens create); reloaded on SIGHUP")
 	fs.BoolVar(&sec.AllowInsecureRemote, "insecure-allow-remote", false, "serve without TLS and tokens on a non-loopback address (dangerous: anyone who reaches it can deploy)")
+	notifyFile := fs.String("notify-config", "", "send rollout events to Slack-compatible and JSON webhooks as this YAML file says (docs/notifications.md)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
@@ -50,6 +52,13 @@ func run() error {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
+	var notifications notify.Config
+	if *notifyFile != "" {
+		var err error
+		if notifications, err = notify.Load(*notifyFile); err != nil {
+			return fmt.Errorf("--notify-config: %w", err)
+		}
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
@@ -64,5 +73,6 @@ func run() error {
 		_ = grpcLn.Close()
 		return fmt.Errorf("--http-listen: %w", err)
 	}
-	return server.Run(ctx, server.Config{DataDir: *dataDir, Logger: log, HistoryLimit: *historyLimit, Security: sec}, grpcLn, httpLn)
+	return server.Run(ctx, server.Config{DataDir: *dataDir, Logger: log, HistoryLimit: *historyLimit, Security: sec,
+		Notify: notifications}, grpcLn, httpLn)
 }
