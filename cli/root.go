@@ -160,7 +160,9 @@ func (o *options) dial() (*grpc.ClientConn, error) {
 		}
 		creds = credentials.NewTLS(tc)
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	// Reports carry a rollout's whole evaluation record: more than gRPC's
+	// default 4 MiB.
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxResponse))}
 	if o.token != "" && o.ca == "" && !loopbackServer(o.server) {
 		return nil, fmt.Errorf("--token: refusing to send a token in clear text to %s; pass --ca to connect over TLS", o.server)
 	}
@@ -169,6 +171,9 @@ func (o *options) dial() (*grpc.ClientConn, error) {
 	}
 	return grpc.NewClient(o.server, opts...)
 }
+
+// maxResponse bounds one response the CLI accepts.
+const maxResponse = 64 << 20
 
 // loopbackServer reports whether an address is a loopback IP or localhost.
 func loopbackServer(addr string) bool {

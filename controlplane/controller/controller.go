@@ -127,9 +127,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.mu.Lock()
 	c.runCtx = ctx
 	c.mu.Unlock()
-	evalsDone := make(chan struct{})
+	evalsDone, evalsFinal := make(chan struct{}), make(chan struct{})
 	if c.evals.store != nil {
-		go c.runEvaluations(ctx, evalsDone)
+		go c.runEvaluations(ctx, evalsFinal, evalsDone)
 	} else {
 		close(evalsDone)
 	}
@@ -149,6 +149,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.log.Info("rollouts loaded", "count", len(stored))
 	<-ctx.Done()
 	c.running.Wait()
+	close(evalsFinal)
 	<-evalsDone
 	return nil
 }

@@ -110,15 +110,18 @@ func endedRollout(cur, next *cutoverv1.Rollout) int64 {
 }
 
 // runEvaluations writes changed records every evalFlushEvery and when
-// asked, until ctx ends; then it writes what is left and closes done.
-func (c *Controller) runEvaluations(ctx context.Context, done chan<- struct{}) {
+// asked, until final is closed (once every supervisor has stopped, so
+// nothing they record is missed); then it writes what is left and closes
+// done.
+func (c *Controller) runEvaluations(ctx context.Context, final <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(evalFlushEvery)
 	defer t.Stop()
+	ctx = context.WithoutCancel(ctx) // writes go on while the supervisors stop
 	for {
 		select {
-		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), evalFinalFlush)
+		case <-final:
+			fctx, cancel := context.WithTimeout(ctx, evalFinalFlush)
 			c.flushEvaluations(fctx)
 			cancel()
 			return

@@ -218,7 +218,7 @@ func dialAddr(a net.Addr) string {
 
 func httpHandler(ctx context.Context, grpcAddr string, creds credentials.TransportCredentials, reg *prometheus.Registry, ready *atomic.Bool) (http.Handler, error) {
 	gw := runtime.NewServeMux()
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))} // reports are large
 	if err := cutoverv1.RegisterRolloutServiceHandlerFromEndpoint(ctx, gw, grpcAddr, opts); err != nil {
 		return nil, fmt.Errorf("rest gateway: %w", err)
 	}

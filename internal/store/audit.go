@@ -152,6 +152,9 @@ func auditHash(r *cutoverv1.AuditRecord) ([]byte, error) {
 // auditKey orders records by seq: 8 bytes big-endian.
 func auditKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
+// auditClockSlack is how far out of time order two records may be stored.
+const auditClockSlack = time.Minute
+
 // ListAudit returns the newest records that match q, oldest first, and
 // whether older matching records were left out by q.Limit. Safe for
 // concurrent use.
@@ -164,6 +167,11 @@ func (b *Bolt) ListAudit(_ context.Context, q AuditQuery) ([]*cutoverv1.AuditRec
 			r := &cutoverv1.AuditRecord{}
 			if err := proto.Unmarshal(v, r); err != nil {
 				return fmt.Errorf("%w: audit record %x is unreadable: %v", ErrAuditBroken, k, err)
+			}
+			// Records are appended in time order (give or take writers
+			// racing): well before since, nothing older can match.
+			if !q.Since.IsZero() && r.GetTime().AsTime().Before(q.Since.Add(-auditClockSlack)) {
+				return nil
 			}
 			if !q.match(r) {
 				continue

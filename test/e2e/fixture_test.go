@@ -38,12 +38,12 @@ func newTwoRegionsWith(t *testing.T, serverFlags []string) *twoRegions {
 	t.Helper()
 	env := harness.TestEnvWith(t, bins, serverFlags, regions...)
 	listen := map[string]string{}
-	for _, r := range regions {
-		addr, err := harness.FreeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		listen[r.Cluster] = addr
+	addrs, err := harness.FreeAddrs(len(regions))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range regions {
+		listen[r.Cluster] = addrs[i]
 	}
 	return &twoRegions{t: t, env: env, listen: listen, client: harness.NewClient(),
 		id: fmt.Sprintf("%s-%d", t.Name(), time.Now().UnixNano())}

@@ -40,7 +40,7 @@ func TestReportOfAGatedCanary(t *testing.T) {
 	a.ExtraArgs = append(a.ExtraArgs, "--error-rate", "0.1")
 	a.Gates = []string{
 		"name: errors, metric: errorRate, condition: '<= 0.02', window: 1s, minSamples: 100, failureLimit: 50",
-		"name: p99, metric: latencyP99, condition: '<= 250ms', window: 1s, minSamples: 50, failureLimit: 1000",
+		"name: p99, metric: latencyP99, condition: '<= 2s', window: 1s, minSamples: 50, failureLimit: 1000",
 	}
 	applied, err := f.env.Apply(ctx, a.Manifest())
 	if err != nil {
@@ -72,7 +72,7 @@ func TestReportOfAGatedCanary(t *testing.T) {
 	for _, want := range []string{
 		`id="summary"`, `id="timeline"`, `id="approvals"`, `id="checks"`, `id="windows"`, `id="gates"`, `id="audit"`,
 		"Rollout report: demo #2", "v1 → v2", "<td id=\"applied-by\">" + applied.GetAppliedBy() + "</td>",
-		"Audit chain verified: ok.", "gate.tripped", "rollout.apply", "Gate errors: errorRate &lt;= 0.02", "Gate p99: latencyP99 &lt;= 250ms",
+		"Audit chain verified: ok.", "gate.tripped", "rollout.apply", "Gate errors: errorRate &lt;= 0.02", "Gate p99: latencyP99 &lt;= 2s",
 	} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("report.html lacks %q", want)

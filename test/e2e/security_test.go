@@ -73,13 +73,11 @@ func (s *secureEnv) must(args ...string) string {
 // newSecureEnv follows the README's steps 1-5.
 func newSecureEnv(t *testing.T) *secureEnv {
 	s := &secureEnv{t: t, dir: t.TempDir(), tokens: map[string]string{}}
-	var err error
-	if s.grpcAddr, err = harness.FreeAddr(); err != nil {
+	addrs, err := harness.FreeAddrs(2)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if s.httpAddr, err = harness.FreeAddr(); err != nil {
-		t.Fatal(err)
-	}
+	s.grpcAddr, s.httpAddr = addrs[0], addrs[1]
 	// 1. A CA, the control plane's certificate, one certificate per agent.
 	s.must("certs", "init", "--dir", "ca")
 	s.must("certs", "issue-server", "--ca-dir", "ca", "--host", "127.0.0.1,localhost", "--out", "server")

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // ChromiumBinary finds a Chromium: $CUTOVER_CHROMIUM, else chromium on
@@ -63,6 +65,11 @@ func (c Chromium) run(ctx context.Context, args ...string) (string, error) {
 	flags := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir=" + profile}
 	cmd := exec.CommandContext(ctx, c.Bin, append(flags, args...)...)
+	// Chromium forks helpers that hold the output pipes: kill the whole
+	// process group on timeout, and stop waiting for the pipes soon after.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -54,14 +54,11 @@ func NewEnv(ctx context.Context, bins Binaries, dir string) (*Env, error) {
 
 // NewEnvWith is NewEnv with more cutover-server flags, kept for restarts.
 func NewEnvWith(ctx context.Context, bins Binaries, dir string, serverFlags ...string) (*Env, error) {
-	grpcAddr, err := FreeAddr()
+	addrs, err := FreeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
-	httpAddr, err := FreeAddr()
-	if err != nil {
-		return nil, err
-	}
+	grpcAddr, httpAddr := addrs[0], addrs[1]
 	e := &Env{Bins: bins, Dir: dir, Agents: map[string]*AgentProc{}}
 	e.Server = &ServerProc{GRPC: grpcAddr, HTTP: httpAddr, DataDir: filepath.Join(dir, "server"), Flags: serverFlags}
 	if err := e.StartServer(ctx); err != nil {

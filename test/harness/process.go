@@ -91,6 +91,29 @@ func FreeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
+// FreeAddrs returns n distinct loopback addresses whose ports were free a
+// moment ago: all are held open until every one is chosen, so the kernel
+// cannot hand the same port out twice (as two FreeAddr calls in a row now
+// and then get).
+func FreeAddrs(n int) ([]string, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+	}()
+	out := make([]string, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+		lns = append(lns, ln)
+		out = append(out, ln.Addr().String())
+	}
+	return out, nil
+}
+
 // Poll calls cond every interval until it returns true, an error, or ctx
 // ends; on timeout the last error or state is reported.
 func Poll(ctx context.Context, interval time.Duration, what string, cond func() (bool, error)) error {
