@@ -389,6 +389,19 @@ func (w *worker) stopFrontends() {
 }
 
 func (w *worker) ensureInstances(ctx context.Context) {
+	// A start error of a slot no longer desired (its revision was
+	// withdrawn) is no longer a problem of the app.
+	desired := map[string]bool{}
+	for _, dr := range w.desired.GetRevisions() {
+		for idx := range wanted(dr) {
+			desired[fmt.Sprintf("%s/%d", runtime.RevisionKey(dr.GetRevision()), idx)] = true
+		}
+	}
+	for id := range w.startErr {
+		if !desired[id] {
+			delete(w.startErr, id)
+		}
+	}
 	for _, dr := range w.desired.GetRevisions() {
 		key := runtime.RevisionKey(dr.GetRevision())
 		slots := w.slot(key)

@@ -673,3 +673,14 @@ func TestWindowValidation(t *testing.T) {
 		t.Errorf("a valid window was refused: %v", err)
 	}
 }
+
+func TestRevisionDigestValidation(t *testing.T) {
+	err := spec.Validate(&cutoverv1.RolloutSpec{Revision: &cutoverv1.Revision{Name: "v1", Command: "x", Sha256: "abc"}})
+	if err == nil || !strings.Contains(err.Error(), `spec.revision.sha256: must be 64 hex digits, got "abc"`) {
+		t.Errorf("Validate: %v", err)
+	}
+	err = spec.Validate(&cutoverv1.RolloutSpec{Revision: &cutoverv1.Revision{Name: "v1", Command: "x", Sha256: strings.Repeat("Ab", 32)}})
+	if err != nil && strings.Contains(err.Error(), "sha256") {
+		t.Errorf("a valid digest was refused: %v", err)
+	}
+}

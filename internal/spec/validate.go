@@ -33,6 +33,8 @@ const (
 	maxRevisionNameLength = 63
 )
 
+var sha256RE = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+
 var revisionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // Validate checks a spec's values. It does not know which clusters exist;
@@ -167,6 +169,9 @@ func validateRevision(c *errs, path string, r *cutoverv1.Revision) {
 	}
 	if r.GetCommand() == "" && r.GetImage() == "" {
 		c.add(path+".command", "is required for the local runtime; set it, or image for the kubernetes runtime")
+	}
+	if d := r.GetSha256(); d != "" && !sha256RE.MatchString(d) {
+		c.add(path+".sha256", "must be 64 hex digits, got %q", d)
 	}
 	if img := r.GetImage(); img != "" && strings.ContainsAny(img, " \t\n") {
 		c.add(path+".image", "must not contain whitespace, got %q", img)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -81,20 +82,28 @@ func (p *Process) Kill() {
 	<-p.done
 }
 
-// FreeAddr returns a loopback address with a port that was free a moment ago.
+// Ports handed out by FreeAddr and FreeAddrs come from below the kernel's
+// ephemeral range, so no port-0 listener (an app instance the agent starts,
+// a client's source port) can take one between the moment it is chosen and
+// the moment the process under test binds it.
+const (
+	portFloor   = 20000
+	portCeiling = 32000 // below the usual ephemeral range (32768-60999)
+)
+
+// FreeAddr returns a loopback address with a port that was free a moment
+// ago, outside the ephemeral range.
 func FreeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := FreeAddrs(1)
 	if err != nil {
-		return "", fmt.Errorf("free port: %w", err)
+		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return addrs[0], nil
 }
 
 // FreeAddrs returns n distinct loopback addresses whose ports were free a
-// moment ago: all are held open until every one is chosen, so the kernel
-// cannot hand the same port out twice (as two FreeAddr calls in a row now
-// and then get).
+// moment ago, outside the ephemeral range; all are held open until every
+// one is chosen.
 func FreeAddrs(n int) ([]string, error) {
 	var lns []net.Listener
 	defer func() {
@@ -103,13 +112,17 @@ func FreeAddrs(n int) ([]string, error) {
 		}
 	}()
 	out := make([]string, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(out) < n; tries++ {
+		if tries > 1000 {
+			return nil, fmt.Errorf("free port: none free between %d and %d", portFloor, portCeiling)
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", portFloor+rand.IntN(portCeiling-portFloor))
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return nil, fmt.Errorf("free port: %w", err)
+			continue // taken
 		}
 		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
+		out = append(out, addr)
 	}
 	return out, nil
 }

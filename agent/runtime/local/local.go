@@ -2,7 +2,10 @@ package local
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -99,6 +102,11 @@ func (i *Instance) Exited() bool {
 
 // Start launches instance index of rev for app and begins probing it.
 func (rt *Runtime) Start(ctx context.Context, app string, index int, rev *cutoverv1.Revision) (runtime.Instance, error) {
+	if want := rev.GetSha256(); want != "" {
+		if err := verifyDigest(rev.GetCommand(), want); err != nil {
+			return nil, fmt.Errorf("revision %s: %w", rev.GetName(), err)
+		}
+	}
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -288,4 +296,26 @@ func freePort() (int, error) {
 		return 0, fmt.Errorf("find free port: unexpected address %s", ln.Addr())
 	}
 	return addr.Port, nil
+}
+
+// verifyDigest checks that the executable a command resolves to has the
+// SHA-256 the spec pins.
+func verifyDigest(command, want string) error {
+	path, err := exec.LookPath(command)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", command, err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", path, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("verify %s: %w", path, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(got, want) {
+		return fmt.Errorf("%s has sha256 %s, but spec.revision.sha256 pins %s: refusing to start it", path, got, strings.ToLower(want))
+	}
+	return nil
 }

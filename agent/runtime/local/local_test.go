@@ -2,6 +2,8 @@ package local_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net"
 	"net/http"
 	"os"
@@ -569,4 +571,30 @@ func TestAdoptIsPerApp(t *testing.T) {
 	if err != nil || len(none) != 0 {
 		t.Errorf("Adopt(api) = %d instances, %v; want none", len(none), err)
 	}
+}
+
+// A revision that pins its binary's SHA-256 starts only that binary.
+func TestStartChecksThePinnedDigest(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile(demoApp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	f := newFixture(t)
+	rev := f.rev("v1")
+	rev.Sha256 = strings.Repeat("0", 64)
+	in, err := f.rt.Start(t.Context(), "web", 0, rev)
+	if err == nil {
+		f.stopAtEnd(in)
+		t.Fatal("a binary with another digest was started")
+	}
+	if !strings.Contains(err.Error(), "revision v1: "+demoApp+" has sha256 "+hex.EncodeToString(sum[:])) || !strings.Contains(err.Error(), "refusing to start it") {
+		t.Errorf("error %q does not name the binary and both digests", err)
+	}
+	if recs := f.records("web"); len(recs) != 0 {
+		t.Errorf("records = %+v, want none", recs)
+	}
+	rev.Sha256 = strings.ToUpper(hex.EncodeToString(sum[:]))
+	f.start(t.Context(), "web", 0, rev)
 }

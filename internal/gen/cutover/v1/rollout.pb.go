@@ -1535,7 +1535,11 @@ type Revision struct {
 	// How long an instance may take to become ready, e.g. "30s" (default 30s).
 	ReadyTimeout string `protobuf:"bytes,7,opt,name=ready_timeout,json=readyTimeout,proto3" json:"ready_timeout,omitempty"`
 	// Container image (kubernetes runtime), e.g. "myapp:v2.0.0".
-	Image         string `protobuf:"bytes,8,opt,name=image,proto3" json:"image,omitempty"`
+	Image string `protobuf:"bytes,8,opt,name=image,proto3" json:"image,omitempty"`
+	// Expected SHA-256 (64 hex digits) of the command's executable: the local
+	// runtime refuses to start anything else, so the binary that runs is the
+	// one reviewed.
+	Sha256        string `protobuf:"bytes,9,opt,name=sha256,proto3" json:"sha256,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1622,6 +1626,13 @@ func (x *Revision) GetReadyTimeout() string {
 func (x *Revision) GetImage() string {
 	if x != nil {
 		return x.Image
+	}
+	return ""
+}
+
+func (x *Revision) GetSha256() string {
+	if x != nil {
+		return x.Sha256
 	}
 	return ""
 }
@@ -4767,7 +4778,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"confidence\x18\x01 \x01(\x01R\n" +
 	"confidence\x12\x1d\n" +
 	"\n" +
-	"min_effect\x18\x02 \x01(\x01R\tminEffect\"\xb5\x02\n" +
+	"min_effect\x18\x02 \x01(\x01R\tminEffect\"\xcd\x02\n" +
 	"\bRevision\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x12\n" +
@@ -4776,7 +4787,8 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\tinstances\x18\x05 \x01(\x05R\tinstances\x12%\n" +
 	"\x0ereadiness_path\x18\x06 \x01(\tR\rreadinessPath\x12#\n" +
 	"\rready_timeout\x18\a \x01(\tR\freadyTimeout\x12\x14\n" +
-	"\x05image\x18\b \x01(\tR\x05image\x1a6\n" +
+	"\x05image\x18\b \x01(\tR\x05image\x12\x16\n" +
+	"\x06sha256\x18\t \x01(\tR\x06sha256\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbc\x01\n" +
