@@ -213,7 +213,7 @@ func replicaWeights(stableReady, canaryReady int32) (stable, canary int32) {
 	if total == 0 {
 		return 0, 0
 	}
-	canary = (200*canaryReady + total) / (2 * total) // rounded to the nearest percent
+	canary = percent(canaryReady, total)
 	return 100 - canary, canary
 }
 

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -156,7 +156,7 @@ func (a *app) applyDeploymentLabels(ctx context.Context, cur *appsv1.Deployment,
 	podLabels := map[string]string{LabelVersion: rev.GetName()}
 	maps.Copy(podLabels, extra)
 	c := coreac.Container().WithName(a.k.Container).WithImage(rev.GetImage())
-	for _, k := range sortedKeys(rev.GetEnv()) {
+	for _, k := range slices.Sorted(maps.Keys(rev.GetEnv())) {
 		c.WithEnv(coreac.EnvVar().WithName(k).WithValue(rev.GetEnv()[k]))
 	}
 	dep := appsac.Deployment(name, a.k.Namespace).
@@ -382,15 +382,6 @@ func or(s, def string) string {
 		return def
 	}
 	return s
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // joinErrs keeps the first error of a pass and names the rest.

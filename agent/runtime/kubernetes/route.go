@@ -131,8 +131,7 @@ func RouteWeights(route *unstructured.Unstructured, ns, stableSvc, canarySvc str
 		if total == 0 {
 			return 0, 0, true
 		}
-		canary = int32((200*c + total) / (2 * total))
-		return int32((200*s + total) / (2 * total)), canary, true
+		return percent(s, total), percent(c, total), true
 	}
 	return 0, 0, false
 }
@@ -188,4 +187,9 @@ func SetRouteWeights(route *unstructured.Unstructured, ns, stableSvc, canarySvc 
 		return fmt.Errorf("no rule has a backendRef to Service %s or %s", stableSvc, canarySvc)
 	}
 	return unstructured.SetNestedSlice(route.Object, rules, "spec", "rules")
+}
+
+// percent is part of total in percent, rounded to the nearest.
+func percent[T int32 | int64](part, total T) int32 {
+	return int32((200*part + total) / (2 * total))
 }
