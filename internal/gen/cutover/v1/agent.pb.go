@@ -33,6 +33,7 @@ type ConnectRequest struct {
 	//	*ConnectRequest_Heartbeat
 	//	*ConnectRequest_Observed
 	//	*ConnectRequest_Samples
+	//	*ConnectRequest_TaskResult
 	Payload       isConnectRequest_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -111,6 +112,15 @@ func (x *ConnectRequest) GetSamples() *SampleBatch {
 	return nil
 }
 
+func (x *ConnectRequest) GetTaskResult() *TaskResult {
+	if x != nil {
+		if x, ok := x.Payload.(*ConnectRequest_TaskResult); ok {
+			return x.TaskResult
+		}
+	}
+	return nil
+}
+
 type isConnectRequest_Payload interface {
 	isConnectRequest_Payload()
 }
@@ -135,6 +145,11 @@ type ConnectRequest_Samples struct {
 	Samples *SampleBatch `protobuf:"bytes,4,opt,name=samples,proto3,oneof"`
 }
 
+type ConnectRequest_TaskResult struct {
+	// The result of a task.
+	TaskResult *TaskResult `protobuf:"bytes,5,opt,name=task_result,json=taskResult,proto3,oneof"`
+}
+
 func (*ConnectRequest_Hello) isConnectRequest_Payload() {}
 
 func (*ConnectRequest_Heartbeat) isConnectRequest_Payload() {}
@@ -142,6 +157,8 @@ func (*ConnectRequest_Heartbeat) isConnectRequest_Payload() {}
 func (*ConnectRequest_Observed) isConnectRequest_Payload() {}
 
 func (*ConnectRequest_Samples) isConnectRequest_Payload() {}
+
+func (*ConnectRequest_TaskResult) isConnectRequest_Payload() {}
 
 // SampleBatch carries the samples of one sampling interval.
 type SampleBatch struct {
@@ -337,6 +354,7 @@ type ConnectResponse struct {
 	// Types that are valid to be assigned to Payload:
 	//
 	//	*ConnectResponse_Desired
+	//	*ConnectResponse_Task
 	Payload       isConnectResponse_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -388,6 +406,15 @@ func (x *ConnectResponse) GetDesired() *DesiredApp {
 	return nil
 }
 
+func (x *ConnectResponse) GetTask() *RunTask {
+	if x != nil {
+		if x, ok := x.Payload.(*ConnectResponse_Task); ok {
+			return x.Task
+		}
+	}
+	return nil
+}
+
 type isConnectResponse_Payload interface {
 	isConnectResponse_Payload()
 }
@@ -397,7 +424,260 @@ type ConnectResponse_Desired struct {
 	Desired *DesiredApp `protobuf:"bytes,1,opt,name=desired,proto3,oneof"`
 }
 
+type ConnectResponse_Task struct {
+	// Something to run once: a pre-flight dry run or a command hook.
+	Task *RunTask `protobuf:"bytes,2,opt,name=task,proto3,oneof"`
+}
+
 func (*ConnectResponse_Desired) isConnectResponse_Payload() {}
+
+func (*ConnectResponse_Task) isConnectResponse_Payload() {}
+
+// RunTask asks the agent to run something once. The agent answers every
+// task with a TaskResult; a task id it has already run (a resend after a
+// reconnect) is answered with the result it has, not run again.
+type RunTask struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The app it concerns.
+	App string `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	// Exactly one task.
+	//
+	// Types that are valid to be assigned to Task:
+	//
+	//	*RunTask_DryRun
+	//	*RunTask_Command
+	Task isRunTask_Task `protobuf_oneof:"task"`
+	// How long it may take, e.g. "30s" (default 30s).
+	Timeout string `protobuf:"bytes,5,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Environment for a command: CUTOVER_ROLLOUT, CUTOVER_REVISION,
+	// CUTOVER_PHASE, as the control plane knows them.
+	Env           map[string]string `protobuf:"bytes,6,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunTask) Reset() {
+	*x = RunTask{}
+	mi := &file_cutover_v1_agent_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunTask) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunTask) ProtoMessage() {}
+
+func (x *RunTask) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_agent_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunTask.ProtoReflect.Descriptor instead.
+func (*RunTask) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RunTask) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RunTask) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *RunTask) GetTask() isRunTask_Task {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+func (x *RunTask) GetDryRun() *DryRun {
+	if x != nil {
+		if x, ok := x.Task.(*RunTask_DryRun); ok {
+			return x.DryRun
+		}
+	}
+	return nil
+}
+
+func (x *RunTask) GetCommand() *CommandHook {
+	if x != nil {
+		if x, ok := x.Task.(*RunTask_Command); ok {
+			return x.Command
+		}
+	}
+	return nil
+}
+
+func (x *RunTask) GetTimeout() string {
+	if x != nil {
+		return x.Timeout
+	}
+	return ""
+}
+
+func (x *RunTask) GetEnv() map[string]string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+type isRunTask_Task interface {
+	isRunTask_Task()
+}
+
+type RunTask_DryRun struct {
+	// Check that the agent could run a desired state, changing nothing.
+	DryRun *DryRun `protobuf:"bytes,3,opt,name=dry_run,json=dryRun,proto3,oneof"`
+}
+
+type RunTask_Command struct {
+	// Run a command hook.
+	Command *CommandHook `protobuf:"bytes,4,opt,name=command,proto3,oneof"`
+}
+
+func (*RunTask_DryRun) isRunTask_Task() {}
+
+func (*RunTask_Command) isRunTask_Task() {}
+
+// DryRun is a desired state to check without applying it.
+type DryRun struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The app as the rollout will ask for it, with the new revision.
+	Desired *DesiredApp `protobuf:"bytes,1,opt,name=desired,proto3" json:"desired,omitempty"`
+	// Instances the strategy needs beside the ones running now (blue-green:
+	// a full second copy; canary: the canary's; rolling: one batch).
+	ExtraInstances int32 `protobuf:"varint,2,opt,name=extra_instances,json=extraInstances,proto3" json:"extra_instances,omitempty"`
+	// Fail when the artifact is not pinned to a digest.
+	RequirePinned bool `protobuf:"varint,3,opt,name=require_pinned,json=requirePinned,proto3" json:"require_pinned,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DryRun) Reset() {
+	*x = DryRun{}
+	mi := &file_cutover_v1_agent_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DryRun) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DryRun) ProtoMessage() {}
+
+func (x *DryRun) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_agent_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DryRun.ProtoReflect.Descriptor instead.
+func (*DryRun) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *DryRun) GetDesired() *DesiredApp {
+	if x != nil {
+		return x.Desired
+	}
+	return nil
+}
+
+func (x *DryRun) GetExtraInstances() int32 {
+	if x != nil {
+		return x.ExtraInstances
+	}
+	return 0
+}
+
+func (x *DryRun) GetRequirePinned() bool {
+	if x != nil {
+		return x.RequirePinned
+	}
+	return false
+}
+
+// TaskResult is the outcome of a RunTask.
+type TaskResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task's id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// One result per check (a dry run), or one for a command.
+	Results       []*CheckResult `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskResult) Reset() {
+	*x = TaskResult{}
+	mi := &file_cutover_v1_agent_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskResult) ProtoMessage() {}
+
+func (x *TaskResult) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_agent_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskResult.ProtoReflect.Descriptor instead.
+func (*TaskResult) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *TaskResult) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *TaskResult) GetResults() []*CheckResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
 
 // Hello introduces the agent.
 type Hello struct {
@@ -425,7 +705,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_cutover_v1_agent_proto_msgTypes[4]
+	mi := &file_cutover_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +717,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_agent_proto_msgTypes[4]
+	mi := &file_cutover_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +730,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Hello) GetCluster() string {
@@ -522,7 +802,7 @@ type AppGeneration struct {
 
 func (x *AppGeneration) Reset() {
 	*x = AppGeneration{}
-	mi := &file_cutover_v1_agent_proto_msgTypes[5]
+	mi := &file_cutover_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +814,7 @@ func (x *AppGeneration) String() string {
 func (*AppGeneration) ProtoMessage() {}
 
 func (x *AppGeneration) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_agent_proto_msgTypes[5]
+	mi := &file_cutover_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +827,7 @@ func (x *AppGeneration) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppGeneration.ProtoReflect.Descriptor instead.
 func (*AppGeneration) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AppGeneration) GetApp() string {
@@ -575,7 +855,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_cutover_v1_agent_proto_msgTypes[6]
+	mi := &file_cutover_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +867,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_agent_proto_msgTypes[6]
+	mi := &file_cutover_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +880,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Heartbeat) GetTime() *timestamppb.Timestamp {
@@ -652,7 +932,7 @@ type DesiredApp struct {
 
 func (x *DesiredApp) Reset() {
 	*x = DesiredApp{}
-	mi := &file_cutover_v1_agent_proto_msgTypes[7]
+	mi := &file_cutover_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -664,7 +944,7 @@ func (x *DesiredApp) String() string {
 func (*DesiredApp) ProtoMessage() {}
 
 func (x *DesiredApp) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_agent_proto_msgTypes[7]
+	mi := &file_cutover_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -677,7 +957,7 @@ func (x *DesiredApp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DesiredApp.ProtoReflect.Descriptor instead.
 func (*DesiredApp) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DesiredApp) GetApp() string {
@@ -784,7 +1064,7 @@ type TrackRoute struct {
 
 func (x *TrackRoute) Reset() {
 	*x = TrackRoute{}
-	mi := &file_cutover_v1_agent_proto_msgTypes[8]
+	mi := &file_cutover_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -796,7 +1076,7 @@ func (x *TrackRoute) String() string {
 func (*TrackRoute) ProtoMessage() {}
 
 func (x *TrackRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_agent_proto_msgTypes[8]
+	mi := &file_cutover_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -809,7 +1089,7 @@ func (x *TrackRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackRoute.ProtoReflect.Descriptor instead.
 func (*TrackRoute) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TrackRoute) GetMatch() *HeaderRoute {
@@ -843,7 +1123,7 @@ type DesiredRevision struct {
 
 func (x *DesiredRevision) Reset() {
 	*x = DesiredRevision{}
-	mi := &file_cutover_v1_agent_proto_msgTypes[9]
+	mi := &file_cutover_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -855,7 +1135,7 @@ func (x *DesiredRevision) String() string {
 func (*DesiredRevision) ProtoMessage() {}
 
 func (x *DesiredRevision) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_agent_proto_msgTypes[9]
+	mi := &file_cutover_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -868,7 +1148,7 @@ func (x *DesiredRevision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DesiredRevision.ProtoReflect.Descriptor instead.
 func (*DesiredRevision) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DesiredRevision) GetTrack() Track {
@@ -926,7 +1206,7 @@ type ObservedApp struct {
 
 func (x *ObservedApp) Reset() {
 	*x = ObservedApp{}
-	mi := &file_cutover_v1_agent_proto_msgTypes[10]
+	mi := &file_cutover_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1218,7 @@ func (x *ObservedApp) String() string {
 func (*ObservedApp) ProtoMessage() {}
 
 func (x *ObservedApp) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_agent_proto_msgTypes[10]
+	mi := &file_cutover_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1231,7 @@ func (x *ObservedApp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObservedApp.ProtoReflect.Descriptor instead.
 func (*ObservedApp) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_cutover_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ObservedApp) GetApp() string {
@@ -1015,12 +1295,14 @@ var File_cutover_v1_agent_proto protoreflect.FileDescriptor
 const file_cutover_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x16cutover/v1/agent.proto\x12\n" +
-	"cutover.v1\x1a\x18cutover/v1/rollout.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe9\x01\n" +
+	"cutover.v1\x1a\x18cutover/v1/rollout.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa4\x02\n" +
 	"\x0eConnectRequest\x12)\n" +
 	"\x05hello\x18\x01 \x01(\v2\x11.cutover.v1.HelloH\x00R\x05hello\x125\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x15.cutover.v1.HeartbeatH\x00R\theartbeat\x125\n" +
 	"\bobserved\x18\x03 \x01(\v2\x17.cutover.v1.ObservedAppH\x00R\bobserved\x123\n" +
-	"\asamples\x18\x04 \x01(\v2\x17.cutover.v1.SampleBatchH\x00R\asamplesB\t\n" +
+	"\asamples\x18\x04 \x01(\v2\x17.cutover.v1.SampleBatchH\x00R\asamples\x129\n" +
+	"\vtask_result\x18\x05 \x01(\v2\x16.cutover.v1.TaskResultH\x00R\n" +
+	"taskResultB\t\n" +
 	"\apayload\";\n" +
 	"\vSampleBatch\x12,\n" +
 	"\asamples\x18\x01 \x03(\v2\x12.cutover.v1.SampleR\asamples\"\xed\x02\n" +
@@ -1036,10 +1318,30 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"\x0flatency_buckets\x18\t \x03(\rR\x0elatencyBuckets\x12%\n" +
 	"\x0elatency_counts\x18\n" +
 	" \x03(\x04R\rlatencyCounts\x12\x16\n" +
-	"\x06weight\x18\v \x01(\x05R\x06weight\"P\n" +
+	"\x06weight\x18\v \x01(\x05R\x06weight\"{\n" +
 	"\x0fConnectResponse\x122\n" +
-	"\adesired\x18\x01 \x01(\v2\x16.cutover.v1.DesiredAppH\x00R\adesiredB\t\n" +
-	"\apayload\"\xf0\x02\n" +
+	"\adesired\x18\x01 \x01(\v2\x16.cutover.v1.DesiredAppH\x00R\adesired\x12)\n" +
+	"\x04task\x18\x02 \x01(\v2\x13.cutover.v1.RunTaskH\x00R\x04taskB\t\n" +
+	"\apayload\"\x99\x02\n" +
+	"\aRunTask\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\x12-\n" +
+	"\adry_run\x18\x03 \x01(\v2\x12.cutover.v1.DryRunH\x00R\x06dryRun\x123\n" +
+	"\acommand\x18\x04 \x01(\v2\x17.cutover.v1.CommandHookH\x00R\acommand\x12\x18\n" +
+	"\atimeout\x18\x05 \x01(\tR\atimeout\x12.\n" +
+	"\x03env\x18\x06 \x03(\v2\x1c.cutover.v1.RunTask.EnvEntryR\x03env\x1a6\n" +
+	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x06\n" +
+	"\x04task\"\x8a\x01\n" +
+	"\x06DryRun\x120\n" +
+	"\adesired\x18\x01 \x01(\v2\x16.cutover.v1.DesiredAppR\adesired\x12'\n" +
+	"\x0fextra_instances\x18\x02 \x01(\x05R\x0eextraInstances\x12%\n" +
+	"\x0erequire_pinned\x18\x03 \x01(\bR\rrequirePinned\"O\n" +
+	"\n" +
+	"TaskResult\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
+	"\aresults\x18\x02 \x03(\v2\x17.cutover.v1.CheckResultR\aresults\"\xf0\x02\n" +
 	"\x05Hello\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x125\n" +
@@ -1113,61 +1415,74 @@ func file_cutover_v1_agent_proto_rawDescGZIP() []byte {
 	return file_cutover_v1_agent_proto_rawDescData
 }
 
-var file_cutover_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_cutover_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_cutover_v1_agent_proto_goTypes = []any{
 	(*ConnectRequest)(nil),        // 0: cutover.v1.ConnectRequest
 	(*SampleBatch)(nil),           // 1: cutover.v1.SampleBatch
 	(*Sample)(nil),                // 2: cutover.v1.Sample
 	(*ConnectResponse)(nil),       // 3: cutover.v1.ConnectResponse
-	(*Hello)(nil),                 // 4: cutover.v1.Hello
-	(*AppGeneration)(nil),         // 5: cutover.v1.AppGeneration
-	(*Heartbeat)(nil),             // 6: cutover.v1.Heartbeat
-	(*DesiredApp)(nil),            // 7: cutover.v1.DesiredApp
-	(*TrackRoute)(nil),            // 8: cutover.v1.TrackRoute
-	(*DesiredRevision)(nil),       // 9: cutover.v1.DesiredRevision
-	(*ObservedApp)(nil),           // 10: cutover.v1.ObservedApp
-	nil,                           // 11: cutover.v1.Hello.LabelsEntry
-	(Track)(0),                    // 12: cutover.v1.Track
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*Gate)(nil),                  // 14: cutover.v1.Gate
-	(*MetricsSource)(nil),         // 15: cutover.v1.MetricsSource
-	(*SmokeCheck)(nil),            // 16: cutover.v1.SmokeCheck
-	(*KubernetesSpec)(nil),        // 17: cutover.v1.KubernetesSpec
-	(*HeaderRoute)(nil),           // 18: cutover.v1.HeaderRoute
-	(*Revision)(nil),              // 19: cutover.v1.Revision
-	(*ObservedRevision)(nil),      // 20: cutover.v1.ObservedRevision
+	(*RunTask)(nil),               // 4: cutover.v1.RunTask
+	(*DryRun)(nil),                // 5: cutover.v1.DryRun
+	(*TaskResult)(nil),            // 6: cutover.v1.TaskResult
+	(*Hello)(nil),                 // 7: cutover.v1.Hello
+	(*AppGeneration)(nil),         // 8: cutover.v1.AppGeneration
+	(*Heartbeat)(nil),             // 9: cutover.v1.Heartbeat
+	(*DesiredApp)(nil),            // 10: cutover.v1.DesiredApp
+	(*TrackRoute)(nil),            // 11: cutover.v1.TrackRoute
+	(*DesiredRevision)(nil),       // 12: cutover.v1.DesiredRevision
+	(*ObservedApp)(nil),           // 13: cutover.v1.ObservedApp
+	nil,                           // 14: cutover.v1.RunTask.EnvEntry
+	nil,                           // 15: cutover.v1.Hello.LabelsEntry
+	(Track)(0),                    // 16: cutover.v1.Track
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*CommandHook)(nil),           // 18: cutover.v1.CommandHook
+	(*CheckResult)(nil),           // 19: cutover.v1.CheckResult
+	(*Gate)(nil),                  // 20: cutover.v1.Gate
+	(*MetricsSource)(nil),         // 21: cutover.v1.MetricsSource
+	(*SmokeCheck)(nil),            // 22: cutover.v1.SmokeCheck
+	(*KubernetesSpec)(nil),        // 23: cutover.v1.KubernetesSpec
+	(*HeaderRoute)(nil),           // 24: cutover.v1.HeaderRoute
+	(*Revision)(nil),              // 25: cutover.v1.Revision
+	(*ObservedRevision)(nil),      // 26: cutover.v1.ObservedRevision
 }
 var file_cutover_v1_agent_proto_depIdxs = []int32{
-	4,  // 0: cutover.v1.ConnectRequest.hello:type_name -> cutover.v1.Hello
-	6,  // 1: cutover.v1.ConnectRequest.heartbeat:type_name -> cutover.v1.Heartbeat
-	10, // 2: cutover.v1.ConnectRequest.observed:type_name -> cutover.v1.ObservedApp
+	7,  // 0: cutover.v1.ConnectRequest.hello:type_name -> cutover.v1.Hello
+	9,  // 1: cutover.v1.ConnectRequest.heartbeat:type_name -> cutover.v1.Heartbeat
+	13, // 2: cutover.v1.ConnectRequest.observed:type_name -> cutover.v1.ObservedApp
 	1,  // 3: cutover.v1.ConnectRequest.samples:type_name -> cutover.v1.SampleBatch
-	2,  // 4: cutover.v1.SampleBatch.samples:type_name -> cutover.v1.Sample
-	12, // 5: cutover.v1.Sample.track:type_name -> cutover.v1.Track
-	13, // 6: cutover.v1.Sample.end_time:type_name -> google.protobuf.Timestamp
-	7,  // 7: cutover.v1.ConnectResponse.desired:type_name -> cutover.v1.DesiredApp
-	11, // 8: cutover.v1.Hello.labels:type_name -> cutover.v1.Hello.LabelsEntry
-	5,  // 9: cutover.v1.Hello.apps:type_name -> cutover.v1.AppGeneration
-	10, // 10: cutover.v1.Hello.running:type_name -> cutover.v1.ObservedApp
-	13, // 11: cutover.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	9,  // 12: cutover.v1.DesiredApp.revisions:type_name -> cutover.v1.DesiredRevision
-	8,  // 13: cutover.v1.DesiredApp.header_routes:type_name -> cutover.v1.TrackRoute
-	14, // 14: cutover.v1.DesiredApp.guard_gates:type_name -> cutover.v1.Gate
-	15, // 15: cutover.v1.DesiredApp.metrics:type_name -> cutover.v1.MetricsSource
-	16, // 16: cutover.v1.DesiredApp.smoke_checks:type_name -> cutover.v1.SmokeCheck
-	17, // 17: cutover.v1.DesiredApp.kubernetes:type_name -> cutover.v1.KubernetesSpec
-	18, // 18: cutover.v1.TrackRoute.match:type_name -> cutover.v1.HeaderRoute
-	12, // 19: cutover.v1.TrackRoute.track:type_name -> cutover.v1.Track
-	12, // 20: cutover.v1.DesiredRevision.track:type_name -> cutover.v1.Track
-	19, // 21: cutover.v1.DesiredRevision.revision:type_name -> cutover.v1.Revision
-	20, // 22: cutover.v1.ObservedApp.revisions:type_name -> cutover.v1.ObservedRevision
-	0,  // 23: cutover.v1.AgentService.Connect:input_type -> cutover.v1.ConnectRequest
-	3,  // 24: cutover.v1.AgentService.Connect:output_type -> cutover.v1.ConnectResponse
-	24, // [24:25] is the sub-list for method output_type
-	23, // [23:24] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	6,  // 4: cutover.v1.ConnectRequest.task_result:type_name -> cutover.v1.TaskResult
+	2,  // 5: cutover.v1.SampleBatch.samples:type_name -> cutover.v1.Sample
+	16, // 6: cutover.v1.Sample.track:type_name -> cutover.v1.Track
+	17, // 7: cutover.v1.Sample.end_time:type_name -> google.protobuf.Timestamp
+	10, // 8: cutover.v1.ConnectResponse.desired:type_name -> cutover.v1.DesiredApp
+	4,  // 9: cutover.v1.ConnectResponse.task:type_name -> cutover.v1.RunTask
+	5,  // 10: cutover.v1.RunTask.dry_run:type_name -> cutover.v1.DryRun
+	18, // 11: cutover.v1.RunTask.command:type_name -> cutover.v1.CommandHook
+	14, // 12: cutover.v1.RunTask.env:type_name -> cutover.v1.RunTask.EnvEntry
+	10, // 13: cutover.v1.DryRun.desired:type_name -> cutover.v1.DesiredApp
+	19, // 14: cutover.v1.TaskResult.results:type_name -> cutover.v1.CheckResult
+	15, // 15: cutover.v1.Hello.labels:type_name -> cutover.v1.Hello.LabelsEntry
+	8,  // 16: cutover.v1.Hello.apps:type_name -> cutover.v1.AppGeneration
+	13, // 17: cutover.v1.Hello.running:type_name -> cutover.v1.ObservedApp
+	17, // 18: cutover.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	12, // 19: cutover.v1.DesiredApp.revisions:type_name -> cutover.v1.DesiredRevision
+	11, // 20: cutover.v1.DesiredApp.header_routes:type_name -> cutover.v1.TrackRoute
+	20, // 21: cutover.v1.DesiredApp.guard_gates:type_name -> cutover.v1.Gate
+	21, // 22: cutover.v1.DesiredApp.metrics:type_name -> cutover.v1.MetricsSource
+	22, // 23: cutover.v1.DesiredApp.smoke_checks:type_name -> cutover.v1.SmokeCheck
+	23, // 24: cutover.v1.DesiredApp.kubernetes:type_name -> cutover.v1.KubernetesSpec
+	24, // 25: cutover.v1.TrackRoute.match:type_name -> cutover.v1.HeaderRoute
+	16, // 26: cutover.v1.TrackRoute.track:type_name -> cutover.v1.Track
+	16, // 27: cutover.v1.DesiredRevision.track:type_name -> cutover.v1.Track
+	25, // 28: cutover.v1.DesiredRevision.revision:type_name -> cutover.v1.Revision
+	26, // 29: cutover.v1.ObservedApp.revisions:type_name -> cutover.v1.ObservedRevision
+	0,  // 30: cutover.v1.AgentService.Connect:input_type -> cutover.v1.ConnectRequest
+	3,  // 31: cutover.v1.AgentService.Connect:output_type -> cutover.v1.ConnectResponse
+	31, // [31:32] is the sub-list for method output_type
+	30, // [30:31] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_cutover_v1_agent_proto_init() }
@@ -1181,9 +1496,15 @@ func file_cutover_v1_agent_proto_init() {
 		(*ConnectRequest_Heartbeat)(nil),
 		(*ConnectRequest_Observed)(nil),
 		(*ConnectRequest_Samples)(nil),
+		(*ConnectRequest_TaskResult)(nil),
 	}
 	file_cutover_v1_agent_proto_msgTypes[3].OneofWrappers = []any{
 		(*ConnectResponse_Desired)(nil),
+		(*ConnectResponse_Task)(nil),
+	}
+	file_cutover_v1_agent_proto_msgTypes[4].OneofWrappers = []any{
+		(*RunTask_DryRun)(nil),
+		(*RunTask_Command)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1191,7 +1512,7 @@ func file_cutover_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cutover_v1_agent_proto_rawDesc), len(file_cutover_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

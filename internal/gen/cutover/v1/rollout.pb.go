@@ -253,6 +253,10 @@ const (
 	TimelineEventType_TIMELINE_EVENT_TYPE_APPROVED TimelineEventType = 14
 	// Someone rejected; the rollout aborts.
 	TimelineEventType_TIMELINE_EVENT_TYPE_REJECTED TimelineEventType = 15
+	// Pre-flight checks or the hooks of a phase passed.
+	TimelineEventType_TIMELINE_EVENT_TYPE_CHECKS_PASSED TimelineEventType = 16
+	// A pre-flight check or hook failed.
+	TimelineEventType_TIMELINE_EVENT_TYPE_CHECKS_FAILED TimelineEventType = 17
 )
 
 // Enum value maps for TimelineEventType.
@@ -274,6 +278,8 @@ var (
 		13: "TIMELINE_EVENT_TYPE_WINDOW_OPENED",
 		14: "TIMELINE_EVENT_TYPE_APPROVED",
 		15: "TIMELINE_EVENT_TYPE_REJECTED",
+		16: "TIMELINE_EVENT_TYPE_CHECKS_PASSED",
+		17: "TIMELINE_EVENT_TYPE_CHECKS_FAILED",
 	}
 	TimelineEventType_value = map[string]int32{
 		"TIMELINE_EVENT_TYPE_UNSPECIFIED":    0,
@@ -292,6 +298,8 @@ var (
 		"TIMELINE_EVENT_TYPE_WINDOW_OPENED":  13,
 		"TIMELINE_EVENT_TYPE_APPROVED":       14,
 		"TIMELINE_EVENT_TYPE_REJECTED":       15,
+		"TIMELINE_EVENT_TYPE_CHECKS_PASSED":  16,
+		"TIMELINE_EVENT_TYPE_CHECKS_FAILED":  17,
 	}
 )
 
@@ -511,8 +519,17 @@ type RolloutSpec struct {
 	// With urgency critical: why this rollout may run outside its window.
 	// It then needs two distinct approvals instead of waiting (break-glass).
 	BreakGlassReason string `protobuf:"bytes,12,opt,name=break_glass_reason,json=breakGlassReason,proto3" json:"break_glass_reason,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Checks run before any traffic moves, after the built-in ones (every
+	// target agent connected, and each agent's dry run of the revision:
+	// artifact present and pinned, capacity for the strategy).
+	Preflight *Preflight `protobuf:"bytes,13,opt,name=preflight,proto3" json:"preflight,omitempty"`
+	// Hooks run at the rollout's phases; a failed hook stops the rollout.
+	Hooks *Hooks `protobuf:"bytes,14,opt,name=hooks,proto3" json:"hooks,omitempty"`
+	// The release policy applied to this rollout: set by the server from the
+	// policy whose app patterns match, or named here to insist on one.
+	Policy        string `protobuf:"bytes,15,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RolloutSpec) Reset() {
@@ -629,6 +646,409 @@ func (x *RolloutSpec) GetBreakGlassReason() string {
 	return ""
 }
 
+func (x *RolloutSpec) GetPreflight() *Preflight {
+	if x != nil {
+		return x.Preflight
+	}
+	return nil
+}
+
+func (x *RolloutSpec) GetHooks() *Hooks {
+	if x != nil {
+		return x.Hooks
+	}
+	return nil
+}
+
+func (x *RolloutSpec) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+// Preflight adds to the built-in pre-flight checks.
+type Preflight struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Custom checks, e.g. a compliance or security-scan service; each must
+	// pass before any traffic moves.
+	Checks []*Hook `protobuf:"bytes,1,rep,name=checks,proto3" json:"checks,omitempty"`
+	// Refuse an artifact that is not pinned: on the local runtime the spec
+	// must give revision.sha256; on Kubernetes the image must carry a digest
+	// (or revision.sha256, which pins it).
+	RequirePinned bool `protobuf:"varint,2,opt,name=require_pinned,json=requirePinned,proto3" json:"require_pinned,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Preflight) Reset() {
+	*x = Preflight{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Preflight) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Preflight) ProtoMessage() {}
+
+func (x *Preflight) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Preflight.ProtoReflect.Descriptor instead.
+func (*Preflight) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Preflight) GetChecks() []*Hook {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
+}
+
+func (x *Preflight) GetRequirePinned() bool {
+	if x != nil {
+		return x.RequirePinned
+	}
+	return false
+}
+
+// Hooks are run at the rollout's phases. Hooks of one phase run in order;
+// the first failure stops the rest.
+type Hooks struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Once, after the pre-flight checks and the approval before the first
+	// step, before any traffic moves. A failure aborts.
+	PreRollout []*Hook `protobuf:"bytes,1,rep,name=pre_rollout,json=preRollout,proto3" json:"pre_rollout,omitempty"`
+	// Before every step that moves traffic (setWeight, shadow) and before
+	// each wave's promotion, in the clusters about to move. A failure aborts.
+	PreTrafficShift []*Hook `protobuf:"bytes,2,rep,name=pre_traffic_shift,json=preTrafficShift,proto3" json:"pre_traffic_shift,omitempty"`
+	// After each wave is promoted, in its clusters. A failure aborts, which
+	// returns every touched cluster to the previous revision.
+	PostPromotion []*Hook `protobuf:"bytes,3,rep,name=post_promotion,json=postPromotion,proto3" json:"post_promotion,omitempty"`
+	// After an abort, in every touched cluster. Results are recorded; a
+	// failure changes nothing more.
+	OnAbort       []*Hook `protobuf:"bytes,4,rep,name=on_abort,json=onAbort,proto3" json:"on_abort,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Hooks) Reset() {
+	*x = Hooks{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Hooks) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Hooks) ProtoMessage() {}
+
+func (x *Hooks) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Hooks.ProtoReflect.Descriptor instead.
+func (*Hooks) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Hooks) GetPreRollout() []*Hook {
+	if x != nil {
+		return x.PreRollout
+	}
+	return nil
+}
+
+func (x *Hooks) GetPreTrafficShift() []*Hook {
+	if x != nil {
+		return x.PreTrafficShift
+	}
+	return nil
+}
+
+func (x *Hooks) GetPostPromotion() []*Hook {
+	if x != nil {
+		return x.PostPromotion
+	}
+	return nil
+}
+
+func (x *Hooks) GetOnAbort() []*Hook {
+	if x != nil {
+		return x.OnAbort
+	}
+	return nil
+}
+
+// Hook is one HTTP call made by the control plane, or one command run by
+// the agent of every cluster concerned, next to the app. It passes on a
+// 2xx answer or exit code 0.
+type Hook struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name, for the record (required, unique within its phase).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Exactly one action.
+	//
+	// Types that are valid to be assigned to Action:
+	//
+	//	*Hook_Http
+	//	*Hook_Command
+	Action isHook_Action `protobuf_oneof:"action"`
+	// How long one attempt may take, e.g. "30s" (default 30s).
+	Timeout string `protobuf:"bytes,4,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Further attempts after a failed one, 1 s apart (default 0).
+	Retries       int32 `protobuf:"varint,5,opt,name=retries,proto3" json:"retries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Hook) Reset() {
+	*x = Hook{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Hook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Hook) ProtoMessage() {}
+
+func (x *Hook) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Hook.ProtoReflect.Descriptor instead.
+func (*Hook) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Hook) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Hook) GetAction() isHook_Action {
+	if x != nil {
+		return x.Action
+	}
+	return nil
+}
+
+func (x *Hook) GetHttp() *HTTPHook {
+	if x != nil {
+		if x, ok := x.Action.(*Hook_Http); ok {
+			return x.Http
+		}
+	}
+	return nil
+}
+
+func (x *Hook) GetCommand() *CommandHook {
+	if x != nil {
+		if x, ok := x.Action.(*Hook_Command); ok {
+			return x.Command
+		}
+	}
+	return nil
+}
+
+func (x *Hook) GetTimeout() string {
+	if x != nil {
+		return x.Timeout
+	}
+	return ""
+}
+
+func (x *Hook) GetRetries() int32 {
+	if x != nil {
+		return x.Retries
+	}
+	return 0
+}
+
+type isHook_Action interface {
+	isHook_Action()
+}
+
+type Hook_Http struct {
+	// An HTTP request from the control plane.
+	Http *HTTPHook `protobuf:"bytes,2,opt,name=http,proto3,oneof"`
+}
+
+type Hook_Command struct {
+	// A command the agent runs.
+	Command *CommandHook `protobuf:"bytes,3,opt,name=command,proto3,oneof"`
+}
+
+func (*Hook_Http) isHook_Action() {}
+
+func (*Hook_Command) isHook_Action() {}
+
+// HTTPHook calls a URL with a JSON description of the rollout and phase.
+type HTTPHook struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// http or https URL.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
+	// Method (default POST).
+	Method string `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
+	// Extra request headers, e.g. an Authorization header.
+	Headers       map[string]string `protobuf:"bytes,3,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HTTPHook) Reset() {
+	*x = HTTPHook{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HTTPHook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HTTPHook) ProtoMessage() {}
+
+func (x *HTTPHook) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HTTPHook.ProtoReflect.Descriptor instead.
+func (*HTTPHook) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *HTTPHook) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *HTTPHook) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *HTTPHook) GetHeaders() map[string]string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+// CommandHook is a program the agent runs. It gets CUTOVER_ROLLOUT,
+// CUTOVER_REVISION, CUTOVER_PHASE and CUTOVER_CLUSTER, and ENDPOINT and
+// PREVIEW (host:port of the app's proxy and preview, when it has them).
+type CommandHook struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Executable (looked up in the agent's PATH).
+	Command string `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
+	// Arguments.
+	Args []string `protobuf:"bytes,2,rep,name=args,proto3" json:"args,omitempty"`
+	// Extra environment.
+	Env           map[string]string `protobuf:"bytes,3,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommandHook) Reset() {
+	*x = CommandHook{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommandHook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommandHook) ProtoMessage() {}
+
+func (x *CommandHook) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommandHook.ProtoReflect.Descriptor instead.
+func (*CommandHook) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CommandHook) GetCommand() string {
+	if x != nil {
+		return x.Command
+	}
+	return ""
+}
+
+func (x *CommandHook) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *CommandHook) GetEnv() map[string]string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
 // DeploymentWindow says when a rollout may start a step: inside one of the
 // allowed spans (any time when none is given), and never during a freeze
 // or on a holiday. Times are wall-clock times in time_zone, so a span keeps
@@ -650,7 +1070,7 @@ type DeploymentWindow struct {
 
 func (x *DeploymentWindow) Reset() {
 	*x = DeploymentWindow{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[2]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +1082,7 @@ func (x *DeploymentWindow) String() string {
 func (*DeploymentWindow) ProtoMessage() {}
 
 func (x *DeploymentWindow) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[2]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +1095,7 @@ func (x *DeploymentWindow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeploymentWindow.ProtoReflect.Descriptor instead.
 func (*DeploymentWindow) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{2}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DeploymentWindow) GetTimeZone() string {
@@ -722,7 +1142,7 @@ type WindowSpan struct {
 
 func (x *WindowSpan) Reset() {
 	*x = WindowSpan{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[3]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -734,7 +1154,7 @@ func (x *WindowSpan) String() string {
 func (*WindowSpan) ProtoMessage() {}
 
 func (x *WindowSpan) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[3]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -747,7 +1167,7 @@ func (x *WindowSpan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WindowSpan.ProtoReflect.Descriptor instead.
 func (*WindowSpan) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{3}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WindowSpan) GetDays() []string {
@@ -786,7 +1206,7 @@ type FreezePeriod struct {
 
 func (x *FreezePeriod) Reset() {
 	*x = FreezePeriod{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[4]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +1218,7 @@ func (x *FreezePeriod) String() string {
 func (*FreezePeriod) ProtoMessage() {}
 
 func (x *FreezePeriod) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[4]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +1231,7 @@ func (x *FreezePeriod) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FreezePeriod.ProtoReflect.Descriptor instead.
 func (*FreezePeriod) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{4}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *FreezePeriod) GetStart() string {
@@ -884,7 +1304,7 @@ type KubernetesSpec struct {
 
 func (x *KubernetesSpec) Reset() {
 	*x = KubernetesSpec{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[5]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +1316,7 @@ func (x *KubernetesSpec) String() string {
 func (*KubernetesSpec) ProtoMessage() {}
 
 func (x *KubernetesSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[5]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +1329,7 @@ func (x *KubernetesSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KubernetesSpec.ProtoReflect.Descriptor instead.
 func (*KubernetesSpec) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{5}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *KubernetesSpec) GetNamespace() string {
@@ -1002,7 +1422,7 @@ type HTTPRouteRef struct {
 
 func (x *HTTPRouteRef) Reset() {
 	*x = HTTPRouteRef{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[6]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1434,7 @@ func (x *HTTPRouteRef) String() string {
 func (*HTTPRouteRef) ProtoMessage() {}
 
 func (x *HTTPRouteRef) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[6]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1447,7 @@ func (x *HTTPRouteRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPRouteRef.ProtoReflect.Descriptor instead.
 func (*HTTPRouteRef) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{6}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HTTPRouteRef) GetName() string {
@@ -1065,7 +1485,7 @@ type MetricsSource struct {
 
 func (x *MetricsSource) Reset() {
 	*x = MetricsSource{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1497,7 @@ func (x *MetricsSource) String() string {
 func (*MetricsSource) ProtoMessage() {}
 
 func (x *MetricsSource) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[7]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1510,7 @@ func (x *MetricsSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsSource.ProtoReflect.Descriptor instead.
 func (*MetricsSource) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{7}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MetricsSource) GetProvider() string {
@@ -1145,7 +1565,7 @@ type PrometheusSource struct {
 
 func (x *PrometheusSource) Reset() {
 	*x = PrometheusSource{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1577,7 @@ func (x *PrometheusSource) String() string {
 func (*PrometheusSource) ProtoMessage() {}
 
 func (x *PrometheusSource) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[8]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1590,7 @@ func (x *PrometheusSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrometheusSource.ProtoReflect.Descriptor instead.
 func (*PrometheusSource) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{8}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PrometheusSource) GetAddress() string {
@@ -1219,7 +1639,7 @@ type ScrapeSource struct {
 
 func (x *ScrapeSource) Reset() {
 	*x = ScrapeSource{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1231,7 +1651,7 @@ func (x *ScrapeSource) String() string {
 func (*ScrapeSource) ProtoMessage() {}
 
 func (x *ScrapeSource) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[9]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1244,7 +1664,7 @@ func (x *ScrapeSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScrapeSource.ProtoReflect.Descriptor instead.
 func (*ScrapeSource) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{9}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ScrapeSource) GetPath() string {
@@ -1289,7 +1709,7 @@ type MetricSelector struct {
 
 func (x *MetricSelector) Reset() {
 	*x = MetricSelector{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1301,7 +1721,7 @@ func (x *MetricSelector) String() string {
 func (*MetricSelector) ProtoMessage() {}
 
 func (x *MetricSelector) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[10]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1314,7 +1734,7 @@ func (x *MetricSelector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricSelector.ProtoReflect.Descriptor instead.
 func (*MetricSelector) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{10}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *MetricSelector) GetName() string {
@@ -1368,7 +1788,7 @@ type Gate struct {
 
 func (x *Gate) Reset() {
 	*x = Gate{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1380,7 +1800,7 @@ func (x *Gate) String() string {
 func (*Gate) ProtoMessage() {}
 
 func (x *Gate) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[11]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1393,7 +1813,7 @@ func (x *Gate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gate.ProtoReflect.Descriptor instead.
 func (*Gate) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{11}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Gate) GetName() string {
@@ -1475,7 +1895,7 @@ type Judge struct {
 
 func (x *Judge) Reset() {
 	*x = Judge{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1487,7 +1907,7 @@ func (x *Judge) String() string {
 func (*Judge) ProtoMessage() {}
 
 func (x *Judge) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[12]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1500,7 +1920,7 @@ func (x *Judge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Judge.ProtoReflect.Descriptor instead.
 func (*Judge) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{12}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Judge) GetConfidence() float64 {
@@ -1546,7 +1966,7 @@ type Revision struct {
 
 func (x *Revision) Reset() {
 	*x = Revision{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1558,7 +1978,7 @@ func (x *Revision) String() string {
 func (*Revision) ProtoMessage() {}
 
 func (x *Revision) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[13]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1571,7 +1991,7 @@ func (x *Revision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Revision.ProtoReflect.Descriptor instead.
 func (*Revision) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{13}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Revision) GetName() string {
@@ -1650,7 +2070,7 @@ type Endpoint struct {
 
 func (x *Endpoint) Reset() {
 	*x = Endpoint{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1662,7 +2082,7 @@ func (x *Endpoint) String() string {
 func (*Endpoint) ProtoMessage() {}
 
 func (x *Endpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[14]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1675,7 +2095,7 @@ func (x *Endpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Endpoint.ProtoReflect.Descriptor instead.
 func (*Endpoint) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{14}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Endpoint) GetListen() string {
@@ -1707,7 +2127,7 @@ type Targets struct {
 
 func (x *Targets) Reset() {
 	*x = Targets{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1719,7 +2139,7 @@ func (x *Targets) String() string {
 func (*Targets) ProtoMessage() {}
 
 func (x *Targets) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[15]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1732,7 +2152,7 @@ func (x *Targets) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Targets.ProtoReflect.Descriptor instead.
 func (*Targets) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{15}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Targets) GetWaves() []*Wave {
@@ -1768,7 +2188,7 @@ type Wave struct {
 
 func (x *Wave) Reset() {
 	*x = Wave{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +2200,7 @@ func (x *Wave) String() string {
 func (*Wave) ProtoMessage() {}
 
 func (x *Wave) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[16]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +2213,7 @@ func (x *Wave) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Wave.ProtoReflect.Descriptor instead.
 func (*Wave) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{16}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Wave) GetName() string {
@@ -1842,7 +2262,7 @@ type Strategy struct {
 
 func (x *Strategy) Reset() {
 	*x = Strategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1854,7 +2274,7 @@ func (x *Strategy) String() string {
 func (*Strategy) ProtoMessage() {}
 
 func (x *Strategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[17]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1867,7 +2287,7 @@ func (x *Strategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Strategy.ProtoReflect.Descriptor instead.
 func (*Strategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{17}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Strategy) GetStrategy() isStrategy_Strategy {
@@ -1973,7 +2393,7 @@ type RollingStrategy struct {
 
 func (x *RollingStrategy) Reset() {
 	*x = RollingStrategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1985,7 +2405,7 @@ func (x *RollingStrategy) String() string {
 func (*RollingStrategy) ProtoMessage() {}
 
 func (x *RollingStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[18]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1998,7 +2418,7 @@ func (x *RollingStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollingStrategy.ProtoReflect.Descriptor instead.
 func (*RollingStrategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{18}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RollingStrategy) GetBatchSize() string {
@@ -2045,7 +2465,7 @@ type ShadowStrategy struct {
 
 func (x *ShadowStrategy) Reset() {
 	*x = ShadowStrategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2057,7 +2477,7 @@ func (x *ShadowStrategy) String() string {
 func (*ShadowStrategy) ProtoMessage() {}
 
 func (x *ShadowStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[19]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2070,7 +2490,7 @@ func (x *ShadowStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShadowStrategy.ProtoReflect.Descriptor instead.
 func (*ShadowStrategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{19}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ShadowStrategy) GetMirrorPercent() int32 {
@@ -2115,7 +2535,7 @@ type BlueGreenStrategy struct {
 
 func (x *BlueGreenStrategy) Reset() {
 	*x = BlueGreenStrategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2547,7 @@ func (x *BlueGreenStrategy) String() string {
 func (*BlueGreenStrategy) ProtoMessage() {}
 
 func (x *BlueGreenStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[20]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2560,7 @@ func (x *BlueGreenStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlueGreenStrategy.ProtoReflect.Descriptor instead.
 func (*BlueGreenStrategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{20}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *BlueGreenStrategy) GetPreviewListen() string {
@@ -2206,7 +2626,7 @@ type SmokeCheck struct {
 
 func (x *SmokeCheck) Reset() {
 	*x = SmokeCheck{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2218,7 +2638,7 @@ func (x *SmokeCheck) String() string {
 func (*SmokeCheck) ProtoMessage() {}
 
 func (x *SmokeCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[21]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2231,7 +2651,7 @@ func (x *SmokeCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SmokeCheck.ProtoReflect.Descriptor instead.
 func (*SmokeCheck) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{21}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SmokeCheck) GetName() string {
@@ -2280,7 +2700,7 @@ type CanaryStrategy struct {
 
 func (x *CanaryStrategy) Reset() {
 	*x = CanaryStrategy{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2712,7 @@ func (x *CanaryStrategy) String() string {
 func (*CanaryStrategy) ProtoMessage() {}
 
 func (x *CanaryStrategy) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[22]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2725,7 @@ func (x *CanaryStrategy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanaryStrategy.ProtoReflect.Descriptor instead.
 func (*CanaryStrategy) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{22}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CanaryStrategy) GetSteps() []*CanaryStep {
@@ -2328,6 +2748,7 @@ type CanaryStep struct {
 	//	*CanaryStep_SetCanaryScale
 	//	*CanaryStep_Analysis
 	//	*CanaryStep_Approval
+	//	*CanaryStep_Shadow
 	Step          isCanaryStep_Step `protobuf_oneof:"step"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2335,7 +2756,7 @@ type CanaryStep struct {
 
 func (x *CanaryStep) Reset() {
 	*x = CanaryStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2347,7 +2768,7 @@ func (x *CanaryStep) String() string {
 func (*CanaryStep) ProtoMessage() {}
 
 func (x *CanaryStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[23]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2360,7 +2781,7 @@ func (x *CanaryStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CanaryStep.ProtoReflect.Descriptor instead.
 func (*CanaryStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{23}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CanaryStep) GetStep() isCanaryStep_Step {
@@ -2424,6 +2845,15 @@ func (x *CanaryStep) GetApproval() *ApprovalStep {
 	return nil
 }
 
+func (x *CanaryStep) GetShadow() *ShadowStep {
+	if x != nil {
+		if x, ok := x.Step.(*CanaryStep_Shadow); ok {
+			return x.Shadow
+		}
+	}
+	return nil
+}
+
 type isCanaryStep_Step interface {
 	isCanaryStep_Step()
 }
@@ -2461,6 +2891,12 @@ type CanaryStep_Approval struct {
 	Approval *ApprovalStep `protobuf:"bytes,6,opt,name=approval,proto3,oneof"`
 }
 
+type CanaryStep_Shadow struct {
+	// Mirror a share of live requests to the new revision before it gets
+	// any real traffic (shadow first); gates judge the mirrored answers.
+	Shadow *ShadowStep `protobuf:"bytes,7,opt,name=shadow,proto3,oneof"`
+}
+
 func (*CanaryStep_SetWeight) isCanaryStep_Step() {}
 
 func (*CanaryStep_Pause) isCanaryStep_Step() {}
@@ -2472,6 +2908,65 @@ func (*CanaryStep_SetCanaryScale) isCanaryStep_Step() {}
 func (*CanaryStep_Analysis) isCanaryStep_Step() {}
 
 func (*CanaryStep_Approval) isCanaryStep_Step() {}
+
+func (*CanaryStep_Shadow) isCanaryStep_Step() {}
+
+// ShadowStep copies mirror_percent of live requests to the new revision
+// while clients are served by stable only, for a duration (or until
+// promoted when none is given).
+type ShadowStep struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Share of requests copied, 1-100.
+	MirrorPercent int32 `protobuf:"varint,1,opt,name=mirror_percent,json=mirrorPercent,proto3" json:"mirror_percent,omitempty"`
+	// How long to shadow, e.g. "60s"; empty waits for promote.
+	Duration      string `protobuf:"bytes,2,opt,name=duration,proto3" json:"duration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShadowStep) Reset() {
+	*x = ShadowStep{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShadowStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShadowStep) ProtoMessage() {}
+
+func (x *ShadowStep) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShadowStep.ProtoReflect.Descriptor instead.
+func (*ShadowStep) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ShadowStep) GetMirrorPercent() int32 {
+	if x != nil {
+		return x.MirrorPercent
+	}
+	return 0
+}
+
+func (x *ShadowStep) GetDuration() string {
+	if x != nil {
+		return x.Duration
+	}
+	return ""
+}
 
 // ApprovalStep waits for distinct people to approve; the one who applied
 // the rollout never counts (four eyes). A rejection, or no decision within
@@ -2490,7 +2985,7 @@ type ApprovalStep struct {
 
 func (x *ApprovalStep) Reset() {
 	*x = ApprovalStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2502,7 +2997,7 @@ func (x *ApprovalStep) String() string {
 func (*ApprovalStep) ProtoMessage() {}
 
 func (x *ApprovalStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[24]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2515,7 +3010,7 @@ func (x *ApprovalStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApprovalStep.ProtoReflect.Descriptor instead.
 func (*ApprovalStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{24}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ApprovalStep) GetRequired() int32 {
@@ -2551,7 +3046,7 @@ type AnalysisStep struct {
 
 func (x *AnalysisStep) Reset() {
 	*x = AnalysisStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2563,7 +3058,7 @@ func (x *AnalysisStep) String() string {
 func (*AnalysisStep) ProtoMessage() {}
 
 func (x *AnalysisStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[25]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2576,7 +3071,7 @@ func (x *AnalysisStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AnalysisStep.ProtoReflect.Descriptor instead.
 func (*AnalysisStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{25}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AnalysisStep) GetWindow() string {
@@ -2597,7 +3092,7 @@ type SetCanaryScale struct {
 
 func (x *SetCanaryScale) Reset() {
 	*x = SetCanaryScale{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2609,7 +3104,7 @@ func (x *SetCanaryScale) String() string {
 func (*SetCanaryScale) ProtoMessage() {}
 
 func (x *SetCanaryScale) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[26]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2622,7 +3117,7 @@ func (x *SetCanaryScale) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCanaryScale.ProtoReflect.Descriptor instead.
 func (*SetCanaryScale) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{26}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *SetCanaryScale) GetInstances() int32 {
@@ -2647,7 +3142,7 @@ type HeaderRoute struct {
 
 func (x *HeaderRoute) Reset() {
 	*x = HeaderRoute{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2659,7 +3154,7 @@ func (x *HeaderRoute) String() string {
 func (*HeaderRoute) ProtoMessage() {}
 
 func (x *HeaderRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[27]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2672,7 +3167,7 @@ func (x *HeaderRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderRoute.ProtoReflect.Descriptor instead.
 func (*HeaderRoute) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{27}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *HeaderRoute) GetHeader() string {
@@ -2700,7 +3195,7 @@ type PauseStep struct {
 
 func (x *PauseStep) Reset() {
 	*x = PauseStep{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2712,7 +3207,7 @@ func (x *PauseStep) String() string {
 func (*PauseStep) ProtoMessage() {}
 
 func (x *PauseStep) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[28]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2725,7 +3220,7 @@ func (x *PauseStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseStep.ProtoReflect.Descriptor instead.
 func (*PauseStep) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{28}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *PauseStep) GetDuration() string {
@@ -2773,14 +3268,16 @@ type RolloutStatus struct {
 	// The current group's clusters have not been started yet.
 	GroupPending bool `protobuf:"varint,16,opt,name=group_pending,json=groupPending,proto3" json:"group_pending,omitempty"`
 	// Approvals given in this rollout, in order.
-	Approvals     []*Approval `protobuf:"bytes,17,rep,name=approvals,proto3" json:"approvals,omitempty"`
+	Approvals []*Approval `protobuf:"bytes,17,rep,name=approvals,proto3" json:"approvals,omitempty"`
+	// Pre-flight checks and hook runs, in the order they started.
+	Checks        []*CheckRun `protobuf:"bytes,18,rep,name=checks,proto3" json:"checks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RolloutStatus) Reset() {
 	*x = RolloutStatus{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2792,7 +3289,7 @@ func (x *RolloutStatus) String() string {
 func (*RolloutStatus) ProtoMessage() {}
 
 func (x *RolloutStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[29]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2805,7 +3302,7 @@ func (x *RolloutStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutStatus.ProtoReflect.Descriptor instead.
 func (*RolloutStatus) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{29}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RolloutStatus) GetPhase() RolloutPhase {
@@ -2927,6 +3424,252 @@ func (x *RolloutStatus) GetApprovals() []*Approval {
 	return nil
 }
 
+func (x *RolloutStatus) GetChecks() []*CheckRun {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
+}
+
+// CheckRun is one batch of checks: the pre-flight, or the hooks of one
+// phase at one point of the rollout.
+type CheckRun struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique within the rollout, e.g. "preflight" or
+	// "preTrafficShift wave 0 step 2".
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// "preflight", "preRollout", "preTrafficShift", "postPromotion" or
+	// "onAbort".
+	Phase string `protobuf:"bytes,2,opt,name=phase,proto3" json:"phase,omitempty"`
+	// Clusters it concerns (command hooks run in each).
+	Clusters []string `protobuf:"bytes,3,rep,name=clusters,proto3" json:"clusters,omitempty"`
+	// When it started.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// When every result was in; unset while it runs.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// One per check, per cluster for agent checks and command hooks.
+	Results []*CheckResult `protobuf:"bytes,6,rep,name=results,proto3" json:"results,omitempty"`
+	// Wave, step and group it ran at.
+	Wave int32 `protobuf:"varint,7,opt,name=wave,proto3" json:"wave,omitempty"`
+	// Step index.
+	Step int32 `protobuf:"varint,8,opt,name=step,proto3" json:"step,omitempty"`
+	// Group index (waves with maxParallel).
+	Group         int32 `protobuf:"varint,9,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckRun) Reset() {
+	*x = CheckRun{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckRun) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckRun) ProtoMessage() {}
+
+func (x *CheckRun) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckRun.ProtoReflect.Descriptor instead.
+func (*CheckRun) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *CheckRun) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CheckRun) GetPhase() string {
+	if x != nil {
+		return x.Phase
+	}
+	return ""
+}
+
+func (x *CheckRun) GetClusters() []string {
+	if x != nil {
+		return x.Clusters
+	}
+	return nil
+}
+
+func (x *CheckRun) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *CheckRun) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *CheckRun) GetResults() []*CheckResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *CheckRun) GetWave() int32 {
+	if x != nil {
+		return x.Wave
+	}
+	return 0
+}
+
+func (x *CheckRun) GetStep() int32 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *CheckRun) GetGroup() int32 {
+	if x != nil {
+		return x.Group
+	}
+	return 0
+}
+
+// CheckResult is the outcome of one check or hook.
+type CheckResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The check's or hook's name, e.g. "agent connected".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// "builtin", "http" or "command".
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Cluster it ran for; empty for a control-plane check.
+	Cluster string `protobuf:"bytes,3,opt,name=cluster,proto3" json:"cluster,omitempty"`
+	// Whether it passed.
+	Passed bool `protobuf:"varint,4,opt,name=passed,proto3" json:"passed,omitempty"`
+	// One line: what passed, or why it failed.
+	Message string `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	// The response body or command output (the last 4 KiB).
+	Output string `protobuf:"bytes,6,opt,name=output,proto3" json:"output,omitempty"`
+	// When it started.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// How long it took, in milliseconds.
+	DurationMillis int64 `protobuf:"varint,8,opt,name=duration_millis,json=durationMillis,proto3" json:"duration_millis,omitempty"`
+	// Attempts made.
+	Attempts      int32 `protobuf:"varint,9,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckResult) Reset() {
+	*x = CheckResult{}
+	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckResult) ProtoMessage() {}
+
+func (x *CheckResult) ProtoReflect() protoreflect.Message {
+	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckResult.ProtoReflect.Descriptor instead.
+func (*CheckResult) Descriptor() ([]byte, []int) {
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *CheckResult) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CheckResult) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *CheckResult) GetCluster() string {
+	if x != nil {
+		return x.Cluster
+	}
+	return ""
+}
+
+func (x *CheckResult) GetPassed() bool {
+	if x != nil {
+		return x.Passed
+	}
+	return false
+}
+
+func (x *CheckResult) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *CheckResult) GetOutput() string {
+	if x != nil {
+		return x.Output
+	}
+	return ""
+}
+
+func (x *CheckResult) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *CheckResult) GetDurationMillis() int64 {
+	if x != nil {
+		return x.DurationMillis
+	}
+	return 0
+}
+
+func (x *CheckResult) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
 // Approval is one person's approval.
 type Approval struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2947,7 +3690,7 @@ type Approval struct {
 
 func (x *Approval) Reset() {
 	*x = Approval{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2959,7 +3702,7 @@ func (x *Approval) String() string {
 func (*Approval) ProtoMessage() {}
 
 func (x *Approval) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[30]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2972,7 +3715,7 @@ func (x *Approval) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Approval.ProtoReflect.Descriptor instead.
 func (*Approval) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{30}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Approval) GetGate() string {
@@ -3033,7 +3776,7 @@ type TimelineEvent struct {
 
 func (x *TimelineEvent) Reset() {
 	*x = TimelineEvent{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3045,7 +3788,7 @@ func (x *TimelineEvent) String() string {
 func (*TimelineEvent) ProtoMessage() {}
 
 func (x *TimelineEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[31]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3058,7 +3801,7 @@ func (x *TimelineEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimelineEvent.ProtoReflect.Descriptor instead.
 func (*TimelineEvent) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{31}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *TimelineEvent) GetTime() *timestamppb.Timestamp {
@@ -3150,13 +3893,16 @@ type ClusterProgress struct {
 	// Failed new instances already counted against the failure threshold
 	// before a resume; only failures beyond it count again.
 	FailuresForgiven int32 `protobuf:"varint,16,opt,name=failures_forgiven,json=failuresForgiven,proto3" json:"failures_forgiven,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// A shadow step: share of live requests copied to the new revision,
+	// which gets no real traffic.
+	MirrorPercent int32 `protobuf:"varint,17,opt,name=mirror_percent,json=mirrorPercent,proto3" json:"mirror_percent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterProgress) Reset() {
 	*x = ClusterProgress{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3168,7 +3914,7 @@ func (x *ClusterProgress) String() string {
 func (*ClusterProgress) ProtoMessage() {}
 
 func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[32]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3181,7 +3927,7 @@ func (x *ClusterProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterProgress.ProtoReflect.Descriptor instead.
 func (*ClusterProgress) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{32}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ClusterProgress) GetCluster() string {
@@ -3296,6 +4042,13 @@ func (x *ClusterProgress) GetFailuresForgiven() int32 {
 	return 0
 }
 
+func (x *ClusterProgress) GetMirrorPercent() int32 {
+	if x != nil {
+		return x.MirrorPercent
+	}
+	return 0
+}
+
 // ApplyRolloutRequest carries a manifest.
 type ApplyRolloutRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -3308,7 +4061,7 @@ type ApplyRolloutRequest struct {
 
 func (x *ApplyRolloutRequest) Reset() {
 	*x = ApplyRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3320,7 +4073,7 @@ func (x *ApplyRolloutRequest) String() string {
 func (*ApplyRolloutRequest) ProtoMessage() {}
 
 func (x *ApplyRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[33]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3333,7 +4086,7 @@ func (x *ApplyRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{33}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ApplyRolloutRequest) GetManifest() string {
@@ -3356,7 +4109,7 @@ type ApplyRolloutResponse struct {
 
 func (x *ApplyRolloutResponse) Reset() {
 	*x = ApplyRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3368,7 +4121,7 @@ func (x *ApplyRolloutResponse) String() string {
 func (*ApplyRolloutResponse) ProtoMessage() {}
 
 func (x *ApplyRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[34]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3381,7 +4134,7 @@ func (x *ApplyRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ApplyRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{34}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ApplyRolloutResponse) GetRollout() *Rollout {
@@ -3409,7 +4162,7 @@ type GetRolloutRequest struct {
 
 func (x *GetRolloutRequest) Reset() {
 	*x = GetRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3421,7 +4174,7 @@ func (x *GetRolloutRequest) String() string {
 func (*GetRolloutRequest) ProtoMessage() {}
 
 func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[35]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3434,7 +4187,7 @@ func (x *GetRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutRequest.ProtoReflect.Descriptor instead.
 func (*GetRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{35}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetRolloutRequest) GetName() string {
@@ -3455,7 +4208,7 @@ type GetRolloutResponse struct {
 
 func (x *GetRolloutResponse) Reset() {
 	*x = GetRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3467,7 +4220,7 @@ func (x *GetRolloutResponse) String() string {
 func (*GetRolloutResponse) ProtoMessage() {}
 
 func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[36]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3480,7 +4233,7 @@ func (x *GetRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRolloutResponse.ProtoReflect.Descriptor instead.
 func (*GetRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{36}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetRolloutResponse) GetRollout() *Rollout {
@@ -3499,7 +4252,7 @@ type ListRolloutsRequest struct {
 
 func (x *ListRolloutsRequest) Reset() {
 	*x = ListRolloutsRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3511,7 +4264,7 @@ func (x *ListRolloutsRequest) String() string {
 func (*ListRolloutsRequest) ProtoMessage() {}
 
 func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[37]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3524,7 +4277,7 @@ func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutsRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{37}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{45}
 }
 
 // ListRolloutsResponse returns every rollout.
@@ -3538,7 +4291,7 @@ type ListRolloutsResponse struct {
 
 func (x *ListRolloutsResponse) Reset() {
 	*x = ListRolloutsResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3550,7 +4303,7 @@ func (x *ListRolloutsResponse) String() string {
 func (*ListRolloutsResponse) ProtoMessage() {}
 
 func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[38]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3563,7 +4316,7 @@ func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutsResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{38}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListRolloutsResponse) GetRollouts() []*Rollout {
@@ -3584,7 +4337,7 @@ type WatchRolloutRequest struct {
 
 func (x *WatchRolloutRequest) Reset() {
 	*x = WatchRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3596,7 +4349,7 @@ func (x *WatchRolloutRequest) String() string {
 func (*WatchRolloutRequest) ProtoMessage() {}
 
 func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[39]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3609,7 +4362,7 @@ func (x *WatchRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutRequest.ProtoReflect.Descriptor instead.
 func (*WatchRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{39}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *WatchRolloutRequest) GetName() string {
@@ -3630,7 +4383,7 @@ type WatchRolloutResponse struct {
 
 func (x *WatchRolloutResponse) Reset() {
 	*x = WatchRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3642,7 +4395,7 @@ func (x *WatchRolloutResponse) String() string {
 func (*WatchRolloutResponse) ProtoMessage() {}
 
 func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[40]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3655,7 +4408,7 @@ func (x *WatchRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRolloutResponse.ProtoReflect.Descriptor instead.
 func (*WatchRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{40}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *WatchRolloutResponse) GetRollout() *Rollout {
@@ -3678,7 +4431,7 @@ type PromoteRolloutRequest struct {
 
 func (x *PromoteRolloutRequest) Reset() {
 	*x = PromoteRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3690,7 +4443,7 @@ func (x *PromoteRolloutRequest) String() string {
 func (*PromoteRolloutRequest) ProtoMessage() {}
 
 func (x *PromoteRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[41]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3703,7 +4456,7 @@ func (x *PromoteRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PromoteRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{41}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *PromoteRolloutRequest) GetName() string {
@@ -3731,7 +4484,7 @@ type PromoteRolloutResponse struct {
 
 func (x *PromoteRolloutResponse) Reset() {
 	*x = PromoteRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3743,7 +4496,7 @@ func (x *PromoteRolloutResponse) String() string {
 func (*PromoteRolloutResponse) ProtoMessage() {}
 
 func (x *PromoteRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[42]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3756,7 +4509,7 @@ func (x *PromoteRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PromoteRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PromoteRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{42}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PromoteRolloutResponse) GetRollout() *Rollout {
@@ -3779,7 +4532,7 @@ type AbortRolloutRequest struct {
 
 func (x *AbortRolloutRequest) Reset() {
 	*x = AbortRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3791,7 +4544,7 @@ func (x *AbortRolloutRequest) String() string {
 func (*AbortRolloutRequest) ProtoMessage() {}
 
 func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[43]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3804,7 +4557,7 @@ func (x *AbortRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutRequest.ProtoReflect.Descriptor instead.
 func (*AbortRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{43}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *AbortRolloutRequest) GetName() string {
@@ -3832,7 +4585,7 @@ type AbortRolloutResponse struct {
 
 func (x *AbortRolloutResponse) Reset() {
 	*x = AbortRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[44]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3844,7 +4597,7 @@ func (x *AbortRolloutResponse) String() string {
 func (*AbortRolloutResponse) ProtoMessage() {}
 
 func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[44]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3857,7 +4610,7 @@ func (x *AbortRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbortRolloutResponse.ProtoReflect.Descriptor instead.
 func (*AbortRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{44}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *AbortRolloutResponse) GetRollout() *Rollout {
@@ -3878,7 +4631,7 @@ type PauseRolloutRequest struct {
 
 func (x *PauseRolloutRequest) Reset() {
 	*x = PauseRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[45]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3890,7 +4643,7 @@ func (x *PauseRolloutRequest) String() string {
 func (*PauseRolloutRequest) ProtoMessage() {}
 
 func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[45]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3903,7 +4656,7 @@ func (x *PauseRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutRequest.ProtoReflect.Descriptor instead.
 func (*PauseRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{45}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *PauseRolloutRequest) GetName() string {
@@ -3924,7 +4677,7 @@ type PauseRolloutResponse struct {
 
 func (x *PauseRolloutResponse) Reset() {
 	*x = PauseRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[46]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3936,7 +4689,7 @@ func (x *PauseRolloutResponse) String() string {
 func (*PauseRolloutResponse) ProtoMessage() {}
 
 func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[46]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3949,7 +4702,7 @@ func (x *PauseRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseRolloutResponse.ProtoReflect.Descriptor instead.
 func (*PauseRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{46}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *PauseRolloutResponse) GetRollout() *Rollout {
@@ -3970,7 +4723,7 @@ type ResumeRolloutRequest struct {
 
 func (x *ResumeRolloutRequest) Reset() {
 	*x = ResumeRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[47]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3982,7 +4735,7 @@ func (x *ResumeRolloutRequest) String() string {
 func (*ResumeRolloutRequest) ProtoMessage() {}
 
 func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[47]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3995,7 +4748,7 @@ func (x *ResumeRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{47}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ResumeRolloutRequest) GetName() string {
@@ -4016,7 +4769,7 @@ type ResumeRolloutResponse struct {
 
 func (x *ResumeRolloutResponse) Reset() {
 	*x = ResumeRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[48]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4028,7 +4781,7 @@ func (x *ResumeRolloutResponse) String() string {
 func (*ResumeRolloutResponse) ProtoMessage() {}
 
 func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[48]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4041,7 +4794,7 @@ func (x *ResumeRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ResumeRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{48}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ResumeRolloutResponse) GetRollout() *Rollout {
@@ -4062,7 +4815,7 @@ type RetryRolloutRequest struct {
 
 func (x *RetryRolloutRequest) Reset() {
 	*x = RetryRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[49]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4074,7 +4827,7 @@ func (x *RetryRolloutRequest) String() string {
 func (*RetryRolloutRequest) ProtoMessage() {}
 
 func (x *RetryRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[49]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4087,7 +4840,7 @@ func (x *RetryRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRolloutRequest.ProtoReflect.Descriptor instead.
 func (*RetryRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{49}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RetryRolloutRequest) GetName() string {
@@ -4108,7 +4861,7 @@ type RetryRolloutResponse struct {
 
 func (x *RetryRolloutResponse) Reset() {
 	*x = RetryRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[50]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4120,7 +4873,7 @@ func (x *RetryRolloutResponse) String() string {
 func (*RetryRolloutResponse) ProtoMessage() {}
 
 func (x *RetryRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[50]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4133,7 +4886,7 @@ func (x *RetryRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryRolloutResponse.ProtoReflect.Descriptor instead.
 func (*RetryRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{50}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RetryRolloutResponse) GetRollout() *Rollout {
@@ -4156,7 +4909,7 @@ type ApproveRolloutRequest struct {
 
 func (x *ApproveRolloutRequest) Reset() {
 	*x = ApproveRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[51]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4168,7 +4921,7 @@ func (x *ApproveRolloutRequest) String() string {
 func (*ApproveRolloutRequest) ProtoMessage() {}
 
 func (x *ApproveRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[51]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4181,7 +4934,7 @@ func (x *ApproveRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveRolloutRequest.ProtoReflect.Descriptor instead.
 func (*ApproveRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{51}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ApproveRolloutRequest) GetName() string {
@@ -4209,7 +4962,7 @@ type ApproveRolloutResponse struct {
 
 func (x *ApproveRolloutResponse) Reset() {
 	*x = ApproveRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[52]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4221,7 +4974,7 @@ func (x *ApproveRolloutResponse) String() string {
 func (*ApproveRolloutResponse) ProtoMessage() {}
 
 func (x *ApproveRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[52]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4234,7 +4987,7 @@ func (x *ApproveRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveRolloutResponse.ProtoReflect.Descriptor instead.
 func (*ApproveRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{52}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ApproveRolloutResponse) GetRollout() *Rollout {
@@ -4257,7 +5010,7 @@ type RejectRolloutRequest struct {
 
 func (x *RejectRolloutRequest) Reset() {
 	*x = RejectRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[53]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4269,7 +5022,7 @@ func (x *RejectRolloutRequest) String() string {
 func (*RejectRolloutRequest) ProtoMessage() {}
 
 func (x *RejectRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[53]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4282,7 +5035,7 @@ func (x *RejectRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectRolloutRequest.ProtoReflect.Descriptor instead.
 func (*RejectRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{53}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RejectRolloutRequest) GetName() string {
@@ -4310,7 +5063,7 @@ type RejectRolloutResponse struct {
 
 func (x *RejectRolloutResponse) Reset() {
 	*x = RejectRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[54]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4322,7 +5075,7 @@ func (x *RejectRolloutResponse) String() string {
 func (*RejectRolloutResponse) ProtoMessage() {}
 
 func (x *RejectRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[54]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4335,7 +5088,7 @@ func (x *RejectRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectRolloutResponse.ProtoReflect.Descriptor instead.
 func (*RejectRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{54}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RejectRolloutResponse) GetRollout() *Rollout {
@@ -4359,7 +5112,7 @@ type UndoRolloutRequest struct {
 
 func (x *UndoRolloutRequest) Reset() {
 	*x = UndoRolloutRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[55]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4371,7 +5124,7 @@ func (x *UndoRolloutRequest) String() string {
 func (*UndoRolloutRequest) ProtoMessage() {}
 
 func (x *UndoRolloutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[55]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4384,7 +5137,7 @@ func (x *UndoRolloutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoRolloutRequest.ProtoReflect.Descriptor instead.
 func (*UndoRolloutRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{55}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *UndoRolloutRequest) GetName() string {
@@ -4412,7 +5165,7 @@ type UndoRolloutResponse struct {
 
 func (x *UndoRolloutResponse) Reset() {
 	*x = UndoRolloutResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[56]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4424,7 +5177,7 @@ func (x *UndoRolloutResponse) String() string {
 func (*UndoRolloutResponse) ProtoMessage() {}
 
 func (x *UndoRolloutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[56]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4437,7 +5190,7 @@ func (x *UndoRolloutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoRolloutResponse.ProtoReflect.Descriptor instead.
 func (*UndoRolloutResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{56}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *UndoRolloutResponse) GetRollout() *Rollout {
@@ -4458,7 +5211,7 @@ type ListRolloutHistoryRequest struct {
 
 func (x *ListRolloutHistoryRequest) Reset() {
 	*x = ListRolloutHistoryRequest{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[57]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4470,7 +5223,7 @@ func (x *ListRolloutHistoryRequest) String() string {
 func (*ListRolloutHistoryRequest) ProtoMessage() {}
 
 func (x *ListRolloutHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[57]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4483,7 +5236,7 @@ func (x *ListRolloutHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutHistoryRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{57}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ListRolloutHistoryRequest) GetName() string {
@@ -4504,7 +5257,7 @@ type ListRolloutHistoryResponse struct {
 
 func (x *ListRolloutHistoryResponse) Reset() {
 	*x = ListRolloutHistoryResponse{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[58]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4516,7 +5269,7 @@ func (x *ListRolloutHistoryResponse) String() string {
 func (*ListRolloutHistoryResponse) ProtoMessage() {}
 
 func (x *ListRolloutHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[58]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4529,7 +5282,7 @@ func (x *ListRolloutHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutHistoryResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{58}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ListRolloutHistoryResponse) GetRollouts() []*Rollout {
@@ -4572,7 +5325,7 @@ type ObservedRevision struct {
 
 func (x *ObservedRevision) Reset() {
 	*x = ObservedRevision{}
-	mi := &file_cutover_v1_rollout_proto_msgTypes[59]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4584,7 +5337,7 @@ func (x *ObservedRevision) String() string {
 func (*ObservedRevision) ProtoMessage() {}
 
 func (x *ObservedRevision) ProtoReflect() protoreflect.Message {
-	mi := &file_cutover_v1_rollout_proto_msgTypes[59]
+	mi := &file_cutover_v1_rollout_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4597,7 +5350,7 @@ func (x *ObservedRevision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObservedRevision.ProtoReflect.Descriptor instead.
 func (*ObservedRevision) Descriptor() ([]byte, []int) {
-	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{59}
+	return file_cutover_v1_rollout_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *ObservedRevision) GetRevision() string {
@@ -4685,7 +5438,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\vupdate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12\x1d\n" +
 	"\n" +
-	"applied_by\x18\x06 \x01(\tR\tappliedBy\"\xcc\x04\n" +
+	"applied_by\x18\x06 \x01(\tR\tappliedBy\"\xc2\x05\n" +
 	"\vRolloutSpec\x120\n" +
 	"\brevision\x18\x01 \x01(\v2\x14.cutover.v1.RevisionR\brevision\x120\n" +
 	"\bendpoint\x18\x02 \x01(\v2\x14.cutover.v1.EndpointR\bendpoint\x12-\n" +
@@ -4701,7 +5454,40 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\bapproval\x18\n" +
 	" \x01(\v2\x18.cutover.v1.ApprovalStepR\bapproval\x12\x18\n" +
 	"\aurgency\x18\v \x01(\tR\aurgency\x12,\n" +
-	"\x12break_glass_reason\x18\f \x01(\tR\x10breakGlassReason\"\xad\x01\n" +
+	"\x12break_glass_reason\x18\f \x01(\tR\x10breakGlassReason\x123\n" +
+	"\tpreflight\x18\r \x01(\v2\x15.cutover.v1.PreflightR\tpreflight\x12'\n" +
+	"\x05hooks\x18\x0e \x01(\v2\x11.cutover.v1.HooksR\x05hooks\x12\x16\n" +
+	"\x06policy\x18\x0f \x01(\tR\x06policy\"\\\n" +
+	"\tPreflight\x12(\n" +
+	"\x06checks\x18\x01 \x03(\v2\x10.cutover.v1.HookR\x06checks\x12%\n" +
+	"\x0erequire_pinned\x18\x02 \x01(\bR\rrequirePinned\"\xde\x01\n" +
+	"\x05Hooks\x121\n" +
+	"\vpre_rollout\x18\x01 \x03(\v2\x10.cutover.v1.HookR\n" +
+	"preRollout\x12<\n" +
+	"\x11pre_traffic_shift\x18\x02 \x03(\v2\x10.cutover.v1.HookR\x0fpreTrafficShift\x127\n" +
+	"\x0epost_promotion\x18\x03 \x03(\v2\x10.cutover.v1.HookR\rpostPromotion\x12+\n" +
+	"\bon_abort\x18\x04 \x03(\v2\x10.cutover.v1.HookR\aonAbort\"\xb9\x01\n" +
+	"\x04Hook\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
+	"\x04http\x18\x02 \x01(\v2\x14.cutover.v1.HTTPHookH\x00R\x04http\x123\n" +
+	"\acommand\x18\x03 \x01(\v2\x17.cutover.v1.CommandHookH\x00R\acommand\x12\x18\n" +
+	"\atimeout\x18\x04 \x01(\tR\atimeout\x12\x18\n" +
+	"\aretries\x18\x05 \x01(\x05R\aretriesB\b\n" +
+	"\x06action\"\xad\x01\n" +
+	"\bHTTPHook\x12\x10\n" +
+	"\x03url\x18\x01 \x01(\tR\x03url\x12\x16\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\x12;\n" +
+	"\aheaders\x18\x03 \x03(\v2!.cutover.v1.HTTPHook.HeadersEntryR\aheaders\x1a:\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa7\x01\n" +
+	"\vCommandHook\x12\x18\n" +
+	"\acommand\x18\x01 \x01(\tR\acommand\x12\x12\n" +
+	"\x04args\x18\x02 \x03(\tR\x04args\x122\n" +
+	"\x03env\x18\x03 \x03(\v2 .cutover.v1.CommandHook.EnvEntryR\x03env\x1a6\n" +
+	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xad\x01\n" +
 	"\x10DeploymentWindow\x12\x1b\n" +
 	"\ttime_zone\x18\x01 \x01(\tR\btimeZone\x12,\n" +
 	"\x05allow\x18\x02 \x03(\v2\x16.cutover.v1.WindowSpanR\x05allow\x122\n" +
@@ -4841,7 +5627,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\atimeout\x18\x04 \x01(\tR\atimeout\x12\x1a\n" +
 	"\battempts\x18\x05 \x01(\x05R\battempts\">\n" +
 	"\x0eCanaryStrategy\x12,\n" +
-	"\x05steps\x18\x01 \x03(\v2\x16.cutover.v1.CanaryStepR\x05steps\"\xe1\x02\n" +
+	"\x05steps\x18\x01 \x03(\v2\x16.cutover.v1.CanaryStepR\x05steps\"\x93\x03\n" +
 	"\n" +
 	"CanaryStep\x12\x1f\n" +
 	"\n" +
@@ -4850,8 +5636,13 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x10set_header_route\x18\x03 \x01(\v2\x17.cutover.v1.HeaderRouteH\x00R\x0esetHeaderRoute\x12F\n" +
 	"\x10set_canary_scale\x18\x04 \x01(\v2\x1a.cutover.v1.SetCanaryScaleH\x00R\x0esetCanaryScale\x126\n" +
 	"\banalysis\x18\x05 \x01(\v2\x18.cutover.v1.AnalysisStepH\x00R\banalysis\x126\n" +
-	"\bapproval\x18\x06 \x01(\v2\x18.cutover.v1.ApprovalStepH\x00R\bapprovalB\x06\n" +
-	"\x04step\"Z\n" +
+	"\bapproval\x18\x06 \x01(\v2\x18.cutover.v1.ApprovalStepH\x00R\bapproval\x120\n" +
+	"\x06shadow\x18\a \x01(\v2\x16.cutover.v1.ShadowStepH\x00R\x06shadowB\x06\n" +
+	"\x04step\"O\n" +
+	"\n" +
+	"ShadowStep\x12%\n" +
+	"\x0emirror_percent\x18\x01 \x01(\x05R\rmirrorPercent\x12\x1a\n" +
+	"\bduration\x18\x02 \x01(\tR\bduration\"Z\n" +
 	"\fApprovalStep\x12\x1a\n" +
 	"\brequired\x18\x01 \x01(\x05R\brequired\x12\x14\n" +
 	"\x05roles\x18\x02 \x03(\tR\x05roles\x12\x18\n" +
@@ -4864,7 +5655,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\tR\x06header\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"'\n" +
 	"\tPauseStep\x12\x1a\n" +
-	"\bduration\x18\x01 \x01(\tR\bduration\"\xa7\x06\n" +
+	"\bduration\x18\x01 \x01(\tR\bduration\"\xd5\x06\n" +
 	"\rRolloutStatus\x12.\n" +
 	"\x05phase\x18\x01 \x01(\x0e2\x18.cutover.v1.RolloutPhaseR\x05phase\x12:\n" +
 	"\fpause_reason\x18\x02 \x01(\x0e2\x17.cutover.v1.PauseReasonR\vpauseReason\x12\x18\n" +
@@ -4885,7 +5676,30 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\rcurrent_group\x18\x0e \x01(\x05R\fcurrentGroup\x12!\n" +
 	"\fstep_pending\x18\x0f \x01(\bR\vstepPending\x12#\n" +
 	"\rgroup_pending\x18\x10 \x01(\bR\fgroupPending\x122\n" +
-	"\tapprovals\x18\x11 \x03(\v2\x14.cutover.v1.ApprovalR\tapprovals\"\x94\x01\n" +
+	"\tapprovals\x18\x11 \x03(\v2\x14.cutover.v1.ApprovalR\tapprovals\x12,\n" +
+	"\x06checks\x18\x12 \x03(\v2\x14.cutover.v1.CheckRunR\x06checks\"\xaf\x02\n" +
+	"\bCheckRun\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05phase\x18\x02 \x01(\tR\x05phase\x12\x1a\n" +
+	"\bclusters\x18\x03 \x03(\tR\bclusters\x129\n" +
+	"\n" +
+	"start_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x121\n" +
+	"\aresults\x18\x06 \x03(\v2\x17.cutover.v1.CheckResultR\aresults\x12\x12\n" +
+	"\x04wave\x18\a \x01(\x05R\x04wave\x12\x12\n" +
+	"\x04step\x18\b \x01(\x05R\x04step\x12\x14\n" +
+	"\x05group\x18\t \x01(\x05R\x05group\"\x99\x02\n" +
+	"\vCheckResult\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x18\n" +
+	"\acluster\x18\x03 \x01(\tR\acluster\x12\x16\n" +
+	"\x06passed\x18\x04 \x01(\bR\x06passed\x12\x18\n" +
+	"\amessage\x18\x05 \x01(\tR\amessage\x12\x16\n" +
+	"\x06output\x18\x06 \x01(\tR\x06output\x129\n" +
+	"\n" +
+	"start_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12'\n" +
+	"\x0fduration_millis\x18\b \x01(\x03R\x0edurationMillis\x12\x1a\n" +
+	"\battempts\x18\t \x01(\x05R\battempts\"\x94\x01\n" +
 	"\bApproval\x12\x12\n" +
 	"\x04gate\x18\x01 \x01(\tR\x04gate\x12\x14\n" +
 	"\x05actor\x18\x02 \x01(\tR\x05actor\x12\x14\n" +
@@ -4899,7 +5713,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x04step\x18\x04 \x01(\x05R\x04step\x12\x14\n" +
 	"\x05actor\x18\x05 \x01(\tR\x05actor\x12\x18\n" +
 	"\amessage\x18\x06 \x01(\tR\amessage\x12\x14\n" +
-	"\x05group\x18\a \x01(\x05R\x05group\"\xf0\x05\n" +
+	"\x05group\x18\a \x01(\x05R\x05group\"\x97\x06\n" +
 	"\x0fClusterProgress\x12\x18\n" +
 	"\acluster\x18\x01 \x01(\tR\acluster\x12\x12\n" +
 	"\x04wave\x18\x02 \x01(\x05R\x04wave\x12.\n" +
@@ -4918,7 +5732,8 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\fheader_route\x18\r \x01(\v2\x17.cutover.v1.HeaderRouteR\vheaderRoute\x12)\n" +
 	"\x10canary_instances\x18\x0e \x01(\x05R\x0fcanaryInstances\x12\x14\n" +
 	"\x05group\x18\x0f \x01(\x05R\x05group\x12+\n" +
-	"\x11failures_forgiven\x18\x10 \x01(\x05R\x10failuresForgiven\"1\n" +
+	"\x11failures_forgiven\x18\x10 \x01(\x05R\x10failuresForgiven\x12%\n" +
+	"\x0emirror_percent\x18\x11 \x01(\x05R\rmirrorPercent\"1\n" +
 	"\x13ApplyRolloutRequest\x12\x1a\n" +
 	"\bmanifest\x18\x01 \x01(\tR\bmanifest\"_\n" +
 	"\x14ApplyRolloutResponse\x12-\n" +
@@ -5011,7 +5826,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x15CLUSTER_PHASE_PENDING\x10\x01\x12\x1d\n" +
 	"\x19CLUSTER_PHASE_PROGRESSING\x10\x02\x12\x1a\n" +
 	"\x16CLUSTER_PHASE_PROMOTED\x10\x03\x12\x19\n" +
-	"\x15CLUSTER_PHASE_ABORTED\x10\x04*\xc9\x04\n" +
+	"\x15CLUSTER_PHASE_ABORTED\x10\x04*\x97\x05\n" +
 	"\x11TimelineEventType\x12#\n" +
 	"\x1fTIMELINE_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bTIMELINE_EVENT_TYPE_STARTED\x10\x01\x12$\n" +
@@ -5029,7 +5844,9 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"!TIMELINE_EVENT_TYPE_WINDOW_CLOSED\x10\f\x12%\n" +
 	"!TIMELINE_EVENT_TYPE_WINDOW_OPENED\x10\r\x12 \n" +
 	"\x1cTIMELINE_EVENT_TYPE_APPROVED\x10\x0e\x12 \n" +
-	"\x1cTIMELINE_EVENT_TYPE_REJECTED\x10\x0f*{\n" +
+	"\x1cTIMELINE_EVENT_TYPE_REJECTED\x10\x0f\x12%\n" +
+	"!TIMELINE_EVENT_TYPE_CHECKS_PASSED\x10\x10\x12%\n" +
+	"!TIMELINE_EVENT_TYPE_CHECKS_FAILED\x10\x11*{\n" +
 	"\x05Track\x12\x15\n" +
 	"\x11TRACK_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fTRACK_STABLE\x10\x01\x12\x10\n" +
@@ -5066,7 +5883,7 @@ func file_cutover_v1_rollout_proto_rawDescGZIP() []byte {
 }
 
 var file_cutover_v1_rollout_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_cutover_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 66)
+var file_cutover_v1_rollout_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
 var file_cutover_v1_rollout_proto_goTypes = []any{
 	(RolloutPhase)(0),                  // 0: cutover.v1.RolloutPhase
 	(PauseReason)(0),                   // 1: cutover.v1.PauseReason
@@ -5075,177 +5892,204 @@ var file_cutover_v1_rollout_proto_goTypes = []any{
 	(Track)(0),                         // 4: cutover.v1.Track
 	(*Rollout)(nil),                    // 5: cutover.v1.Rollout
 	(*RolloutSpec)(nil),                // 6: cutover.v1.RolloutSpec
-	(*DeploymentWindow)(nil),           // 7: cutover.v1.DeploymentWindow
-	(*WindowSpan)(nil),                 // 8: cutover.v1.WindowSpan
-	(*FreezePeriod)(nil),               // 9: cutover.v1.FreezePeriod
-	(*KubernetesSpec)(nil),             // 10: cutover.v1.KubernetesSpec
-	(*HTTPRouteRef)(nil),               // 11: cutover.v1.HTTPRouteRef
-	(*MetricsSource)(nil),              // 12: cutover.v1.MetricsSource
-	(*PrometheusSource)(nil),           // 13: cutover.v1.PrometheusSource
-	(*ScrapeSource)(nil),               // 14: cutover.v1.ScrapeSource
-	(*MetricSelector)(nil),             // 15: cutover.v1.MetricSelector
-	(*Gate)(nil),                       // 16: cutover.v1.Gate
-	(*Judge)(nil),                      // 17: cutover.v1.Judge
-	(*Revision)(nil),                   // 18: cutover.v1.Revision
-	(*Endpoint)(nil),                   // 19: cutover.v1.Endpoint
-	(*Targets)(nil),                    // 20: cutover.v1.Targets
-	(*Wave)(nil),                       // 21: cutover.v1.Wave
-	(*Strategy)(nil),                   // 22: cutover.v1.Strategy
-	(*RollingStrategy)(nil),            // 23: cutover.v1.RollingStrategy
-	(*ShadowStrategy)(nil),             // 24: cutover.v1.ShadowStrategy
-	(*BlueGreenStrategy)(nil),          // 25: cutover.v1.BlueGreenStrategy
-	(*SmokeCheck)(nil),                 // 26: cutover.v1.SmokeCheck
-	(*CanaryStrategy)(nil),             // 27: cutover.v1.CanaryStrategy
-	(*CanaryStep)(nil),                 // 28: cutover.v1.CanaryStep
-	(*ApprovalStep)(nil),               // 29: cutover.v1.ApprovalStep
-	(*AnalysisStep)(nil),               // 30: cutover.v1.AnalysisStep
-	(*SetCanaryScale)(nil),             // 31: cutover.v1.SetCanaryScale
-	(*HeaderRoute)(nil),                // 32: cutover.v1.HeaderRoute
-	(*PauseStep)(nil),                  // 33: cutover.v1.PauseStep
-	(*RolloutStatus)(nil),              // 34: cutover.v1.RolloutStatus
-	(*Approval)(nil),                   // 35: cutover.v1.Approval
-	(*TimelineEvent)(nil),              // 36: cutover.v1.TimelineEvent
-	(*ClusterProgress)(nil),            // 37: cutover.v1.ClusterProgress
-	(*ApplyRolloutRequest)(nil),        // 38: cutover.v1.ApplyRolloutRequest
-	(*ApplyRolloutResponse)(nil),       // 39: cutover.v1.ApplyRolloutResponse
-	(*GetRolloutRequest)(nil),          // 40: cutover.v1.GetRolloutRequest
-	(*GetRolloutResponse)(nil),         // 41: cutover.v1.GetRolloutResponse
-	(*ListRolloutsRequest)(nil),        // 42: cutover.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),       // 43: cutover.v1.ListRolloutsResponse
-	(*WatchRolloutRequest)(nil),        // 44: cutover.v1.WatchRolloutRequest
-	(*WatchRolloutResponse)(nil),       // 45: cutover.v1.WatchRolloutResponse
-	(*PromoteRolloutRequest)(nil),      // 46: cutover.v1.PromoteRolloutRequest
-	(*PromoteRolloutResponse)(nil),     // 47: cutover.v1.PromoteRolloutResponse
-	(*AbortRolloutRequest)(nil),        // 48: cutover.v1.AbortRolloutRequest
-	(*AbortRolloutResponse)(nil),       // 49: cutover.v1.AbortRolloutResponse
-	(*PauseRolloutRequest)(nil),        // 50: cutover.v1.PauseRolloutRequest
-	(*PauseRolloutResponse)(nil),       // 51: cutover.v1.PauseRolloutResponse
-	(*ResumeRolloutRequest)(nil),       // 52: cutover.v1.ResumeRolloutRequest
-	(*ResumeRolloutResponse)(nil),      // 53: cutover.v1.ResumeRolloutResponse
-	(*RetryRolloutRequest)(nil),        // 54: cutover.v1.RetryRolloutRequest
-	(*RetryRolloutResponse)(nil),       // 55: cutover.v1.RetryRolloutResponse
-	(*ApproveRolloutRequest)(nil),      // 56: cutover.v1.ApproveRolloutRequest
-	(*ApproveRolloutResponse)(nil),     // 57: cutover.v1.ApproveRolloutResponse
-	(*RejectRolloutRequest)(nil),       // 58: cutover.v1.RejectRolloutRequest
-	(*RejectRolloutResponse)(nil),      // 59: cutover.v1.RejectRolloutResponse
-	(*UndoRolloutRequest)(nil),         // 60: cutover.v1.UndoRolloutRequest
-	(*UndoRolloutResponse)(nil),        // 61: cutover.v1.UndoRolloutResponse
-	(*ListRolloutHistoryRequest)(nil),  // 62: cutover.v1.ListRolloutHistoryRequest
-	(*ListRolloutHistoryResponse)(nil), // 63: cutover.v1.ListRolloutHistoryResponse
-	(*ObservedRevision)(nil),           // 64: cutover.v1.ObservedRevision
-	nil,                                // 65: cutover.v1.KubernetesSpec.SelectorEntry
-	nil,                                // 66: cutover.v1.MetricSelector.LabelsEntry
-	nil,                                // 67: cutover.v1.Revision.EnvEntry
-	nil,                                // 68: cutover.v1.Endpoint.ListenOverridesEntry
-	nil,                                // 69: cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
-	nil,                                // 70: cutover.v1.ObservedRevision.StatusCodesEntry
-	(*timestamppb.Timestamp)(nil),      // 71: google.protobuf.Timestamp
+	(*Preflight)(nil),                  // 7: cutover.v1.Preflight
+	(*Hooks)(nil),                      // 8: cutover.v1.Hooks
+	(*Hook)(nil),                       // 9: cutover.v1.Hook
+	(*HTTPHook)(nil),                   // 10: cutover.v1.HTTPHook
+	(*CommandHook)(nil),                // 11: cutover.v1.CommandHook
+	(*DeploymentWindow)(nil),           // 12: cutover.v1.DeploymentWindow
+	(*WindowSpan)(nil),                 // 13: cutover.v1.WindowSpan
+	(*FreezePeriod)(nil),               // 14: cutover.v1.FreezePeriod
+	(*KubernetesSpec)(nil),             // 15: cutover.v1.KubernetesSpec
+	(*HTTPRouteRef)(nil),               // 16: cutover.v1.HTTPRouteRef
+	(*MetricsSource)(nil),              // 17: cutover.v1.MetricsSource
+	(*PrometheusSource)(nil),           // 18: cutover.v1.PrometheusSource
+	(*ScrapeSource)(nil),               // 19: cutover.v1.ScrapeSource
+	(*MetricSelector)(nil),             // 20: cutover.v1.MetricSelector
+	(*Gate)(nil),                       // 21: cutover.v1.Gate
+	(*Judge)(nil),                      // 22: cutover.v1.Judge
+	(*Revision)(nil),                   // 23: cutover.v1.Revision
+	(*Endpoint)(nil),                   // 24: cutover.v1.Endpoint
+	(*Targets)(nil),                    // 25: cutover.v1.Targets
+	(*Wave)(nil),                       // 26: cutover.v1.Wave
+	(*Strategy)(nil),                   // 27: cutover.v1.Strategy
+	(*RollingStrategy)(nil),            // 28: cutover.v1.RollingStrategy
+	(*ShadowStrategy)(nil),             // 29: cutover.v1.ShadowStrategy
+	(*BlueGreenStrategy)(nil),          // 30: cutover.v1.BlueGreenStrategy
+	(*SmokeCheck)(nil),                 // 31: cutover.v1.SmokeCheck
+	(*CanaryStrategy)(nil),             // 32: cutover.v1.CanaryStrategy
+	(*CanaryStep)(nil),                 // 33: cutover.v1.CanaryStep
+	(*ShadowStep)(nil),                 // 34: cutover.v1.ShadowStep
+	(*ApprovalStep)(nil),               // 35: cutover.v1.ApprovalStep
+	(*AnalysisStep)(nil),               // 36: cutover.v1.AnalysisStep
+	(*SetCanaryScale)(nil),             // 37: cutover.v1.SetCanaryScale
+	(*HeaderRoute)(nil),                // 38: cutover.v1.HeaderRoute
+	(*PauseStep)(nil),                  // 39: cutover.v1.PauseStep
+	(*RolloutStatus)(nil),              // 40: cutover.v1.RolloutStatus
+	(*CheckRun)(nil),                   // 41: cutover.v1.CheckRun
+	(*CheckResult)(nil),                // 42: cutover.v1.CheckResult
+	(*Approval)(nil),                   // 43: cutover.v1.Approval
+	(*TimelineEvent)(nil),              // 44: cutover.v1.TimelineEvent
+	(*ClusterProgress)(nil),            // 45: cutover.v1.ClusterProgress
+	(*ApplyRolloutRequest)(nil),        // 46: cutover.v1.ApplyRolloutRequest
+	(*ApplyRolloutResponse)(nil),       // 47: cutover.v1.ApplyRolloutResponse
+	(*GetRolloutRequest)(nil),          // 48: cutover.v1.GetRolloutRequest
+	(*GetRolloutResponse)(nil),         // 49: cutover.v1.GetRolloutResponse
+	(*ListRolloutsRequest)(nil),        // 50: cutover.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),       // 51: cutover.v1.ListRolloutsResponse
+	(*WatchRolloutRequest)(nil),        // 52: cutover.v1.WatchRolloutRequest
+	(*WatchRolloutResponse)(nil),       // 53: cutover.v1.WatchRolloutResponse
+	(*PromoteRolloutRequest)(nil),      // 54: cutover.v1.PromoteRolloutRequest
+	(*PromoteRolloutResponse)(nil),     // 55: cutover.v1.PromoteRolloutResponse
+	(*AbortRolloutRequest)(nil),        // 56: cutover.v1.AbortRolloutRequest
+	(*AbortRolloutResponse)(nil),       // 57: cutover.v1.AbortRolloutResponse
+	(*PauseRolloutRequest)(nil),        // 58: cutover.v1.PauseRolloutRequest
+	(*PauseRolloutResponse)(nil),       // 59: cutover.v1.PauseRolloutResponse
+	(*ResumeRolloutRequest)(nil),       // 60: cutover.v1.ResumeRolloutRequest
+	(*ResumeRolloutResponse)(nil),      // 61: cutover.v1.ResumeRolloutResponse
+	(*RetryRolloutRequest)(nil),        // 62: cutover.v1.RetryRolloutRequest
+	(*RetryRolloutResponse)(nil),       // 63: cutover.v1.RetryRolloutResponse
+	(*ApproveRolloutRequest)(nil),      // 64: cutover.v1.ApproveRolloutRequest
+	(*ApproveRolloutResponse)(nil),     // 65: cutover.v1.ApproveRolloutResponse
+	(*RejectRolloutRequest)(nil),       // 66: cutover.v1.RejectRolloutRequest
+	(*RejectRolloutResponse)(nil),      // 67: cutover.v1.RejectRolloutResponse
+	(*UndoRolloutRequest)(nil),         // 68: cutover.v1.UndoRolloutRequest
+	(*UndoRolloutResponse)(nil),        // 69: cutover.v1.UndoRolloutResponse
+	(*ListRolloutHistoryRequest)(nil),  // 70: cutover.v1.ListRolloutHistoryRequest
+	(*ListRolloutHistoryResponse)(nil), // 71: cutover.v1.ListRolloutHistoryResponse
+	(*ObservedRevision)(nil),           // 72: cutover.v1.ObservedRevision
+	nil,                                // 73: cutover.v1.HTTPHook.HeadersEntry
+	nil,                                // 74: cutover.v1.CommandHook.EnvEntry
+	nil,                                // 75: cutover.v1.KubernetesSpec.SelectorEntry
+	nil,                                // 76: cutover.v1.MetricSelector.LabelsEntry
+	nil,                                // 77: cutover.v1.Revision.EnvEntry
+	nil,                                // 78: cutover.v1.Endpoint.ListenOverridesEntry
+	nil,                                // 79: cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
+	nil,                                // 80: cutover.v1.ObservedRevision.StatusCodesEntry
+	(*timestamppb.Timestamp)(nil),      // 81: google.protobuf.Timestamp
 }
 var file_cutover_v1_rollout_proto_depIdxs = []int32{
-	6,  // 0: cutover.v1.Rollout.spec:type_name -> cutover.v1.RolloutSpec
-	34, // 1: cutover.v1.Rollout.status:type_name -> cutover.v1.RolloutStatus
-	71, // 2: cutover.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
-	71, // 3: cutover.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
-	18, // 4: cutover.v1.RolloutSpec.revision:type_name -> cutover.v1.Revision
-	19, // 5: cutover.v1.RolloutSpec.endpoint:type_name -> cutover.v1.Endpoint
-	20, // 6: cutover.v1.RolloutSpec.targets:type_name -> cutover.v1.Targets
-	22, // 7: cutover.v1.RolloutSpec.strategy:type_name -> cutover.v1.Strategy
-	16, // 8: cutover.v1.RolloutSpec.gates:type_name -> cutover.v1.Gate
-	12, // 9: cutover.v1.RolloutSpec.metrics:type_name -> cutover.v1.MetricsSource
-	10, // 10: cutover.v1.RolloutSpec.kubernetes:type_name -> cutover.v1.KubernetesSpec
-	7,  // 11: cutover.v1.RolloutSpec.window:type_name -> cutover.v1.DeploymentWindow
-	29, // 12: cutover.v1.RolloutSpec.approval:type_name -> cutover.v1.ApprovalStep
-	8,  // 13: cutover.v1.DeploymentWindow.allow:type_name -> cutover.v1.WindowSpan
-	9,  // 14: cutover.v1.DeploymentWindow.freezes:type_name -> cutover.v1.FreezePeriod
-	65, // 15: cutover.v1.KubernetesSpec.selector:type_name -> cutover.v1.KubernetesSpec.SelectorEntry
-	11, // 16: cutover.v1.KubernetesSpec.http_route:type_name -> cutover.v1.HTTPRouteRef
-	13, // 17: cutover.v1.MetricsSource.prometheus:type_name -> cutover.v1.PrometheusSource
-	14, // 18: cutover.v1.MetricsSource.scrape:type_name -> cutover.v1.ScrapeSource
-	15, // 19: cutover.v1.ScrapeSource.requests:type_name -> cutover.v1.MetricSelector
-	15, // 20: cutover.v1.ScrapeSource.errors:type_name -> cutover.v1.MetricSelector
-	15, // 21: cutover.v1.ScrapeSource.latency:type_name -> cutover.v1.MetricSelector
-	66, // 22: cutover.v1.MetricSelector.labels:type_name -> cutover.v1.MetricSelector.LabelsEntry
-	17, // 23: cutover.v1.Gate.judge:type_name -> cutover.v1.Judge
-	67, // 24: cutover.v1.Revision.env:type_name -> cutover.v1.Revision.EnvEntry
-	68, // 25: cutover.v1.Endpoint.listen_overrides:type_name -> cutover.v1.Endpoint.ListenOverridesEntry
-	21, // 26: cutover.v1.Targets.waves:type_name -> cutover.v1.Wave
-	27, // 27: cutover.v1.Strategy.canary:type_name -> cutover.v1.CanaryStrategy
-	25, // 28: cutover.v1.Strategy.blue_green:type_name -> cutover.v1.BlueGreenStrategy
-	23, // 29: cutover.v1.Strategy.rolling:type_name -> cutover.v1.RollingStrategy
-	24, // 30: cutover.v1.Strategy.shadow:type_name -> cutover.v1.ShadowStrategy
-	69, // 31: cutover.v1.BlueGreenStrategy.preview_listen_overrides:type_name -> cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
-	30, // 32: cutover.v1.BlueGreenStrategy.pre_promotion_analysis:type_name -> cutover.v1.AnalysisStep
-	26, // 33: cutover.v1.BlueGreenStrategy.smoke_checks:type_name -> cutover.v1.SmokeCheck
-	28, // 34: cutover.v1.CanaryStrategy.steps:type_name -> cutover.v1.CanaryStep
-	33, // 35: cutover.v1.CanaryStep.pause:type_name -> cutover.v1.PauseStep
-	32, // 36: cutover.v1.CanaryStep.set_header_route:type_name -> cutover.v1.HeaderRoute
-	31, // 37: cutover.v1.CanaryStep.set_canary_scale:type_name -> cutover.v1.SetCanaryScale
-	30, // 38: cutover.v1.CanaryStep.analysis:type_name -> cutover.v1.AnalysisStep
-	29, // 39: cutover.v1.CanaryStep.approval:type_name -> cutover.v1.ApprovalStep
-	0,  // 40: cutover.v1.RolloutStatus.phase:type_name -> cutover.v1.RolloutPhase
-	1,  // 41: cutover.v1.RolloutStatus.pause_reason:type_name -> cutover.v1.PauseReason
-	71, // 42: cutover.v1.RolloutStatus.step_start_time:type_name -> google.protobuf.Timestamp
-	37, // 43: cutover.v1.RolloutStatus.clusters:type_name -> cutover.v1.ClusterProgress
-	71, // 44: cutover.v1.RolloutStatus.start_time:type_name -> google.protobuf.Timestamp
-	71, // 45: cutover.v1.RolloutStatus.end_time:type_name -> google.protobuf.Timestamp
-	36, // 46: cutover.v1.RolloutStatus.timeline:type_name -> cutover.v1.TimelineEvent
-	71, // 47: cutover.v1.RolloutStatus.bake_until:type_name -> google.protobuf.Timestamp
-	35, // 48: cutover.v1.RolloutStatus.approvals:type_name -> cutover.v1.Approval
-	71, // 49: cutover.v1.Approval.time:type_name -> google.protobuf.Timestamp
-	71, // 50: cutover.v1.TimelineEvent.time:type_name -> google.protobuf.Timestamp
-	3,  // 51: cutover.v1.TimelineEvent.type:type_name -> cutover.v1.TimelineEventType
-	2,  // 52: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
-	18, // 53: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
-	64, // 54: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
-	18, // 55: cutover.v1.ClusterProgress.previous_revision:type_name -> cutover.v1.Revision
-	71, // 56: cutover.v1.ClusterProgress.scale_down_time:type_name -> google.protobuf.Timestamp
-	32, // 57: cutover.v1.ClusterProgress.header_route:type_name -> cutover.v1.HeaderRoute
-	5,  // 58: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 59: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 60: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
-	5,  // 61: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 62: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 63: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 64: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 65: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 66: cutover.v1.RetryRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 67: cutover.v1.ApproveRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 68: cutover.v1.RejectRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 69: cutover.v1.UndoRolloutResponse.rollout:type_name -> cutover.v1.Rollout
-	5,  // 70: cutover.v1.ListRolloutHistoryResponse.rollouts:type_name -> cutover.v1.Rollout
-	4,  // 71: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
-	70, // 72: cutover.v1.ObservedRevision.status_codes:type_name -> cutover.v1.ObservedRevision.StatusCodesEntry
-	38, // 73: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
-	40, // 74: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
-	42, // 75: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
-	44, // 76: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
-	46, // 77: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
-	48, // 78: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
-	50, // 79: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
-	52, // 80: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
-	54, // 81: cutover.v1.RolloutService.RetryRollout:input_type -> cutover.v1.RetryRolloutRequest
-	60, // 82: cutover.v1.RolloutService.UndoRollout:input_type -> cutover.v1.UndoRolloutRequest
-	56, // 83: cutover.v1.RolloutService.ApproveRollout:input_type -> cutover.v1.ApproveRolloutRequest
-	58, // 84: cutover.v1.RolloutService.RejectRollout:input_type -> cutover.v1.RejectRolloutRequest
-	62, // 85: cutover.v1.RolloutService.ListRolloutHistory:input_type -> cutover.v1.ListRolloutHistoryRequest
-	39, // 86: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
-	41, // 87: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
-	43, // 88: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
-	45, // 89: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
-	47, // 90: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
-	49, // 91: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
-	51, // 92: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
-	53, // 93: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
-	55, // 94: cutover.v1.RolloutService.RetryRollout:output_type -> cutover.v1.RetryRolloutResponse
-	61, // 95: cutover.v1.RolloutService.UndoRollout:output_type -> cutover.v1.UndoRolloutResponse
-	57, // 96: cutover.v1.RolloutService.ApproveRollout:output_type -> cutover.v1.ApproveRolloutResponse
-	59, // 97: cutover.v1.RolloutService.RejectRollout:output_type -> cutover.v1.RejectRolloutResponse
-	63, // 98: cutover.v1.RolloutService.ListRolloutHistory:output_type -> cutover.v1.ListRolloutHistoryResponse
-	86, // [86:99] is the sub-list for method output_type
-	73, // [73:86] is the sub-list for method input_type
-	73, // [73:73] is the sub-list for extension type_name
-	73, // [73:73] is the sub-list for extension extendee
-	0,  // [0:73] is the sub-list for field type_name
+	6,   // 0: cutover.v1.Rollout.spec:type_name -> cutover.v1.RolloutSpec
+	40,  // 1: cutover.v1.Rollout.status:type_name -> cutover.v1.RolloutStatus
+	81,  // 2: cutover.v1.Rollout.create_time:type_name -> google.protobuf.Timestamp
+	81,  // 3: cutover.v1.Rollout.update_time:type_name -> google.protobuf.Timestamp
+	23,  // 4: cutover.v1.RolloutSpec.revision:type_name -> cutover.v1.Revision
+	24,  // 5: cutover.v1.RolloutSpec.endpoint:type_name -> cutover.v1.Endpoint
+	25,  // 6: cutover.v1.RolloutSpec.targets:type_name -> cutover.v1.Targets
+	27,  // 7: cutover.v1.RolloutSpec.strategy:type_name -> cutover.v1.Strategy
+	21,  // 8: cutover.v1.RolloutSpec.gates:type_name -> cutover.v1.Gate
+	17,  // 9: cutover.v1.RolloutSpec.metrics:type_name -> cutover.v1.MetricsSource
+	15,  // 10: cutover.v1.RolloutSpec.kubernetes:type_name -> cutover.v1.KubernetesSpec
+	12,  // 11: cutover.v1.RolloutSpec.window:type_name -> cutover.v1.DeploymentWindow
+	35,  // 12: cutover.v1.RolloutSpec.approval:type_name -> cutover.v1.ApprovalStep
+	7,   // 13: cutover.v1.RolloutSpec.preflight:type_name -> cutover.v1.Preflight
+	8,   // 14: cutover.v1.RolloutSpec.hooks:type_name -> cutover.v1.Hooks
+	9,   // 15: cutover.v1.Preflight.checks:type_name -> cutover.v1.Hook
+	9,   // 16: cutover.v1.Hooks.pre_rollout:type_name -> cutover.v1.Hook
+	9,   // 17: cutover.v1.Hooks.pre_traffic_shift:type_name -> cutover.v1.Hook
+	9,   // 18: cutover.v1.Hooks.post_promotion:type_name -> cutover.v1.Hook
+	9,   // 19: cutover.v1.Hooks.on_abort:type_name -> cutover.v1.Hook
+	10,  // 20: cutover.v1.Hook.http:type_name -> cutover.v1.HTTPHook
+	11,  // 21: cutover.v1.Hook.command:type_name -> cutover.v1.CommandHook
+	73,  // 22: cutover.v1.HTTPHook.headers:type_name -> cutover.v1.HTTPHook.HeadersEntry
+	74,  // 23: cutover.v1.CommandHook.env:type_name -> cutover.v1.CommandHook.EnvEntry
+	13,  // 24: cutover.v1.DeploymentWindow.allow:type_name -> cutover.v1.WindowSpan
+	14,  // 25: cutover.v1.DeploymentWindow.freezes:type_name -> cutover.v1.FreezePeriod
+	75,  // 26: cutover.v1.KubernetesSpec.selector:type_name -> cutover.v1.KubernetesSpec.SelectorEntry
+	16,  // 27: cutover.v1.KubernetesSpec.http_route:type_name -> cutover.v1.HTTPRouteRef
+	18,  // 28: cutover.v1.MetricsSource.prometheus:type_name -> cutover.v1.PrometheusSource
+	19,  // 29: cutover.v1.MetricsSource.scrape:type_name -> cutover.v1.ScrapeSource
+	20,  // 30: cutover.v1.ScrapeSource.requests:type_name -> cutover.v1.MetricSelector
+	20,  // 31: cutover.v1.ScrapeSource.errors:type_name -> cutover.v1.MetricSelector
+	20,  // 32: cutover.v1.ScrapeSource.latency:type_name -> cutover.v1.MetricSelector
+	76,  // 33: cutover.v1.MetricSelector.labels:type_name -> cutover.v1.MetricSelector.LabelsEntry
+	22,  // 34: cutover.v1.Gate.judge:type_name -> cutover.v1.Judge
+	77,  // 35: cutover.v1.Revision.env:type_name -> cutover.v1.Revision.EnvEntry
+	78,  // 36: cutover.v1.Endpoint.listen_overrides:type_name -> cutover.v1.Endpoint.ListenOverridesEntry
+	26,  // 37: cutover.v1.Targets.waves:type_name -> cutover.v1.Wave
+	32,  // 38: cutover.v1.Strategy.canary:type_name -> cutover.v1.CanaryStrategy
+	30,  // 39: cutover.v1.Strategy.blue_green:type_name -> cutover.v1.BlueGreenStrategy
+	28,  // 40: cutover.v1.Strategy.rolling:type_name -> cutover.v1.RollingStrategy
+	29,  // 41: cutover.v1.Strategy.shadow:type_name -> cutover.v1.ShadowStrategy
+	79,  // 42: cutover.v1.BlueGreenStrategy.preview_listen_overrides:type_name -> cutover.v1.BlueGreenStrategy.PreviewListenOverridesEntry
+	36,  // 43: cutover.v1.BlueGreenStrategy.pre_promotion_analysis:type_name -> cutover.v1.AnalysisStep
+	31,  // 44: cutover.v1.BlueGreenStrategy.smoke_checks:type_name -> cutover.v1.SmokeCheck
+	33,  // 45: cutover.v1.CanaryStrategy.steps:type_name -> cutover.v1.CanaryStep
+	39,  // 46: cutover.v1.CanaryStep.pause:type_name -> cutover.v1.PauseStep
+	38,  // 47: cutover.v1.CanaryStep.set_header_route:type_name -> cutover.v1.HeaderRoute
+	37,  // 48: cutover.v1.CanaryStep.set_canary_scale:type_name -> cutover.v1.SetCanaryScale
+	36,  // 49: cutover.v1.CanaryStep.analysis:type_name -> cutover.v1.AnalysisStep
+	35,  // 50: cutover.v1.CanaryStep.approval:type_name -> cutover.v1.ApprovalStep
+	34,  // 51: cutover.v1.CanaryStep.shadow:type_name -> cutover.v1.ShadowStep
+	0,   // 52: cutover.v1.RolloutStatus.phase:type_name -> cutover.v1.RolloutPhase
+	1,   // 53: cutover.v1.RolloutStatus.pause_reason:type_name -> cutover.v1.PauseReason
+	81,  // 54: cutover.v1.RolloutStatus.step_start_time:type_name -> google.protobuf.Timestamp
+	45,  // 55: cutover.v1.RolloutStatus.clusters:type_name -> cutover.v1.ClusterProgress
+	81,  // 56: cutover.v1.RolloutStatus.start_time:type_name -> google.protobuf.Timestamp
+	81,  // 57: cutover.v1.RolloutStatus.end_time:type_name -> google.protobuf.Timestamp
+	44,  // 58: cutover.v1.RolloutStatus.timeline:type_name -> cutover.v1.TimelineEvent
+	81,  // 59: cutover.v1.RolloutStatus.bake_until:type_name -> google.protobuf.Timestamp
+	43,  // 60: cutover.v1.RolloutStatus.approvals:type_name -> cutover.v1.Approval
+	41,  // 61: cutover.v1.RolloutStatus.checks:type_name -> cutover.v1.CheckRun
+	81,  // 62: cutover.v1.CheckRun.start_time:type_name -> google.protobuf.Timestamp
+	81,  // 63: cutover.v1.CheckRun.end_time:type_name -> google.protobuf.Timestamp
+	42,  // 64: cutover.v1.CheckRun.results:type_name -> cutover.v1.CheckResult
+	81,  // 65: cutover.v1.CheckResult.start_time:type_name -> google.protobuf.Timestamp
+	81,  // 66: cutover.v1.Approval.time:type_name -> google.protobuf.Timestamp
+	81,  // 67: cutover.v1.TimelineEvent.time:type_name -> google.protobuf.Timestamp
+	3,   // 68: cutover.v1.TimelineEvent.type:type_name -> cutover.v1.TimelineEventType
+	2,   // 69: cutover.v1.ClusterProgress.phase:type_name -> cutover.v1.ClusterPhase
+	23,  // 70: cutover.v1.ClusterProgress.stable_revision:type_name -> cutover.v1.Revision
+	72,  // 71: cutover.v1.ClusterProgress.observed_revisions:type_name -> cutover.v1.ObservedRevision
+	23,  // 72: cutover.v1.ClusterProgress.previous_revision:type_name -> cutover.v1.Revision
+	81,  // 73: cutover.v1.ClusterProgress.scale_down_time:type_name -> google.protobuf.Timestamp
+	38,  // 74: cutover.v1.ClusterProgress.header_route:type_name -> cutover.v1.HeaderRoute
+	5,   // 75: cutover.v1.ApplyRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,   // 76: cutover.v1.GetRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,   // 77: cutover.v1.ListRolloutsResponse.rollouts:type_name -> cutover.v1.Rollout
+	5,   // 78: cutover.v1.WatchRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,   // 79: cutover.v1.PromoteRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,   // 80: cutover.v1.AbortRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,   // 81: cutover.v1.PauseRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,   // 82: cutover.v1.ResumeRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,   // 83: cutover.v1.RetryRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,   // 84: cutover.v1.ApproveRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,   // 85: cutover.v1.RejectRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,   // 86: cutover.v1.UndoRolloutResponse.rollout:type_name -> cutover.v1.Rollout
+	5,   // 87: cutover.v1.ListRolloutHistoryResponse.rollouts:type_name -> cutover.v1.Rollout
+	4,   // 88: cutover.v1.ObservedRevision.track:type_name -> cutover.v1.Track
+	80,  // 89: cutover.v1.ObservedRevision.status_codes:type_name -> cutover.v1.ObservedRevision.StatusCodesEntry
+	46,  // 90: cutover.v1.RolloutService.ApplyRollout:input_type -> cutover.v1.ApplyRolloutRequest
+	48,  // 91: cutover.v1.RolloutService.GetRollout:input_type -> cutover.v1.GetRolloutRequest
+	50,  // 92: cutover.v1.RolloutService.ListRollouts:input_type -> cutover.v1.ListRolloutsRequest
+	52,  // 93: cutover.v1.RolloutService.WatchRollout:input_type -> cutover.v1.WatchRolloutRequest
+	54,  // 94: cutover.v1.RolloutService.PromoteRollout:input_type -> cutover.v1.PromoteRolloutRequest
+	56,  // 95: cutover.v1.RolloutService.AbortRollout:input_type -> cutover.v1.AbortRolloutRequest
+	58,  // 96: cutover.v1.RolloutService.PauseRollout:input_type -> cutover.v1.PauseRolloutRequest
+	60,  // 97: cutover.v1.RolloutService.ResumeRollout:input_type -> cutover.v1.ResumeRolloutRequest
+	62,  // 98: cutover.v1.RolloutService.RetryRollout:input_type -> cutover.v1.RetryRolloutRequest
+	68,  // 99: cutover.v1.RolloutService.UndoRollout:input_type -> cutover.v1.UndoRolloutRequest
+	64,  // 100: cutover.v1.RolloutService.ApproveRollout:input_type -> cutover.v1.ApproveRolloutRequest
+	66,  // 101: cutover.v1.RolloutService.RejectRollout:input_type -> cutover.v1.RejectRolloutRequest
+	70,  // 102: cutover.v1.RolloutService.ListRolloutHistory:input_type -> cutover.v1.ListRolloutHistoryRequest
+	47,  // 103: cutover.v1.RolloutService.ApplyRollout:output_type -> cutover.v1.ApplyRolloutResponse
+	49,  // 104: cutover.v1.RolloutService.GetRollout:output_type -> cutover.v1.GetRolloutResponse
+	51,  // 105: cutover.v1.RolloutService.ListRollouts:output_type -> cutover.v1.ListRolloutsResponse
+	53,  // 106: cutover.v1.RolloutService.WatchRollout:output_type -> cutover.v1.WatchRolloutResponse
+	55,  // 107: cutover.v1.RolloutService.PromoteRollout:output_type -> cutover.v1.PromoteRolloutResponse
+	57,  // 108: cutover.v1.RolloutService.AbortRollout:output_type -> cutover.v1.AbortRolloutResponse
+	59,  // 109: cutover.v1.RolloutService.PauseRollout:output_type -> cutover.v1.PauseRolloutResponse
+	61,  // 110: cutover.v1.RolloutService.ResumeRollout:output_type -> cutover.v1.ResumeRolloutResponse
+	63,  // 111: cutover.v1.RolloutService.RetryRollout:output_type -> cutover.v1.RetryRolloutResponse
+	69,  // 112: cutover.v1.RolloutService.UndoRollout:output_type -> cutover.v1.UndoRolloutResponse
+	65,  // 113: cutover.v1.RolloutService.ApproveRollout:output_type -> cutover.v1.ApproveRolloutResponse
+	67,  // 114: cutover.v1.RolloutService.RejectRollout:output_type -> cutover.v1.RejectRolloutResponse
+	71,  // 115: cutover.v1.RolloutService.ListRolloutHistory:output_type -> cutover.v1.ListRolloutHistoryResponse
+	103, // [103:116] is the sub-list for method output_type
+	90,  // [90:103] is the sub-list for method input_type
+	90,  // [90:90] is the sub-list for extension type_name
+	90,  // [90:90] is the sub-list for extension extendee
+	0,   // [0:90] is the sub-list for field type_name
 }
 
 func init() { file_cutover_v1_rollout_proto_init() }
@@ -5253,19 +6097,24 @@ func file_cutover_v1_rollout_proto_init() {
 	if File_cutover_v1_rollout_proto != nil {
 		return
 	}
-	file_cutover_v1_rollout_proto_msgTypes[17].OneofWrappers = []any{
+	file_cutover_v1_rollout_proto_msgTypes[4].OneofWrappers = []any{
+		(*Hook_Http)(nil),
+		(*Hook_Command)(nil),
+	}
+	file_cutover_v1_rollout_proto_msgTypes[22].OneofWrappers = []any{
 		(*Strategy_Canary)(nil),
 		(*Strategy_BlueGreen)(nil),
 		(*Strategy_Rolling)(nil),
 		(*Strategy_Shadow)(nil),
 	}
-	file_cutover_v1_rollout_proto_msgTypes[23].OneofWrappers = []any{
+	file_cutover_v1_rollout_proto_msgTypes[28].OneofWrappers = []any{
 		(*CanaryStep_SetWeight)(nil),
 		(*CanaryStep_Pause)(nil),
 		(*CanaryStep_SetHeaderRoute)(nil),
 		(*CanaryStep_SetCanaryScale)(nil),
 		(*CanaryStep_Analysis)(nil),
 		(*CanaryStep_Approval)(nil),
+		(*CanaryStep_Shadow)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -5273,7 +6122,7 @@ func file_cutover_v1_rollout_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cutover_v1_rollout_proto_rawDesc), len(file_cutover_v1_rollout_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   66,
+			NumMessages:   76,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
