@@ -19,6 +19,7 @@ import (
 	"github.com/cutover-dev/cutover/agent/runtime/kubernetes"
 	"github.com/cutover-dev/cutover/agent/runtime/local"
 	"github.com/cutover-dev/cutover/agent/state"
+	"github.com/cutover-dev/cutover/agent/task"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 	"github.com/cutover-dev/cutover/internal/pki"
 	"github.com/cutover-dev/cutover/internal/version"
@@ -54,7 +55,10 @@ type Config struct {
 	// KubeQPS and KubeBurst bound the kubernetes runtime's request rate.
 	KubeQPS   float32
 	KubeBurst int
-	Logger    *slog.Logger
+	// MaxInstances bounds the app instances the local runtime's dry runs
+	// let this agent plan for, across all apps (0: no bound).
+	MaxInstances int
+	Logger       *slog.Logger
 }
 
 // Capabilities the agent announces, per runtime.
@@ -85,28 +89,38 @@ func Run(ctx context.Context, cfg Config) error {
 	var (
 		rt     runtime.Runtime
 		placer runtime.Placer
+		dry    runtime.DryRunner
 	)
 	switch cfg.Runtime {
 	case "local":
-		rt = local.New(db, filepath.Join(cfg.DataDir, "logs"), cfg.Logger.With("component", "runtime"))
+		lrt := local.New(db, filepath.Join(cfg.DataDir, "logs"), cfg.Logger.With("component", "runtime")).WithMaxInstances(cfg.MaxInstances)
+		rt, dry = lrt, lrt
 	case "kubernetes":
 		kcfg, err := kubernetes.Config(cfg.Kubeconfig, cfg.KubeQPS, cfg.KubeBurst)
 		if err != nil {
 			return err
 		}
-		if placer, err = kubernetes.New(ctx, kcfg, cfg.Logger.With("component", "kubernetes")); err != nil {
+		kp, err := kubernetes.New(ctx, kcfg, cfg.Logger.With("component", "kubernetes"))
+		if err != nil {
 			return err
 		}
+		placer, dry = kp, kp
 	default:
 		return fmt.Errorf("--runtime: unknown runtime %q (supported: local, kubernetes)", cfg.Runtime)
 	}
 	out := reconcile.NewOutbox()
 	rec := reconcile.New(rt, db, out, cfg.Logger.With("component", "reconciler")).
 		WithSampleInterval(cfg.SampleInterval).WithPrometheus(cfg.PrometheusURL).WithPlacer(placer)
+	tasks := task.New(ctx, task.Config{Cluster: cfg.Cluster, DryRunner: dry, Apps: rec, Log: cfg.Logger.With("component", "task")})
+	defer func() {
+		cancel() // kills running commands
+		tasks.Wait()
+	}()
 	lk := link.New(link.Config{
 		Server:    cfg.Server,
 		Creds:     creds,
 		Heartbeat: cfg.Heartbeat,
+		Tasks:     tasks,
 		Hello: &cutoverv1.Hello{
 			Cluster:      cfg.Cluster,
 			Region:       cfg.Region,

@@ -18,7 +18,51 @@ func writeRolloutDetail(w io.Writer, r *cutoverv1.Rollout, now time.Time) error 
 	if err := writeSummary(w, r, now); err != nil {
 		return err
 	}
-	return writeWaves(w, waveGroups(r))
+	if err := writeWaves(w, waveGroups(r)); err != nil {
+		return err
+	}
+	return writeChecks(w, r)
+}
+
+// writeChecks lists the pre-flight and hook runs: one line per run, and
+// one per failed result under it.
+func writeChecks(w io.Writer, r *cutoverv1.Rollout) error {
+	runs := r.GetStatus().GetChecks()
+	if len(runs) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("\nChecks\n")
+	for _, run := range runs {
+		state := "running"
+		if run.GetEndTime() != nil {
+			state = "passed"
+		}
+		var failed []*cutoverv1.CheckResult
+		for _, c := range run.GetResults() {
+			if !c.GetPassed() {
+				failed = append(failed, c)
+				state = "failed"
+			}
+		}
+		fmt.Fprintf(&b, "  %-40s %-7s %d %s\n", run.GetId(), state, len(run.GetResults()), plural(len(run.GetResults()), "result", "results"))
+		for _, c := range failed {
+			where := ""
+			if c.GetCluster() != "" {
+				where = " in " + c.GetCluster()
+			}
+			fmt.Fprintf(&b, "    %s%s: %s\n", c.GetName(), where, c.GetMessage())
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func writeSummary(w io.Writer, r *cutoverv1.Rollout, now time.Time) error {
@@ -117,6 +161,11 @@ func stepAction(s *cutoverv1.CanaryStep) string {
 	case *cutoverv1.CanaryStep_SetHeaderRoute:
 		h := s.GetSetHeaderRoute()
 		return fmt.Sprintf("setHeaderRoute %s: %s", h.GetHeader(), h.GetValue())
+	case *cutoverv1.CanaryStep_Shadow:
+		if d := s.GetShadow().GetDuration(); d != "" {
+			return fmt.Sprintf("shadow %d%% for %s", s.GetShadow().GetMirrorPercent(), d)
+		}
+		return fmt.Sprintf("shadow %d%% until promoted", s.GetShadow().GetMirrorPercent())
 	}
 	return "unknown step"
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,5 +174,30 @@ func TestGolden(t *testing.T) {
 				t.Errorf("output differs from %s (rerun with CUTOVER_UPDATE_GOLDEN=1 to accept):\ngot:\n%s\nwant:\n%s", path, got.String(), want)
 			}
 		})
+	}
+}
+
+// The detail view lists every check run, with the failed results.
+func TestDetailListsChecks(t *testing.T) {
+	r := &cutoverv1.Rollout{Name: "shop", Spec: &cutoverv1.RolloutSpec{Revision: &cutoverv1.Revision{Name: "v2"}}, Status: &cutoverv1.RolloutStatus{
+		Checks: []*cutoverv1.CheckRun{
+			{Id: "preflight", EndTime: timestamppb.Now(), Results: []*cutoverv1.CheckResult{{Name: "agent connected", Passed: true}}},
+			{Id: "preTrafficShift wave 0 step 0", EndTime: timestamppb.Now(), Results: []*cutoverv1.CheckResult{
+				{Name: "smoke", Cluster: "eu-1", Passed: false, Message: "exit code 3"}, {Name: "smoke", Cluster: "us-1", Passed: true}}},
+			{Id: "onAbort"},
+		},
+	}}
+	var b strings.Builder
+	if err := writeRolloutDetail(&b, r, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"  preflight                                passed  1 result\n",
+		"  preTrafficShift wave 0 step 0            failed  2 results\n    smoke in eu-1: exit code 3\n",
+		"  onAbort                                  running 0 results\n",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("detail lacks %q:\n%s", want, b.String())
+		}
 	}
 }

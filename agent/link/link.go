@@ -37,6 +37,18 @@ type Applier interface {
 	Connected(up bool)
 }
 
+// Tasks runs the control plane's one-off tasks.
+type Tasks interface {
+	// Submit starts a task, or answers a repeated id, and returns at once.
+	// Safe for concurrent use.
+	Submit(t *cutoverv1.RunTask)
+	// Take returns and forgets the results waiting to be sent. Safe for
+	// concurrent use.
+	Take() []*cutoverv1.TaskResult
+	// Ready is signalled when results wait; signals coalesce.
+	Ready() <-chan struct{}
+}
+
 // Config configures a link.
 type Config struct {
 	// Server is the control plane's gRPC address.
@@ -47,6 +59,8 @@ type Config struct {
 	Hello *cutoverv1.Hello
 	// Heartbeat is the interval between heartbeats (default 1s).
 	Heartbeat time.Duration
+	// Tasks runs tasks (nil: tasks are ignored, with a warning).
+	Tasks Tasks
 }
 
 // Link keeps one stream to the control plane open.
@@ -143,6 +157,13 @@ func (l *Link) receive(stream cutoverv1.AgentService_ConnectClient) error {
 				return fmt.Errorf("apply desired %s: %w", d.GetApp(), err)
 			}
 		}
+		if t := msg.GetTask(); t != nil {
+			if l.cfg.Tasks == nil {
+				l.log.Warn("task ignored: this agent runs no tasks", "task", t.GetId(), "app", t.GetApp())
+				continue
+			}
+			l.cfg.Tasks.Submit(t)
+		}
 	}
 }
 
@@ -165,6 +186,20 @@ func (l *Link) send(ctx context.Context, stream cutoverv1.AgentService_ConnectCl
 		}
 		return nil
 	}
+	var taskReady <-chan struct{}
+	if l.cfg.Tasks != nil {
+		taskReady = l.cfg.Tasks.Ready()
+	}
+	// A result lost with a broken stream is not kept for the next one: the
+	// control plane resends the task, and it is answered again then.
+	sendResults := func() error {
+		for _, r := range l.cfg.Tasks.Take() {
+			if err := stream.Send(&cutoverv1.ConnectRequest{Payload: &cutoverv1.ConnectRequest_TaskResult{TaskResult: r}}); err != nil {
+				return fmt.Errorf("send task result %s: %w", r.GetId(), err)
+			}
+		}
+		return nil
+	}
 	if err := flush(); err != nil {
 		return err
 	}
@@ -176,6 +211,10 @@ func (l *Link) send(ctx context.Context, stream cutoverv1.AgentService_ConnectCl
 			return err
 		case <-l.out.Changed():
 			if err := flush(); err != nil {
+				return err
+			}
+		case <-taskReady:
+			if err := sendResults(); err != nil {
 				return err
 			}
 		case <-beat.C:

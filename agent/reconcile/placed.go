@@ -46,6 +46,7 @@ func (w *worker) passPlaced(ctx context.Context) {
 	w.reportPlaced(pl)
 	w.sample()
 	w.guard()
+	w.noteHolding()
 }
 
 // reportPlaced publishes the placer's view of the app.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -151,4 +153,57 @@ func (r *Reconciler) startWorker(d *cutoverv1.DesiredApp) {
 		defer r.wg.Done()
 		w.run(r.ctx)
 	}()
+}
+
+// Held reports what the agent holds now, for dry runs: its instances
+// across all apps, and the addresses the app's proxies listen on. Safe for
+// concurrent use.
+func (r *Reconciler) Held(app string) runtime.Held {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out runtime.Held
+	for name, w := range r.workers {
+		h, _ := w.holding()
+		out.Instances += h.instances
+		if name == app {
+			out.Listens = slices.Clone(h.listens)
+		}
+	}
+	return out
+}
+
+// Endpoints reports where a client on this host reaches app and its
+// preview (host:port; "" when unknown): the proxies' addresses of its
+// latest desired state, an unspecified host made loopback (":8080" is
+// "127.0.0.1:8080"), or where a placer serves them. Safe for concurrent
+// use.
+func (r *Reconciler) Endpoints(app string) (endpoint, preview string) {
+	r.mu.Lock()
+	w := r.workers[app]
+	r.mu.Unlock()
+	if w == nil {
+		return "", ""
+	}
+	h, d := w.holding()
+	if w.placer != nil {
+		return h.endpoint, h.preview
+	}
+	if len(d.GetRevisions()) == 0 {
+		return "", ""
+	}
+	return Dialable(d.GetListen()), Dialable(d.GetPreviewListen())
+}
+
+// Dialable turns a listen address into one to dial on this host: an
+// unspecified host (":8080", "0.0.0.0:8080", "[::]:8080") becomes
+// 127.0.0.1. An empty or malformed address is returned as it is.
+func Dialable(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }

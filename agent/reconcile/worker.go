@@ -48,6 +48,7 @@ type worker struct {
 	mu     sync.Mutex
 	latest *cutoverv1.DesiredApp
 	wake   chan struct{}
+	holds  holding // what the last pass left the app holding
 
 	desired   *cutoverv1.DesiredApp
 	revs      map[string]*cutoverv1.Revision // by revision key
@@ -262,6 +263,44 @@ func (w *worker) pass(ctx context.Context) {
 	w.report()
 	w.sample()
 	w.guard()
+	w.noteHolding()
+}
+
+// holding is what an app holds after a pass, for the dry runs and command
+// hooks, which read it from other goroutines.
+type holding struct {
+	instances int      // running or stopping
+	listens   []string // the proxies' addresses, as desired
+	endpoint  string   // placed apps: where clients reach the app
+	preview   string   // placed apps: where the preview is served
+}
+
+// noteHolding records what the app holds now.
+func (w *worker) noteHolding() {
+	var h holding
+	for _, slots := range w.slots {
+		h.instances += len(slots)
+	}
+	w.stopMu.Lock()
+	h.instances += len(w.stopping)
+	w.stopMu.Unlock()
+	for _, f := range []*frontend{&w.main, &w.preview} {
+		if f.px != nil {
+			h.listens = append(h.listens, f.addr)
+		}
+	}
+	h.endpoint, h.preview = w.placement.Listen, w.placement.PreviewListen
+	w.mu.Lock()
+	w.holds = h
+	w.mu.Unlock()
+}
+
+// holding returns what the app held after its last pass, and its latest
+// desired state.
+func (w *worker) holding() (holding, *cutoverv1.DesiredApp) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.holds, w.latest
 }
 
 // ensureSmoke runs the desired state's smoke checks against the preview
@@ -726,6 +765,7 @@ func (w *worker) shutdown() {
 	}
 	w.slots = map[string]map[int]runtime.Instance{}
 	w.stops.Wait()
+	w.noteHolding()
 	w.log.Info("app stopped")
 }
 

@@ -1,15 +1,18 @@
 // Package runtime is the agent's seam to where apps run. Implementations
 // live in sub-packages, one each: local supervises processes behind the
 // agent's own proxy (Runtime); kubernetes drives Deployments, Services and
-// HTTPRoutes, which carry instances and traffic themselves (Placer).
+// HTTPRoutes, which carry instances and traffic themselves (Placer). Both
+// check a desired state without applying it (DryRunner).
 package runtime
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 )
@@ -83,4 +86,49 @@ func RevisionKey(rev *cutoverv1.Revision) string {
 	data, _ := proto.MarshalOptions{Deterministic: true}.Marshal(rev)
 	sum := sha256.Sum256(data)
 	return rev.GetName() + "-" + hex.EncodeToString(sum[:4])
+}
+
+// CheckKind is the kind of the checks a dry run returns.
+const CheckKind = "builtin"
+
+// DryRunner checks, changing nothing, whether the agent could run a desired
+// state: the pre-flight dry run of a rollout.
+type DryRunner interface {
+	// DryRun returns one result per check (kind CheckKind, cluster set,
+	// named for what it checks) of whether dr.Desired could run here;
+	// held is what the agent holds now, which the desired state may reuse.
+	// An app the agent does not know yet is fine (a first deploy). A check
+	// that cannot be made fails with the reason. Changes nothing;
+	// idempotent; safe for concurrent use.
+	DryRun(ctx context.Context, cluster string, dr *cutoverv1.DryRun, held Held) []*cutoverv1.CheckResult
+}
+
+// Held is what the agent holds now, as its reconciler knows it.
+type Held struct {
+	// Instances is how many app instances the agent runs, across all apps
+	// (those still stopping included).
+	Instances int
+	// Listens are the addresses the app's proxies listen on, as desired
+	// (e.g. ":8080").
+	Listens []string
+}
+
+// Check times one check: it returns a result named name, started at start
+// and lasting until now, passed when err is nil, with msg or the error as
+// its message.
+func Check(cluster, name string, start time.Time, msg string, err error) *cutoverv1.CheckResult {
+	c := &cutoverv1.CheckResult{
+		Name:           name,
+		Kind:           CheckKind,
+		Cluster:        cluster,
+		Passed:         err == nil,
+		Message:        msg,
+		StartTime:      timestamppb.New(start),
+		DurationMillis: time.Since(start).Milliseconds(),
+		Attempts:       1,
+	}
+	if err != nil {
+		c.Message = err.Error()
+	}
+	return c
 }

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cutover-dev/cutover/controlplane/controller"
+	"github.com/cutover-dev/cutover/internal/policy"
 	"github.com/cutover-dev/cutover/internal/rollout"
 	"github.com/cutover-dev/cutover/internal/spec"
 	"github.com/cutover-dev/cutover/internal/store"
@@ -20,6 +21,7 @@ var codeTable = []struct {
 	code codes.Code
 }{
 	{spec.ErrInvalid, codes.InvalidArgument},
+	{policy.ErrRefused, codes.InvalidArgument},
 	{controller.ErrNotFound, codes.NotFound},
 	{store.ErrNotFound, codes.NotFound},
 	{store.ErrAuditBroken, codes.DataLoss},

@@ -24,11 +24,20 @@ type ClusterRegistry interface {
 	Clusters() []*cutoverv1.Cluster
 }
 
+// PolicyResolver turns an applied spec into the effective spec under the
+// release policy that applies to the app (policy.Set).
+type PolicyResolver interface {
+	// Resolve returns the effective spec of app name, or an error wrapping
+	// policy.ErrRefused. It never modifies spec; safe for concurrent use.
+	Resolve(name string, spec *cutoverv1.RolloutSpec) (*cutoverv1.RolloutSpec, error)
+}
+
 // Rollouts implements RolloutService.
 type Rollouts struct {
 	cutoverv1.UnimplementedRolloutServiceServer
 	ctrl     *controller.Controller
 	clusters ClusterRegistry
+	policies PolicyResolver // nil: specs are stored as applied
 }
 
 // NewRollouts returns the RolloutService handlers.
@@ -36,12 +45,31 @@ func NewRollouts(ctrl *controller.Controller, clusters ClusterRegistry) *Rollout
 	return &Rollouts{ctrl: ctrl, clusters: clusters}
 }
 
-// ApplyRollout parses and validates a manifest and hands it to the engine.
-// Nothing is stored unless the whole manifest is valid.
+// WithPolicies makes every applied spec go through p before it is
+// validated and stored.
+func (s *Rollouts) WithPolicies(p PolicyResolver) *Rollouts {
+	s.policies = p
+	return s
+}
+
+// ApplyRollout parses and validates a manifest, merges the release policy
+// of its app into it, validates the result and hands it to the engine.
+// Nothing is stored unless the whole manifest is valid and the policy
+// allows it; what is stored is the effective spec, so retry and undo,
+// which reuse the stored spec, stay under the policy.
 func (s *Rollouts) ApplyRollout(ctx context.Context, req *cutoverv1.ApplyRolloutRequest) (*cutoverv1.ApplyRolloutResponse, error) {
 	m, err := spec.Parse([]byte(req.GetManifest()))
 	if err != nil {
 		return nil, toStatus(err)
+	}
+	if s.policies != nil {
+		if m.Spec, err = s.policies.Resolve(m.Name, m.Spec); err != nil {
+			return nil, toStatus(err)
+		}
+		if err := spec.Validate(m.Spec); err != nil {
+			return nil, toStatus(err)
+		}
+		spec.Default(m.Spec)
 	}
 	if err := spec.CheckClusters(m.Spec, s.clusters.Known); err != nil {
 		return nil, toStatus(err)

@@ -79,14 +79,17 @@ func TestEveryTimelineEventIsAudited(t *testing.T) {
 	if _, err := c.Undo(t.Context(), app, "", "erin"); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, "the undo's pre-flight", func() bool { return len(rollout.PendingChecks(current(t, c))) == 0 })
 
 	expectLines(t, auditLines(t, db), []string{
-		"rollout.apply alice:  -> progressing v1 wave 1 step 1",
-		"wave.started cutover:  -> progressing v1 wave 1 step 1",
+		"rollout.apply alice:  -> checking v1",
+		"checks.passed cutover: checking v1 -> progressing v1 wave 1 step 1",
+		"wave.started cutover: checking v1 -> progressing v1 wave 1 step 1",
 		"wave.promoted cutover: progressing v1 wave 1 step 1 -> healthy v1",
 		"rollout.healthy cutover: progressing v1 wave 1 step 1 -> healthy v1",
-		"rollout.apply alice: healthy v1 -> progressing v2 wave 1 step 1",
-		"wave.started cutover: healthy v1 -> progressing v2 wave 1 step 1",
+		"rollout.apply alice: healthy v1 -> checking v2",
+		"checks.passed cutover: checking v2 -> progressing v2 wave 1 step 1",
+		"wave.started cutover: checking v2 -> progressing v2 wave 1 step 1",
 		"step.completed cutover: progressing v2 wave 1 step 1 -> paused v2 wave 1 step 2",
 		"rollout.pause bob: paused v2 wave 1 step 2 -> paused v2 wave 1 step 2",
 		"rollout.resume bob: paused v2 wave 1 step 2 -> paused v2 wave 1 step 2", // the pause step still waits
@@ -94,16 +97,19 @@ func TestEveryTimelineEventIsAudited(t *testing.T) {
 		"step.completed cutover: paused v2 wave 1 step 2 -> progressing v2 wave 1 step 3",
 		"wave.promoted cutover: progressing v2 wave 1 step 3 -> healthy v2",
 		"rollout.healthy cutover: progressing v2 wave 1 step 3 -> healthy v2",
-		"rollout.apply carol: healthy v2 -> progressing v3 wave 1 step 1",
-		"wave.started cutover: healthy v2 -> progressing v3 wave 1 step 1",
+		"rollout.apply carol: healthy v2 -> checking v3",
+		"checks.passed cutover: checking v3 -> progressing v3 wave 1 step 1",
+		"wave.started cutover: checking v3 -> progressing v3 wave 1 step 1",
 		"step.completed cutover: progressing v3 wave 1 step 1 -> paused v3 wave 1 step 2",
 		"rollout.abort carol: paused v3 wave 1 step 2 -> aborted v3",
-		"rollout.retry dave: aborted v3 -> progressing v3 wave 1 step 1",
-		"wave.started cutover: aborted v3 -> progressing v3 wave 1 step 1",
+		"rollout.retry dave: aborted v3 -> checking v3",
+		"checks.passed cutover: checking v3 -> progressing v3 wave 1 step 1",
+		"wave.started cutover: checking v3 -> progressing v3 wave 1 step 1",
 		"step.completed cutover: progressing v3 wave 1 step 1 -> paused v3 wave 1 step 2",
 		"rollout.superseded cutover: paused v3 wave 1 step 2 -> superseded v3",
-		"rollout.undo erin: paused v3 wave 1 step 2 -> progressing v2 wave 1 step 1",
-		"wave.started cutover: paused v3 wave 1 step 2 -> progressing v2 wave 1 step 1",
+		"rollout.undo erin: paused v3 wave 1 step 2 -> checking v2",
+		"checks.passed cutover: checking v2 -> progressing v2 wave 1 step 1",
+		"wave.started cutover: checking v2 -> progressing v2 wave 1 step 1",
 	})
 }
 

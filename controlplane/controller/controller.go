@@ -43,6 +43,13 @@ type Publisher interface {
 	SetDesired(cluster string, d *cutoverv1.DesiredApp)
 }
 
+// Checker runs a rollout's check runs (see rollout.ChecksDone).
+type Checker interface {
+	// Run carries out one check run and returns its results; it returns
+	// when they are all in or ctx ends. Safe for concurrent use.
+	Run(ctx context.Context, r *cutoverv1.Rollout, run *cutoverv1.CheckRun) []*cutoverv1.CheckResult
+}
+
 // Sentinel errors.
 var (
 	// ErrNotFound is returned for a rollout name that does not exist.
@@ -69,6 +76,8 @@ type Controller struct {
 	loaded      chan struct{}
 	gates       *gates
 	evals       *evaluations
+	checker     Checker
+	checking    map[string]bool // check runs in progress, by checkKey
 }
 
 // supervisorQueue bounds the events waiting for one rollout's supervisor.
@@ -102,7 +111,15 @@ func New(store Store, pub Publisher, now func() time.Time, log *slog.Logger) *Co
 		loaded:      make(chan struct{}),
 		gates:       newGates(),
 		evals:       newEvaluations(),
+		checking:    map[string]bool{},
 	}
+}
+
+// WithChecker sets what runs pre-flight checks and hooks; call it before
+// Run. Without one, a rollout waits in Checking until one is set.
+func (c *Controller) WithChecker(ch Checker) *Controller {
+	c.checker = ch
+	return c
 }
 
 // WithHistoryLimit sets how many earlier rollouts of each app are kept; call
@@ -191,6 +208,7 @@ func (c *Controller) supervise(ctx context.Context, name string, q chan request)
 		if rep.err == nil {
 			wake = rep.wake
 		}
+		c.startChecks(ctx, rep.r)
 		if req.reply != nil {
 			req.reply <- rep
 		}

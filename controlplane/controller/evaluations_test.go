@@ -16,7 +16,7 @@ import (
 // until the returned stop is called or the test ends.
 func startRecording(t *testing.T, db *store.Bolt, now func() time.Time) (*controller.Controller, func()) {
 	t.Helper()
-	c := controller.New(db, &publisher{}, now, slog.New(slog.DiscardHandler)).WithEvaluations(db)
+	c := controller.New(db, &publisher{}, now, slog.New(slog.DiscardHandler)).WithEvaluations(db).WithChecker(passingChecker{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()

@@ -65,6 +65,7 @@ type Hub struct {
 	clusters map[string]*cutoverv1.Cluster
 	desired  map[string]map[string]*cutoverv1.DesiredApp // cluster -> app -> latest
 	sessions map[string]*session
+	tasks    map[string]map[string]*task // cluster -> task id -> waiting for its result
 }
 
 // New loads the cluster registry and returns a hub. Every stored cluster
@@ -91,6 +92,7 @@ func New(ctx context.Context, store ClusterStore, observer Observer, opts Option
 		clusters: map[string]*cutoverv1.Cluster{},
 		desired:  map[string]map[string]*cutoverv1.DesiredApp{},
 		sessions: map[string]*session{},
+		tasks:    map[string]map[string]*task{},
 	}
 	for _, c := range stored {
 		c.Status = cutoverv1.ClusterStatus_CLUSTER_STATUS_DISCONNECTED
@@ -310,6 +312,9 @@ func (h *Hub) receive(ctx context.Context, s *session, stream cutoverv1.AgentSer
 		case *cutoverv1.ConnectRequest_Samples:
 			h.metrics.messages.WithLabelValues("samples").Inc()
 			h.observer.Samples(ctx, s.cluster, p.Samples)
+		case *cutoverv1.ConnectRequest_TaskResult:
+			h.metrics.messages.WithLabelValues("task_result").Inc()
+			h.taskDone(s.cluster, p.TaskResult)
 		case *cutoverv1.ConnectRequest_Hello:
 			return status.Error(codes.InvalidArgument, "hello may only be sent once per stream")
 		default:
@@ -334,6 +339,14 @@ func (h *Hub) send(ctx context.Context, s *session, stream cutoverv1.AgentServic
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.notify:
+		}
+		for _, t := range h.pendingTasks(s) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err := stream.Send(&cutoverv1.ConnectResponse{Payload: &cutoverv1.ConnectResponse_Task{Task: t}}); err != nil {
+				return fmt.Errorf("send task %s to %s: %w", t.GetId(), s.cluster, err)
+			}
 		}
 		for _, d := range h.pending(s) {
 			if ctx.Err() != nil {

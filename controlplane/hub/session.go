@@ -12,11 +12,12 @@ type session struct {
 	cancel   context.CancelFunc
 	notify   chan struct{}
 	sent     map[string]int64
+	tasks    map[string]bool // task ids sent on this stream
 	replaced atomic.Bool
 }
 
 func newSession(cluster string, cancel context.CancelFunc) *session {
-	return &session{cluster: cluster, cancel: cancel, notify: make(chan struct{}, 1), sent: map[string]int64{}}
+	return &session{cluster: cluster, cancel: cancel, notify: make(chan struct{}, 1), sent: map[string]int64{}, tasks: map[string]bool{}}
 }
 
 // wake asks the sender to look for pending desired states; wakes coalesce.

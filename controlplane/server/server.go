@@ -21,11 +21,13 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/cutover-dev/cutover/controlplane/api"
+	"github.com/cutover-dev/cutover/controlplane/checks"
 	"github.com/cutover-dev/cutover/controlplane/controller"
 	"github.com/cutover-dev/cutover/controlplane/hub"
 	"github.com/cutover-dev/cutover/controlplane/notify"
 	"github.com/cutover-dev/cutover/internal/apidoc"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/policy"
 	"github.com/cutover-dev/cutover/internal/store"
 )
 
@@ -52,6 +54,9 @@ type Config struct {
 	Security Security
 	// Notify lists where rollout events are sent (zero: nowhere).
 	Notify notify.Config
+	// Policies are the release policies merged into every applied spec
+	// (nil: none; a spec naming spec.policy is then refused).
+	Policies *policy.Set
 }
 
 // Run serves the control plane on the two listeners until ctx ends, then
@@ -102,7 +107,8 @@ func Run(ctx context.Context, cfg Config, grpcLn, httpLn net.Listener) error {
 	if cfg.HistoryLimit <= 0 {
 		cfg.HistoryLimit = controller.DefaultHistoryLimit
 	}
-	ctrl := controller.New(db, agents, time.Now, log.With("component", "controller")).WithHistoryLimit(cfg.HistoryLimit).WithEvaluations(db)
+	ctrl := controller.New(db, agents, time.Now, log.With("component", "controller")).WithHistoryLimit(cfg.HistoryLimit).WithEvaluations(db).
+		WithChecker(checks.New(agents, nil, time.Now, log.With("component", "checks")))
 	fwd.set(ctrl)
 	reg.MustRegister(newRolloutCollector(ctrl))
 
@@ -131,7 +137,7 @@ func Run(ctx context.Context, cfg Config, grpcLn, httpLn net.Listener) error {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	)
-	cutoverv1.RegisterRolloutServiceServer(gs, api.NewRollouts(ctrl, agents))
+	cutoverv1.RegisterRolloutServiceServer(gs, api.NewRollouts(ctrl, agents).WithPolicies(cfg.Policies))
 	cutoverv1.RegisterClusterServiceServer(gs, api.NewClusters(agents))
 	cutoverv1.RegisterAgentServiceServer(gs, agents)
 	cutoverv1.RegisterAuditServiceServer(gs, api.NewAudit(db))
@@ -158,7 +164,7 @@ func Run(ctx context.Context, cfg Config, grpcLn, httpLn net.Listener) error {
 		}
 	}()
 	log.Info("control plane serving", "grpc", grpcLn.Addr().String(), "http", httpLn.Addr().String(), "data_dir", cfg.DataDir,
-		"tls", sec.tlsOn(), "tokens", sec.tokens != nil)
+		"tls", sec.tlsOn(), "tokens", sec.tokens != nil, "policies", cfg.Policies.Names())
 
 	var runErr error
 	select {

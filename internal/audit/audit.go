@@ -36,6 +36,8 @@ const (
 	ActionWindowOpen      = "window.open"
 	ActionApprove         = "approval.approve"
 	ActionReject          = "approval.reject"
+	ActionChecksPassed    = "checks.passed"
+	ActionChecksFailed    = "checks.failed"
 )
 
 // actions maps each timeline event type to its action.
@@ -55,6 +57,8 @@ var actions = map[cutoverv1.TimelineEventType]string{
 	cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_WINDOW_OPENED:  ActionWindowOpen,
 	cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_APPROVED:       ActionApprove,
 	cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_REJECTED:       ActionReject,
+	cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_CHECKS_PASSED:  ActionChecksPassed,
+	cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_CHECKS_FAILED:  ActionChecksFailed,
 }
 
 // RolloutTarget names a rollout as a record's target.

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
+	"github.com/cutover-dev/cutover/internal/rollout"
 )
 
 //go:embed report.html.tmpl
@@ -53,6 +54,8 @@ type view struct {
 	Timeline                                       []timelineRow
 	Approvals                                      approvals
 	Checks                                         []kv
+	CheckRuns                                      []checkRunView
+	Policy                                         string
 	Window                                         optional
 	Gates                                          []gateView
 	Verification                                   *cutoverv1.AuditVerification
@@ -128,6 +131,8 @@ func build(resp *cutoverv1.GetRolloutReportResponse, meta Meta) view {
 		Meta:           footer(meta),
 		Approvals:      approvalsOf(r),
 		Checks:         checks(r),
+		CheckRuns:      checkRuns(r),
+		Policy:         r.GetSpec().GetPolicy(),
 		Window:         single(r.GetSpec(), "window"),
 		Verification:   resp.GetAuditVerification(),
 		Audit:          audit(resp.GetAuditRecords()),
@@ -297,6 +302,51 @@ func approvalNeed(a *cutoverv1.ApprovalStep) string {
 	}
 	if a.GetTimeout() != "" {
 		out += ", within " + a.GetTimeout()
+	}
+	return out
+}
+
+// checkRunView is one pre-flight or hook run with its results.
+type checkRunView struct {
+	Title, Started, Ended string
+	Passed                bool
+	Results               []checkResultRow
+}
+
+type checkResultRow struct {
+	Name, Kind, Cluster, Message, Output, Duration string
+	Passed                                         bool
+	Attempts                                       int32
+}
+
+// checkRuns lists what the pre-flight and the hooks found, run by run.
+func checkRuns(r *cutoverv1.Rollout) []checkRunView {
+	var out []checkRunView
+	waves := r.GetSpec().GetTargets().GetWaves()
+	for _, run := range r.GetStatus().GetChecks() {
+		title := rollout.CheckPhaseName(run.GetPhase())
+		switch run.GetPhase() {
+		case rollout.CheckPreTrafficShift, rollout.CheckPostPromotion:
+			if int(run.GetWave()) < len(waves) {
+				title += ", wave " + waves[run.GetWave()].GetName()
+			}
+			if run.GetPhase() == rollout.CheckPreTrafficShift {
+				title += fmt.Sprintf(", before step %d", run.GetStep()+1)
+			}
+		}
+		v := checkRunView{Title: title, Started: when(run.GetStartTime()), Ended: when(run.GetEndTime()), Passed: run.GetEndTime() != nil}
+		if run.GetEndTime() == nil {
+			v.Ended = "still running when the report was made"
+		}
+		for _, c := range run.GetResults() {
+			v.Passed = v.Passed && c.GetPassed()
+			v.Results = append(v.Results, checkResultRow{
+				Name: c.GetName(), Kind: c.GetKind(), Cluster: orNone(c.GetCluster()), Message: c.GetMessage(),
+				Output: c.GetOutput(), Duration: (time.Duration(c.GetDurationMillis()) * time.Millisecond).String(),
+				Passed: c.GetPassed(), Attempts: c.GetAttempts(),
+			})
+		}
+		out = append(out, v)
 	}
 	return out
 }
@@ -508,6 +558,11 @@ func step(s *cutoverv1.CanaryStep) string {
 		return "analysis over " + x.Analysis.GetWindow()
 	case *cutoverv1.CanaryStep_Approval:
 		return fmt.Sprintf("approval by %d", max(x.Approval.GetRequired(), 1))
+	case *cutoverv1.CanaryStep_Shadow:
+		if d := x.Shadow.GetDuration(); d != "" {
+			return fmt.Sprintf("shadow %d%% for %s", x.Shadow.GetMirrorPercent(), d)
+		}
+		return fmt.Sprintf("shadow %d%% until promoted", x.Shadow.GetMirrorPercent())
 	}
 	m := s.ProtoReflect()
 	if od := m.Descriptor().Oneofs().ByName("step"); od != nil {

@@ -157,3 +157,35 @@ func TestOptionalSections(t *testing.T) {
 		t.Errorf("enumWord = %q", got)
 	}
 }
+
+// Every pre-flight check and hook result is in the report, failures
+// marked, with its output escaped.
+func TestReportListsChecksAndHooks(t *testing.T) {
+	resp := aborted()
+	resp.Rollout.Spec.Policy = "banking"
+	resp.Rollout.Status.Checks = []*cutoverv1.CheckRun{
+		{Id: "preflight", Phase: "preflight", StartTime: ts(0), EndTime: ts(time.Second), Results: []*cutoverv1.CheckResult{
+			{Name: "agent connected", Kind: "builtin", Cluster: "eu-1", Passed: true, Message: "connected", Attempts: 1},
+			{Name: "pinned", Kind: "builtin", Cluster: "eu-1", Passed: true, Message: "sha256 abc", DurationMillis: 12, Attempts: 1},
+			{Name: "compliance-scan", Kind: "http", Passed: true, Message: "HTTP 200", Output: "no findings", Attempts: 2},
+		}},
+		{Id: "preTrafficShift wave 0 step 0", Phase: "preTrafficShift", Wave: 0, Step: 0, StartTime: ts(2 * time.Second), EndTime: ts(3 * time.Second),
+			Results: []*cutoverv1.CheckResult{{Name: "smoke", Kind: "command", Cluster: "eu-1", Passed: false, Message: "exit code 3", Output: "curl: (22) <503>", Attempts: 1}}},
+		{Id: "onAbort", Phase: "onAbort", StartTime: ts(20 * time.Second)},
+	}
+	html := render(t, resp)
+	for _, want := range []string{
+		"Release policy</th><td>banking",
+		"pre-flight: <span class=\"ok\">passed</span>",
+		"compliance-scan</td><td>http</td><td>-</td><td><span class=\"ok\">passed</span>: HTTP 200<pre class=\"output\">no findings</pre>",
+		"pre-traffic-shift hooks, wave canary-region, before step 1: <span class=\"bad\">not passed</span>",
+		`<tr class="fail"><td>smoke</td><td>command</td><td>eu-1</td><td><span class="bad">failed</span>: exit code 3<pre class="output">curl: (22) &lt;503&gt;</pre>`,
+		"on-abort hooks: <span class=\"bad\">not passed</span>",
+		"still running when the report was made",
+		`<td class="num">12ms</td>`,
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}

@@ -204,6 +204,7 @@ func apply(old *cutoverv1.Rollout, a Apply, force bool, now time.Time) Result {
 		}
 		m.refresh(cp, before)
 	}
+	m.carryPreflight(old)
 	m.startWave(0)
 	m.advance()
 	res := m.result(nil)
@@ -233,6 +234,9 @@ type machine struct {
 	// origins holds, for each cluster in desired, where it stood before this
 	// step, so that a change undone later in the same step is no change.
 	origins map[string]origin
+	// flipped is the cluster whose report in this step changed whether its
+	// desired state is in force; a shadow step's hold counts from then.
+	flipped string
 }
 
 // origin is a cluster's desired state and progress before a step changed it.
@@ -312,6 +316,8 @@ func (m *machine) handle(ev Event) error {
 		}
 		m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_REJECTED, e.Actor, msg)
 		m.abort(msg, e.Actor)
+	case ChecksDone:
+		return m.checksDone(e)
 	case Tick:
 	default:
 		return fmt.Errorf("unknown event %T", ev)
@@ -328,7 +334,11 @@ func (m *machine) observe(e Observe) error {
 		return nil // a stale report, overtaken by a newer one
 	}
 	cp.ObservedGeneration = e.App.GetObservedGeneration()
+	was := cp.GetConverged()
 	cp.Converged = e.App.GetConverged() && e.App.GetObservedGeneration() == cp.GetDesiredGeneration()
+	if cp.GetConverged() != was {
+		m.flipped = cp.GetCluster()
+	}
 	cp.ObservedRevisions = e.App.GetRevisions()
 	cp.AgentError = e.App.GetError()
 	for _, o := range e.App.GetRevisions() {
@@ -362,12 +372,14 @@ func (m *machine) promote(full bool, actor string) {
 
 func (m *machine) abort(reason, actor string) {
 	st := m.st()
+	var touched []string
 	for _, cp := range st.GetClusters() {
 		switch cp.GetPhase() {
 		case cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING, cutoverv1.ClusterPhase_CLUSTER_PHASE_PROMOTED:
+			touched = append(touched, cp.GetCluster())
 			before := Desired(m.r, cp)
 			cp.PreviousRevision, cp.ScaleDownTime = nil, nil // the switch back makes it active again
-			cp.Phase, cp.CanaryWeight = cutoverv1.ClusterPhase_CLUSTER_PHASE_ABORTED, 0
+			cp.Phase, cp.CanaryWeight, cp.MirrorPercent = cutoverv1.ClusterPhase_CLUSTER_PHASE_ABORTED, 0, 0
 			m.refresh(cp, before)
 		}
 	}
@@ -379,6 +391,9 @@ func (m *machine) abort(reason, actor string) {
 		st.Message = "aborted: " + reason
 	}
 	m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_ABORTED, actor, st.GetMessage())
+	if len(touched) > 0 {
+		m.startAbortHooks(touched)
+	}
 }
 
 // record appends to the timeline at the current wave and step.
@@ -408,12 +423,15 @@ func (m *machine) setProgressing(msg string) {
 func (m *machine) advance() {
 	st := m.st()
 	m.windowOpened()
-	if st.GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL {
-		st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING // looked at again: enough now, timed out, or still waiting
+	switch st.GetPhase() {
+	case cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL, cutoverv1.RolloutPhase_ROLLOUT_PHASE_CHECKING:
+		st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING // looked at again: done now, timed out, or still waiting
 	}
 	for st.GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_PROGRESSING {
 		if st.GetStepPending() || st.GetGroupPending() {
-			if m.awaitStartApproval() || m.windowClosed() {
+			// Pre-flight first, so approvers see its results; the hooks
+			// run last, right before traffic moves.
+			if m.awaitPreflight() || m.awaitStartApproval() || m.windowClosed() || m.awaitBoundaryChecks() {
 				return
 			}
 			st.StepPending = false
@@ -645,6 +663,10 @@ func (m *machine) stepOnce() bool {
 		if m.awaitApproval(m.stepGate(), s.Approval, "step "+fmt.Sprint(st.GetCurrentStep()+1)) {
 			return false
 		}
+	case *cutoverv1.CanaryStep_Shadow:
+		if !m.shadowStep(wave, s.Shadow) {
+			return false
+		}
 	case *cutoverv1.CanaryStep_Pause:
 		d := spec.PauseDuration(s.Pause)
 		if d == 0 {
@@ -684,6 +706,9 @@ func (m *machine) promoteWave(wave []*cutoverv1.ClusterProgress) bool {
 	// down) are not waited for.
 	if st.GetBakeUntil() == nil && !converged(wave) {
 		return m.waiting(fmt.Sprintf("promoting wave %s", m.waveName()))
+	}
+	if st.GetBakeUntil() == nil && m.awaitPostPromotion() {
+		return false
 	}
 	waves := m.r.GetSpec().GetTargets().GetWaves()
 	if st.GetBakeUntil() == nil && len(m.groupClusters(st.GetCurrentWave(), st.GetCurrentGroup()+1)) > 0 {
@@ -827,12 +852,13 @@ func (m *machine) setHeaderRoute(cp *cutoverv1.ClusterProgress, h *cutoverv1.Hea
 // setCluster changes a cluster's phase and weight, bumping its desired
 // generation when that changes what the agent must do.
 func (m *machine) setCluster(cp *cutoverv1.ClusterProgress, phase cutoverv1.ClusterPhase, weight int32) {
-	if cp.GetPhase() == phase && cp.GetCanaryWeight() == weight {
+	if cp.GetPhase() == phase && cp.GetCanaryWeight() == weight && cp.GetMirrorPercent() == 0 {
 		return
 	}
 	before := Desired(m.r, cp)
 	cp.Phase = phase
 	cp.CanaryWeight = weight
+	cp.MirrorPercent = 0 // a weight or a promotion ends a shadow step's mirroring
 	if phase != cutoverv1.ClusterPhase_CLUSTER_PHASE_PROGRESSING {
 		cp.HeaderRoute = nil // only a canary in progress routes by header
 		cp.CanaryInstances = 0
@@ -933,6 +959,9 @@ func (m *machine) stepWakeAt() time.Time {
 		if a := steps[i].GetAnalysis(); a != nil {
 			return st.GetStepStartTime().AsTime().Add(spec.AnalysisWindow(a))
 		}
+		if sh := steps[i].GetShadow(); sh != nil {
+			return m.shadowWakeAt(sh)
+		}
 		if p := steps[i].GetPause(); p != nil {
 			if d := spec.PauseDuration(p); d > 0 {
 				return st.GetStepStartTime().AsTime().Add(d)
@@ -1014,6 +1043,8 @@ func describeStep(s *cutoverv1.CanaryStep) string {
 		return fmt.Sprintf("setCanaryScale %d", x.SetCanaryScale.GetInstances())
 	case *cutoverv1.CanaryStep_Analysis:
 		return "analysis " + x.Analysis.GetWindow()
+	case *cutoverv1.CanaryStep_Shadow:
+		return describeShadow(x.Shadow)
 	}
 	return "step"
 }

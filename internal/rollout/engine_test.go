@@ -603,9 +603,10 @@ func TestApplyingANewRevisionSupersedesTheRolloutInProgress(t *testing.T) {
 		},
 		sent: []string{"ap-1", "eu-1", "us-1"},
 	}, {
+		// Withdrawn to its stable while the new revision's pre-flight runs.
 		name: "canary in progress restarts from the revision it was replacing", setup: inWave1, waves: twoWaves,
 		want: map[string]string{
-			"eu-1": "progressing g3 stable:v1=80 canary:v3=20",
+			"eu-1": "progressing g4 stable:v1=80 canary:v3=20",
 			"us-1": "pending g1 stable:v1=100",
 			"ap-1": "pending g1 stable:v1=100",
 		},
@@ -664,11 +665,12 @@ func TestClusterNewToTheAppJoinsACanaryAtTheNewRevision(t *testing.T) {
 				"us-1": "pending g1 stable:v1=100",
 			},
 		}},
-		// Superseded, the newcomer's stable revision is the one it serves.
+		// Superseded, the newcomer's stable revision is the one it serves;
+		// eu-1's canary of v2 is withdrawn while v3's pre-flight runs.
 		{ev: apply(newSpec(t, "v3", grown, setWeight(20), pause(""))), want: want{
 			phase: "progressing", wave: 0, step: 0, sent: []string{"eu-1", "eu-2"},
 			clusters: map[string]string{
-				"eu-1": "progressing g3 stable:v1=80 canary:v3=20",
+				"eu-1": "progressing g4 stable:v1=80 canary:v3=20",
 				"eu-2": "progressing g2 stable:v2=80 canary:v3=20",
 				"us-1": "pending g1 stable:v1=100",
 			},

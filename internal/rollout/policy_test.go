@@ -31,7 +31,7 @@ func TestProgressDeadlineAborts(t *testing.T) {
 		t.Fatalf("at the deadline: %s, want aborted", p)
 	}
 	s.wants("eu-1", "stable:v1=100")
-	if got := timeline(s.r); got != "STARTED@0.0 WAVE_STARTED@0.0 FAILED@0.0 ABORTED@0.0" {
+	if got := timeline(s.r); got != "STARTED@0.0 CHECKS_PASSED@0.0 WAVE_STARTED@0.0 FAILED@0.0 ABORTED@0.0" {
 		t.Errorf("timeline %s", got)
 	}
 }

@@ -33,7 +33,7 @@ func TestRandomEventSequencesKeepTheInvariants(t *testing.T) {
 			// The generator must reach every corner, or the invariants prove little.
 			n := int(last - first)
 			if cov.healthy < n/10 || cov.aborted < n/10 || cov.superseded < n/10 || cov.rejected == 0 ||
-				cov.windowWaits == 0 || cov.approvalWaits == 0 || cov.approved == 0 {
+				cov.windowWaits == 0 || cov.approvalWaits == 0 || cov.approved == 0 || cov.checksFailed == 0 || cov.hookRuns < n/10 {
 				t.Errorf("weak coverage: %+v", cov)
 			}
 			t.Logf("%d sequences: %+v", n, cov)
@@ -49,6 +49,8 @@ type coverage struct {
 	windowWaits      int // transitions into WaitingForWindow
 	approvalWaits    int // transitions into WaitingForApproval
 	approved         int // approvals taken
+	checksFailed     int // check runs that failed
+	hookRuns         int // hook runs started (not the pre-flight)
 }
 
 func runSequence(t *testing.T, seed uint64, length int, cov *coverage) {
@@ -96,6 +98,16 @@ func runSequence(t *testing.T, seed uint64, length int, cov *coverage) {
 		if _, ok := ev.(rollout.Approve); ok {
 			cov.approved++
 		}
+		if cd, ok := ev.(rollout.ChecksDone); ok && !cd.Results[0].GetPassed() {
+			cov.checksFailed++
+		}
+		if res.Rollout.GetStatus().GetRolloutNumber() == r.GetStatus().GetRolloutNumber() {
+			for _, run := range res.Rollout.GetStatus().GetChecks()[len(r.GetStatus().GetChecks()):] {
+				if run.GetPhase() != rollout.CheckPreflight {
+					cov.hookRuns++
+				}
+			}
+		}
 		r = res.Rollout
 	}
 }
@@ -114,6 +126,9 @@ func (g *generator) event(r *cutoverv1.Rollout) rollout.Event {
 	if r == nil && g.rng.IntN(8) != 0 || rollout.Terminal(r.GetStatus().GetPhase()) && g.rng.IntN(2) == 0 {
 		g.last = g.spec()
 		return apply(g.last)
+	}
+	if p := rollout.PendingChecks(r); len(p) > 0 && g.rng.IntN(3) != 0 {
+		return g.checksDone(r, p)
 	}
 	switch n := g.rng.IntN(100); {
 	case n < 50:
@@ -142,6 +157,18 @@ func (g *generator) event(r *cutoverv1.Rollout) rollout.Event {
 	default:
 		return rollout.Retry{Actor: "op"}
 	}
+}
+
+// checksDone answers a pending check run: mostly passing, sometimes
+// failing, rarely for the wrong rollout.
+func (g *generator) checksDone(r *cutoverv1.Rollout, pending []*cutoverv1.CheckRun) rollout.Event {
+	run := pending[g.rng.IntN(len(pending))]
+	ev := rollout.ChecksDone{RolloutNumber: r.GetStatus().GetRolloutNumber(), ID: run.GetId(),
+		Results: []*cutoverv1.CheckResult{{Name: "random", Passed: g.rng.IntN(8) != 0}}}
+	if g.rng.IntN(20) == 0 {
+		ev.RolloutNumber-- // a superseded rollout's late results
+	}
+	return ev
 }
 
 // observe is a report from a target (rarely a stranger), mostly of the
@@ -184,9 +211,13 @@ func (g *generator) spec() *cutoverv1.RolloutSpec {
 	for range 1 + g.rng.IntN(4) {
 		switch g.rng.IntN(5) {
 		case 3:
-			if g.rng.IntN(2) == 0 {
+			switch g.rng.IntN(3) {
+			case 0:
 				steps = append(steps, headerRoute("X-Canary", "always"))
-			} else {
+			case 1: // shadow first, or between weights
+				steps = append(steps, &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_Shadow{Shadow: &cutoverv1.ShadowStep{
+					MirrorPercent: 1 + int32(g.rng.IntN(100)), Duration: []string{"", "2s"}[g.rng.IntN(2)]}}})
+			default:
 				steps = append(steps, &cutoverv1.CanaryStep{Step: &cutoverv1.CanaryStep_SetCanaryScale{
 					SetCanaryScale: &cutoverv1.SetCanaryScale{Instances: int32(1 + g.rng.IntN(3))}}})
 			}
@@ -221,6 +252,15 @@ func (g *generator) spec() *cutoverv1.RolloutSpec {
 		if g.rng.IntN(3) == 0 {
 			s.Urgency, s.BreakGlassReason = "critical", "random incident"
 		}
+	}
+	if g.rng.IntN(3) == 0 { // hooks at every phase, each present half the time
+		hook := func() []*cutoverv1.Hook {
+			if g.rng.IntN(2) == 0 {
+				return nil
+			}
+			return []*cutoverv1.Hook{{Name: "h", Action: &cutoverv1.Hook_Http{Http: &cutoverv1.HTTPHook{Url: "http://127.0.0.1:1/hook"}}}}
+		}
+		s.Hooks = &cutoverv1.Hooks{PreRollout: hook(), PreTrafficShift: hook(), PostPromotion: hook(), OnAbort: hook()}
 	}
 	if g.rng.IntN(5) == 0 {
 		s.Endpoint.ListenOverrides = map[string]string{order[0]: "127.0.0.1:9090"}

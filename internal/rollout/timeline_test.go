@@ -40,7 +40,7 @@ func TestTimelineRecordsEveryStepOnce(t *testing.T) {
 			t.Fatalf("after wave 1: wave %d", s.r.GetStatus().GetCurrentWave())
 		}
 	}
-	want := "STARTED(alice)@0.0 WAVE_STARTED@0.0 STEP_COMPLETED@0.0 PROMOTED(bob)@0.1 STEP_COMPLETED@0.1 STEP_COMPLETED@0.2 " +
+	want := "STARTED(alice)@0.0 CHECKS_PASSED@0.0 WAVE_STARTED@0.0 STEP_COMPLETED@0.0 PROMOTED(bob)@0.1 STEP_COMPLETED@0.1 STEP_COMPLETED@0.2 " +
 		"WAVE_PROMOTED@0.3 WAVE_STARTED@1.0 STEP_COMPLETED@1.0 PROMOTED(bob)@1.1 STEP_COMPLETED@1.1 STEP_COMPLETED@1.2 " +
 		"WAVE_PROMOTED@1.3 HEALTHY@1.3"
 	if got := timeline(s.r); got != want {
@@ -74,7 +74,7 @@ func TestRetryRestartsAnAbortedRollout(t *testing.T) {
 	if d := rollout.Desired(s.r, s.progress("eu-1")); showRevisions(d) != "stable:v1=70 canary:v2=30" {
 		t.Errorf("after retry eu-1 wants %s, want the first step again", showRevisions(d))
 	}
-	if got := timeline(s.r); got != "STARTED(carol)@0.0 WAVE_STARTED@0.0" {
+	if got := timeline(s.r); got != "STARTED(carol)@0.0 CHECKS_PASSED@0.0 WAVE_STARTED@0.0" {
 		t.Errorf("timeline after retry: %s", got)
 	}
 }

@@ -67,4 +67,5 @@ func validatePolicy(c *errs, s *cutoverv1.RolloutSpec) {
 	if a := s.GetApproval(); a != nil {
 		checkApproval(c, "spec.approval", a)
 	}
+	validateHooks(c, s)
 }

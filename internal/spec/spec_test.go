@@ -286,7 +286,7 @@ func TestParseInvalid(t *testing.T) {
 			`spec.endpoint.listenOverrides.eu-1: port must be between 1 and 65535, got "99999"`,
 			`spec.endpoint.listenOverrides.zz-9: cluster "zz-9" is not a target of this rollout`,
 			"spec.strategy.canary.steps[0].setWeight: must be between 0 and 100, got -1",
-			"spec.strategy.canary.steps[1]: must set setWeight, pause, setHeaderRoute, setCanaryScale, analysis or approval",
+			"spec.strategy.canary.steps[1]: must set setWeight, pause, setHeaderRoute, setCanaryScale, analysis, approval or shadow",
 		}},
 	}
 	seen := map[string]bool{}

@@ -310,8 +310,10 @@ func validateStrategy(c *errs, spec *cutoverv1.RolloutSpec, clusters map[string]
 			}
 		case *cutoverv1.CanaryStep_Approval:
 			checkApproval(c, p+".approval", x.Approval)
+		case *cutoverv1.CanaryStep_Shadow:
+			checkShadowStep(c, p+".shadow", x.Shadow)
 		default:
-			c.add(p, "must set setWeight, pause, setHeaderRoute, setCanaryScale, analysis or approval")
+			c.add(p, "must set setWeight, pause, setHeaderRoute, setCanaryScale, analysis, approval or shadow")
 		}
 	}
 }
@@ -398,6 +400,23 @@ func CheckClusters(s *cutoverv1.RolloutSpec, known func(string) bool) error {
 // The spec was validated, so a parse error cannot happen.
 func PauseDuration(p *cutoverv1.PauseStep) time.Duration {
 	d, _ := time.ParseDuration(p.GetDuration())
+	return d
+}
+
+// checkShadowStep checks a canary's shadow step.
+func checkShadowStep(c *errs, path string, s *cutoverv1.ShadowStep) {
+	if n := s.GetMirrorPercent(); n < 1 || n > 100 {
+		c.add(path+".mirrorPercent", "must be between 1 and 100, got %d", n)
+	}
+	if d := s.GetDuration(); d != "" {
+		checkDuration(c, path+".duration", d)
+	}
+}
+
+// ShadowDuration is how long a shadow step holds once its mirror is in
+// force; 0 holds until a promote.
+func ShadowDuration(s *cutoverv1.ShadowStep) time.Duration {
+	d, _ := time.ParseDuration(s.GetDuration())
 	return d
 }
 

@@ -46,7 +46,7 @@ func TestAuditTrailRecordsAndDetectsTampering(t *testing.T) {
 	if err := protojson.Unmarshal([]byte(f.cli(ctx, "audit", "list", "--app", "demo", "-o", "json")), list); err != nil {
 		t.Fatal(err)
 	}
-	applyV2 := find(t, list.GetRecords(), "rollout.apply", "progressing v2")
+	applyV2 := find(t, list.GetRecords(), "rollout.apply", "checking v2") // the pre-flight runs first
 	promote := find(t, list.GetRecords(), "rollout.promote", "")
 	wavePromoted := find(t, list.GetRecords(), "wave.promoted", "progressing v2")
 	abort := find(t, list.GetRecords(), "rollout.abort", "")

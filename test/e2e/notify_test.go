@@ -161,9 +161,9 @@ func TestNotificationsReachReceiversWithoutSlowingTheRollout(t *testing.T) {
 		t.Fatalf("%d Slack messages, want 4:\n%s", len(texts), strings.Join(texts, "\n---\n"))
 	}
 	for i, want := range [][]string{
-		{"🚀 Rollout started: demo", "*State:* progressing v1", "*By:* anonymous@127.0.0.1", "`rollout.apply`"},
+		{"🚀 Rollout started: demo", "*State:* checking v1", "*By:* anonymous@127.0.0.1", "`rollout.apply`"},
 		{"✅ Rollout successful: demo", "→ healthy v1", "*By:* cutover", "`rollout.healthy`"},
-		{"🚀 Rollout started: demo", "*State:* healthy v1 → progressing v2", "*By:* anonymous@127.0.0.1"},
+		{"🚀 Rollout started: demo", "*State:* healthy v1 → checking v2", "*By:* anonymous@127.0.0.1"},
 		{"✅ Rollout successful: demo", "→ healthy v2", "*By:* cutover"},
 	} {
 		for _, w := range want {
@@ -201,8 +201,8 @@ func TestNotificationsReachReceiversWithoutSlowingTheRollout(t *testing.T) {
 			}
 		}
 	}
-	if want := []string{"rollout.apply progressing v1", "rollout.healthy healthy v1",
-		"rollout.apply progressing v2", "rollout.healthy healthy v2"}; !slices.Equal(key, want) {
+	if want := []string{"rollout.apply checking v1", "rollout.healthy healthy v1",
+		"rollout.apply checking v2", "rollout.healthy healthy v2"}; !slices.Equal(key, want) {
 		t.Errorf("tracker got %q\nwant       %q", key, want)
 	}
 

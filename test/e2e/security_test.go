@@ -475,8 +475,10 @@ func TestApprovalsFourEyes(t *testing.T) {
 		}
 		return r.GetRollout()
 	}
-	if p := get().GetStatus().GetPhase(); p != cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL {
-		t.Fatalf("before approvals: %s", p)
+	if err := harness.Poll(ctx, 20*time.Millisecond, "waiting for approval after the pre-flight", func() (bool, error) {
+		return get().GetStatus().GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL, nil
+	}); err != nil {
+		t.Fatalf("before approvals: %v (%s)", err, get().GetStatus().GetPhase())
 	}
 	if out := s.must("approvals"); !strings.Contains(out, "payments-api") || !strings.Contains(out, "0 of 2") {
 		t.Errorf("cutover approvals: %q", out)

@@ -38,6 +38,11 @@ type App struct {
 	// Metrics, when set, is spec.metrics in YAML flow style, e.g.
 	// "provider: scrape, scrape: {requests: {name: x}}".
 	Metrics string
+	// Sha256, when set, is the revision's pinned digest.
+	Sha256 string
+	// Spec is more of spec in YAML, indented as spec's fields (two
+	// spaces), e.g. "  hooks:\n    preRollout: [...]".
+	Spec string
 }
 
 // Rolling is a rolling strategy.
@@ -74,6 +79,9 @@ func (a App) Manifest() string {
 	w("  revision:")
 	w("    name: %s", a.Revision)
 	w("    command: %q", a.Command)
+	if a.Sha256 != "" {
+		w("    sha256: %q", a.Sha256)
+	}
 	args := append([]string{"--version", a.Revision}, a.ExtraArgs...)
 	w("    args: [%s]", quoteAll(args))
 	if a.Instances > 0 {
@@ -125,6 +133,9 @@ func (a App) Manifest() string {
 		for _, g := range a.Gates {
 			w("    - {%s}", g)
 		}
+	}
+	if a.Spec != "" {
+		b.WriteString(strings.TrimRight(a.Spec, "\n") + "\n")
 	}
 	w("  strategy:")
 	if r := a.Rolling; r != nil {

@@ -41,6 +41,7 @@ func run() error {
 	dataDir := fs.String("data-dir", "./agent-data", "directory for the agent's state file and app logs")
 	heartbeat := fs.Duration("heartbeat", time.Second, "interval between heartbeats")
 	sampleEvery := fs.Duration("sample-interval", 100*time.Millisecond, "how often traffic is sampled for the gates (at least 10ms)")
+	maxInstances := fs.Int("max-instances", 0, "local runtime: app instances this agent may run across all apps, as pre-flight dry runs check (0: unlimited)")
 	promURL := fs.String("prometheus-url", "", "Prometheus server for apps whose spec.metrics.prometheus names no address, e.g. http://127.0.0.1:9090")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -58,6 +59,9 @@ func run() error {
 		if u, err := url.Parse(*promURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("--prometheus-url: want an http or https URL, got %q", *promURL)
 		}
+	}
+	if *maxInstances < 0 {
+		return fmt.Errorf("--max-instances: must be 0 (unlimited) or more, got %d", *maxInstances)
 	}
 	if *kubeQPS <= 0 || *kubeBurst <= 0 {
 		return fmt.Errorf("--kube-qps and --kube-burst: must be positive, got %g and %d", *kubeQPS, *kubeBurst)
@@ -91,6 +95,7 @@ func run() error {
 		AllowInsecureRemote: *insecureRemote,
 		KubeQPS:             float32(*kubeQPS),
 		KubeBurst:           *kubeBurst,
+		MaxInstances:        *maxInstances,
 		Logger:              log,
 	})
 }

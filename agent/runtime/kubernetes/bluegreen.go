@@ -141,13 +141,13 @@ func (a *app) blueGreen(ctx context.Context) (runtime.Placement, error) {
 			errs = append(errs, err)
 		}
 		ready[c] = deps[c] != nil && a.runs(deps[c], rev) && rolledOut(deps[c]) && *deps[c].Spec.Replicas == n && st.ready >= n
-		o := observed(rev, n, st.ready, 0, a.p.failures(a.d.GetApp(), rev.GetName(), st.failed))
+		o := observed(rev, n, st.ready, 0, a.failures(rev.GetName(), st.failed))
 		if c == active {
 			o.Weight = 100
 		}
 		pl.Revisions = append(pl.Revisions, o)
 	}
-	a.p.keepFailures(a.d.GetApp(), desired)
+	a.keepFailures(desired)
 
 	// Switch the Service to the STABLE revision's colour once it can serve.
 	live := colourOf[cutoverv1.Track_TRACK_STABLE]
@@ -156,7 +156,7 @@ func (a *app) blueGreen(ctx context.Context) (runtime.Placement, error) {
 		if err := a.applyService(ctx, svc, a.k.Service, with(a.k.Selector, a.k.ColorLabel, live)); err != nil {
 			errs = append(errs, err)
 		} else {
-			a.p.log.Info("traffic switched", "app", a.d.GetApp(), "from", active, "to", live)
+			a.info("traffic switched", "app", a.d.GetApp(), "from", active, "to", live)
 			for _, o := range pl.Revisions {
 				o.Weight = 0
 				if o.GetRevision() == plan[live].GetRevision().GetName() {

@@ -174,13 +174,13 @@ func (a *app) canary(ctx context.Context) (runtime.Placement, error) {
 	desired := map[string]bool{}
 	if stable != nil {
 		desired[stableRev.GetName()] = true
-		pl.Revisions = append(pl.Revisions, observed(stableRev, stableN, pst.ready, stableW, a.p.failures(a.d.GetApp(), stableRev.GetName(), pst.failed)))
+		pl.Revisions = append(pl.Revisions, observed(stableRev, stableN, pst.ready, stableW, a.failures(stableRev.GetName(), pst.failed)))
 	}
 	if next != nil {
 		desired[next.GetRevision().GetName()] = true
-		pl.Revisions = append(pl.Revisions, observed(next.GetRevision(), canaryN, cst.ready, canaryW, a.p.failures(a.d.GetApp(), next.GetRevision().GetName(), cst.failed)))
+		pl.Revisions = append(pl.Revisions, observed(next.GetRevision(), canaryN, cst.ready, canaryW, a.failures(next.GetRevision().GetName(), cst.failed)))
 	}
-	a.p.keepFailures(a.d.GetApp(), desired)
+	a.keepFailures(desired)
 	gone := func(d *appsv1.Deployment) bool {
 		return d == nil || (d.Spec.Replicas != nil && *d.Spec.Replicas == 0 && d.Status.Replicas == 0)
 	}
@@ -268,7 +268,7 @@ func (a *app) delegated(ctx context.Context) (runtime.Placement, error) {
 	for _, dr := range a.d.GetRevisions() {
 		o := observed(dr.GetRevision(), wanted(dr), 0, 0, 0)
 		if dr == target {
-			o.InstancesReady, o.InstancesFailed = st.ready, a.p.failures(a.d.GetApp(), rev.GetName(), st.failed)
+			o.InstancesReady, o.InstancesFailed = st.ready, a.failures(rev.GetName(), st.failed)
 			o.InstancesWanted = n
 			if done {
 				o.Weight = 100
@@ -276,7 +276,7 @@ func (a *app) delegated(ctx context.Context) (runtime.Placement, error) {
 		}
 		pl.Revisions = append(pl.Revisions, o)
 	}
-	a.p.keepFailures(a.d.GetApp(), map[string]bool{rev.GetName(): true})
+	a.keepFailures(map[string]bool{rev.GetName(): true})
 	pl.Converged = len(errs) == 0 && done
 	pl.Targets, err = a.targets([]string{a.k.Service})
 	if err != nil {

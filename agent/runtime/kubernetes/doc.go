@@ -16,5 +16,9 @@
 // an update with conflict retries for HTTPRoute weights. Objects Cutover
 // creates are labelled app.kubernetes.io/managed-by=cutover and
 // cutover.dev/app=<app>; objects it adopts get only the fields it drives.
+// A pre-flight dry run (DryRun) runs the same pass with every write sent as
+// dryRun=All, so the API server validates and admits the objects without
+// persisting them, and reads the namespace's ResourceQuotas. A revision
+// with spec.revision.sha256 runs its image by that digest (Image).
 // The RBAC in deploy/kubernetes/agent-rbac.yaml is exactly what it needs.
 package kubernetes

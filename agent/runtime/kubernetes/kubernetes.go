@@ -326,13 +326,19 @@ func (p *Placer) Place(ctx context.Context, d *cutoverv1.DesiredApp, toStable bo
 	if err != nil {
 		return runtime.Placement{}, err
 	}
-	a := &app{p: p, sp: sp, k: k, d: d, toStable: toStable}
+	return (&app{p: p, sp: sp, k: k, d: d, toStable: toStable}).place(ctx)
+}
+
+// place is one pass of the app's strategy over its objects.
+func (a *app) place(ctx context.Context) (runtime.Placement, error) {
+	d, k := a.d, a.k
 	if len(d.GetHeaderRoutes()) > 0 {
 		return runtime.Placement{}, errors.New("setHeaderRoute needs the agent's proxy: the kubernetes runtime does not route by header yet (use the local runtime)")
 	}
+	if err := refuseMirror(d); err != nil {
+		return runtime.Placement{}, err
+	}
 	switch d.GetStrategy() {
-	case "shadow":
-		return runtime.Placement{}, errors.New("strategy shadow mirrors requests through the agent's proxy: the kubernetes runtime has none (use the local runtime)")
 	case "blueGreen":
 		return a.blueGreen(ctx)
 	case "rolling":

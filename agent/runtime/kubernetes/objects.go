@@ -31,9 +31,50 @@ type app struct {
 	k        spec.Kube
 	d        *cutoverv1.DesiredApp
 	toStable bool
+	// dryRun sends every write with dryRun=All, so the API server validates
+	// and admits it without persisting it, and keeps the placer's records
+	// (failed writes, failed pods) as they are.
+	dryRun  bool
+	written []string // dry run: the objects the pass would write
 }
 
-var applyOpts = metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
+// applyOpts are the options of every server-side apply.
+func (a *app) applyOpts() metav1.ApplyOptions {
+	return metav1.ApplyOptions{FieldManager: FieldManager, Force: true, DryRun: a.dryRunOpt()}
+}
+
+func (a *app) dryRunOpt() []string {
+	if a.dryRun {
+		return []string{metav1.DryRunAll}
+	}
+	return nil
+}
+
+// info logs a write; a dry run's only at debug level.
+func (a *app) info(msg string, args ...any) {
+	if a.dryRun {
+		a.p.log.Debug(msg+" (dry run)", args...)
+		return
+	}
+	a.p.log.Info(msg, args...)
+}
+
+// failures records pods of a revision that failed and returns how many
+// have; a dry run records nothing.
+func (a *app) failures(rev string, pods []*corev1.Pod) int32 {
+	if a.dryRun {
+		return int32(len(pods))
+	}
+	return a.p.failures(a.d.GetApp(), rev, pods)
+}
+
+// keepFailures forgets the failures of revisions no longer desired,
+// unless this is a dry run.
+func (a *app) keepFailures(revs map[string]bool) {
+	if !a.dryRun {
+		a.p.keepFailures(a.d.GetApp(), revs)
+	}
+}
 
 // writeFailure is an object's last failed write: the same write is not
 // sent again before writeRetry has passed, so an object the API server
@@ -52,6 +93,13 @@ const writeRetry = time.Second
 // write runs do, the write described by what, to the object key, unless
 // that same write failed less than writeRetry ago.
 func (a *app) write(key, what string, do func() error) error {
+	if a.dryRun {
+		if err := do(); err != nil {
+			return err
+		}
+		a.written = append(a.written, key)
+		return nil
+	}
 	p := a.p
 	p.mu.Lock()
 	f, failed := p.writeFail[key]
@@ -111,7 +159,7 @@ func (a *app) runs(d *appsv1.Deployment, rev *cutoverv1.Revision) bool {
 		return false
 	}
 	c := a.container(&d.Spec.Template.Spec)
-	if c == nil || (rev.GetImage() != "" && c.Image != rev.GetImage()) {
+	if c == nil || (rev.GetImage() != "" && c.Image != Image(rev)) {
 		return false
 	}
 	env := map[string]string{}
@@ -145,6 +193,9 @@ func (a *app) applyDeploymentLabels(ctx context.Context, cur *appsv1.Deployment,
 	if rev.GetImage() == "" {
 		return fmt.Errorf("revision %s has no image: the kubernetes runtime needs spec.revision.image", rev.GetName())
 	}
+	if err := pinConflict(rev); err != nil {
+		return fmt.Errorf("revision %s: %w", rev.GetName(), err)
+	}
 	full := cur == nil || ours(cur)
 	if cur != nil && a.container(&cur.Spec.Template.Spec) == nil {
 		return fmt.Errorf("deployment %s/%s has no container named %q: set spec.kubernetes.container to the app's container", a.k.Namespace, name, a.k.Container)
@@ -155,7 +206,7 @@ func (a *app) applyDeploymentLabels(ctx context.Context, cur *appsv1.Deployment,
 	}
 	podLabels := map[string]string{LabelVersion: rev.GetName()}
 	maps.Copy(podLabels, extra)
-	c := coreac.Container().WithName(a.k.Container).WithImage(rev.GetImage())
+	c := coreac.Container().WithName(a.k.Container).WithImage(Image(rev))
 	for _, k := range slices.Sorted(maps.Keys(rev.GetEnv())) {
 		c.WithEnv(coreac.EnvVar().WithName(k).WithValue(rev.GetEnv()[k]))
 	}
@@ -179,13 +230,13 @@ func (a *app) applyDeploymentLabels(ctx context.Context, cur *appsv1.Deployment,
 		return nil
 	}
 	err := a.write("deployment/"+a.k.Namespace+"/"+name, fmt.Sprintf("%s x%d %v", runtime.RevisionKey(rev), replicas, podLabels), func() error {
-		_, err := a.p.cs.AppsV1().Deployments(a.k.Namespace).Apply(ctx, dep, applyOpts)
+		_, err := a.p.cs.AppsV1().Deployments(a.k.Namespace).Apply(ctx, dep, a.applyOpts())
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("apply deployment %s/%s: %w", a.k.Namespace, name, err)
 	}
-	a.p.log.Info("deployment applied", "app", a.d.GetApp(), "deployment", name, "revision", rev.GetName(), "replicas", replicas)
+	a.info("deployment applied", "app", a.d.GetApp(), "deployment", name, "revision", rev.GetName(), "replicas", replicas)
 	return nil
 }
 
@@ -201,7 +252,7 @@ func (a *app) unchanged(cur *appsv1.Deployment, rev *cutoverv1.Revision, replica
 		}
 	}
 	c := a.container(&cur.Spec.Template.Spec)
-	if c == nil || c.Image != rev.GetImage() {
+	if c == nil || c.Image != Image(rev) {
 		return false
 	}
 	env := map[string]string{}
@@ -224,13 +275,13 @@ func (a *app) scale(ctx context.Context, d *appsv1.Deployment, replicas int32) e
 	}
 	sc := autoscalingac.Scale().WithSpec(autoscalingac.ScaleSpec().WithReplicas(replicas))
 	err := a.write("deployment/"+a.k.Namespace+"/"+d.Name, fmt.Sprintf("scale %d", replicas), func() error {
-		_, err := a.p.cs.AppsV1().Deployments(a.k.Namespace).ApplyScale(ctx, d.Name, sc, applyOpts)
+		_, err := a.p.cs.AppsV1().Deployments(a.k.Namespace).ApplyScale(ctx, d.Name, sc, a.applyOpts())
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("scale deployment %s/%s to %d: %w", a.k.Namespace, d.Name, replicas, err)
 	}
-	a.p.log.Info("deployment scaled", "app", a.d.GetApp(), "deployment", d.Name, "replicas", replicas)
+	a.info("deployment scaled", "app", a.d.GetApp(), "deployment", d.Name, "replicas", replicas)
 	return nil
 }
 
@@ -249,13 +300,13 @@ func (a *app) applyService(ctx context.Context, cur *corev1.Service, name string
 	}
 	svc.WithSpec(sp)
 	err := a.write("service/"+a.k.Namespace+"/"+name, labels.Set(selector).String(), func() error {
-		_, err := a.p.cs.CoreV1().Services(a.k.Namespace).Apply(ctx, svc, applyOpts)
+		_, err := a.p.cs.CoreV1().Services(a.k.Namespace).Apply(ctx, svc, a.applyOpts())
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("apply service %s/%s: %w", a.k.Namespace, name, err)
 	}
-	a.p.log.Info("service applied", "app", a.d.GetApp(), "service", name, "selector", labels.Set(selector).String())
+	a.info("service applied", "app", a.d.GetApp(), "service", name, "selector", labels.Set(selector).String())
 	return nil
 }
 
@@ -291,7 +342,7 @@ func (a *app) pods(d *appsv1.Deployment, rev *cutoverv1.Revision, now time.Time)
 			continue
 		}
 		c := a.podContainer(pod)
-		if rev == nil || pod.Labels[LabelVersion] != rev.GetName() || c == nil || c.Image != rev.GetImage() {
+		if rev == nil || pod.Labels[LabelVersion] != rev.GetName() || c == nil || c.Image != Image(rev) {
 			st.others++
 			continue
 		}

@@ -2,6 +2,7 @@ package kubernetes
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -150,5 +151,45 @@ func TestPlanColoursPreviewNeverOnActive(t *testing.T) {
 	}
 	if plan["blue"].GetRevision().GetName() != "v1" {
 		t.Errorf("blue got %v, want v1", plan["blue"])
+	}
+}
+
+// Mirroring needs the agent's proxy: a shadow, whether the strategy or a
+// canary's shadow step, is refused with a reason; a canary is not.
+func TestRefuseMirror(t *testing.T) {
+	const (
+		stable = cutoverv1.Track_TRACK_STABLE
+		shadow = cutoverv1.Track_TRACK_SHADOW
+		canary = cutoverv1.Track_TRACK_CANARY
+	)
+	for _, tt := range []struct {
+		name string
+		d    *cutoverv1.DesiredApp
+		want error
+	}{
+		{"shadow strategy", &cutoverv1.DesiredApp{Strategy: "shadow", MirrorPercent: 20,
+			Revisions: []*cutoverv1.DesiredRevision{dr(stable, "v1", 100), dr(shadow, "v2", 0)}}, errShadowStrategy},
+		{"canary shadow step", &cutoverv1.DesiredApp{Strategy: "canary", MirrorPercent: 100,
+			Revisions: []*cutoverv1.DesiredRevision{dr(stable, "v1", 100), dr(shadow, "v2", 0)}}, errShadowStep},
+		{"canary after the shadow", &cutoverv1.DesiredApp{Strategy: "canary",
+			Revisions: []*cutoverv1.DesiredRevision{dr(stable, "v1", 99), dr(canary, "v2", 1)}}, nil},
+	} {
+		if got := refuseMirror(tt.d); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestImagePinnedBySha256(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	for _, tc := range []struct{ image, sha, want string }{
+		{"example/web:1", "", "example/web:1"},
+		{"example/web:1", strings.ToUpper(sum), "example/web:1@sha256:" + sum},
+		{"registry:5000/web", sum, "registry:5000/web@sha256:" + sum},
+		{"example/web@sha256:" + sum, sum, "example/web@sha256:" + sum},
+	} {
+		if got := Image(&cutoverv1.Revision{Image: tc.image, Sha256: tc.sha}); got != tc.want {
+			t.Errorf("Image(%s, %q) = %s, want %s", tc.image, tc.sha, got, tc.want)
+		}
 	}
 }

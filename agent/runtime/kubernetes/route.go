@@ -59,7 +59,7 @@ func (a *app) routeWeights(ctx context.Context, canary int32) (stableW, canaryW 
 	if err != nil {
 		return stableW, canaryW, fmt.Errorf("set weights on httproute %s/%s: %w", ns, name, err)
 	}
-	a.p.log.Info("route weights set", "app", a.d.GetApp(), "httproute", name, "stable", 100-canary, "canary", canary)
+	a.info("route weights set", "app", a.d.GetApp(), "httproute", name, "stable", 100-canary, "canary", canary)
 	return 100 - canary, canary, nil
 }
 
@@ -70,7 +70,7 @@ func (a *app) updateRoute(ctx context.Context, client dynamic.ResourceInterface,
 		if err := SetRouteWeights(cur, a.k.Namespace, stableSvc, canarySvc, a.k.ServicePort, 100-canary, canary); err != nil {
 			return err
 		}
-		_, err := client.Update(ctx, cur, metav1.UpdateOptions{FieldManager: FieldManager})
+		_, err := client.Update(ctx, cur, metav1.UpdateOptions{FieldManager: FieldManager, DryRun: a.dryRunOpt()})
 		if apierrors.IsConflict(err) { // read it afresh and try again
 			fresh, getErr := client.Get(ctx, route.GetName(), metav1.GetOptions{})
 			if getErr != nil {

@@ -2,10 +2,7 @@ package local
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -48,6 +45,8 @@ type Runtime struct {
 	logDir  string
 	log     *slog.Logger
 	client  *http.Client
+	// maxInstances bounds the agent's instances for dry runs (0: none).
+	maxInstances int
 }
 
 // New returns a runtime that writes instance output under logDir.
@@ -305,16 +304,11 @@ func verifyDigest(command, want string) error {
 	if err != nil {
 		return fmt.Errorf("verify %s: %w", command, err)
 	}
-	f, err := os.Open(path)
+	got, err := fileDigest(path)
 	if err != nil {
-		return fmt.Errorf("verify %s: %w", path, err)
+		return fmt.Errorf("verify: %w", err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return fmt.Errorf("verify %s: %w", path, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(got, want) {
+	if !strings.EqualFold(got, want) {
 		return fmt.Errorf("%s has sha256 %s, but spec.revision.sha256 pins %s: refusing to start it", path, got, strings.ToLower(want))
 	}
 	return nil

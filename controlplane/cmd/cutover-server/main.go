@@ -13,6 +13,7 @@ import (
 
 	"github.com/cutover-dev/cutover/controlplane/notify"
 	"github.com/cutover-dev/cutover/controlplane/server"
+	"github.com/cutover-dev/cutover/internal/policy"
 	"github.com/cutover-dev/cutover/internal/version"
 )
 
@@ -37,6 +38,11 @@ func run() error {
 	fs.StringVar(&sec.TokensFile, "tokens-file", "", "bearer tokens of people and automation, with their roles (cutover tokens create); reloaded on SIGHUP")
 	fs.BoolVar(&sec.AllowInsecureRemote, "insecure-allow-remote", false, "serve without TLS and tokens on a non-loopback address (dangerous: anyone who reaches it can deploy)")
 	notifyFile := fs.String("notify-config", "", "send rollout events to Slack-compatible and JSON webhooks as this YAML file says (docs/notifications.md)")
+	var policyFiles []string
+	fs.Func("policy", "load release policies from this YAML file (repeatable; docs/policies.md)", func(f string) error {
+		policyFiles = append(policyFiles, f)
+		return nil
+	})
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
@@ -59,6 +65,10 @@ func run() error {
 			return fmt.Errorf("--notify-config: %w", err)
 		}
 	}
+	policies, err := policy.Load(policyFiles...)
+	if err != nil {
+		return fmt.Errorf("--policy: %w", err)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
@@ -74,5 +84,5 @@ func run() error {
 		return fmt.Errorf("--http-listen: %w", err)
 	}
 	return server.Run(ctx, server.Config{DataDir: *dataDir, Logger: log, HistoryLimit: *historyLimit, Security: sec,
-		Notify: notifications}, grpcLn, httpLn)
+		Notify: notifications, Policies: policies}, grpcLn, httpLn)
 }

@@ -45,6 +45,8 @@ const (
 	// Waiting for approvals (an approval step, the approval before the first
 	// step, or a break-glass); traffic stays as it is.
 	RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_APPROVAL RolloutPhase = 7
+	// Running pre-flight checks or hooks; traffic stays as it is.
+	RolloutPhase_ROLLOUT_PHASE_CHECKING RolloutPhase = 8
 )
 
 // Enum value maps for RolloutPhase.
@@ -58,6 +60,7 @@ var (
 		5: "ROLLOUT_PHASE_SUPERSEDED",
 		6: "ROLLOUT_PHASE_WAITING_FOR_WINDOW",
 		7: "ROLLOUT_PHASE_WAITING_FOR_APPROVAL",
+		8: "ROLLOUT_PHASE_CHECKING",
 	}
 	RolloutPhase_value = map[string]int32{
 		"ROLLOUT_PHASE_UNSPECIFIED":          0,
@@ -68,6 +71,7 @@ var (
 		"ROLLOUT_PHASE_SUPERSEDED":           5,
 		"ROLLOUT_PHASE_WAITING_FOR_WINDOW":   6,
 		"ROLLOUT_PHASE_WAITING_FOR_APPROVAL": 7,
+		"ROLLOUT_PHASE_CHECKING":             8,
 	}
 )
 
@@ -5806,7 +5810,7 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	" \x01(\tR\x05smoke\x1a>\n" +
 	"\x10StatusCodesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\x88\x02\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\xa4\x02\n" +
 	"\fRolloutPhase\x12\x1d\n" +
 	"\x19ROLLOUT_PHASE_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19ROLLOUT_PHASE_PROGRESSING\x10\x01\x12\x18\n" +
@@ -5815,7 +5819,8 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x15ROLLOUT_PHASE_ABORTED\x10\x04\x12\x1c\n" +
 	"\x18ROLLOUT_PHASE_SUPERSEDED\x10\x05\x12$\n" +
 	" ROLLOUT_PHASE_WAITING_FOR_WINDOW\x10\x06\x12&\n" +
-	"\"ROLLOUT_PHASE_WAITING_FOR_APPROVAL\x10\a*w\n" +
+	"\"ROLLOUT_PHASE_WAITING_FOR_APPROVAL\x10\a\x12\x1a\n" +
+	"\x16ROLLOUT_PHASE_CHECKING\x10\b*w\n" +
 	"\vPauseReason\x12\x1c\n" +
 	"\x18PAUSE_REASON_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11PAUSE_REASON_STEP\x10\x01\x12\x19\n" +
