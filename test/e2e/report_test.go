@@ -73,6 +73,9 @@ func TestReportOfAGatedCanary(t *testing.T) {
 		`id="summary"`, `id="timeline"`, `id="approvals"`, `id="checks"`, `id="windows"`, `id="gates"`, `id="audit"`,
 		"Rollout report: demo #2", "v1 → v2", "<td id=\"applied-by\">" + applied.GetAppliedBy() + "</td>",
 		"Audit chain verified: ok.", "gate.tripped", "rollout.apply", "Gate errors: errorRate &lt;= 0.02", "Gate p99: latencyP99 &lt;= 2s",
+		// The pre-flight's results, per cluster.
+		`pre-flight: <span class="ok">passed</span>`, "<td>agent connected</td><td>builtin</td><td>us-east</td>",
+		"<td>pinned</td><td>builtin</td><td>eu-west</td>", "checks.passed",
 	} {
 		if !strings.Contains(doc, want) {
 			t.Errorf("report.html lacks %q", want)
