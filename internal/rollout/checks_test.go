@@ -218,3 +218,22 @@ func TestPreflightCarriesOverWhenTheArtifactIsUnchanged(t *testing.T) {
 		t.Fatal("a new revision skipped the pre-flight")
 	}
 }
+
+// A rollout superseded while its checks run goes into history with those
+// runs closed as not finished, never as passed.
+func TestArchiveClosesPendingChecks(t *testing.T) {
+	s := deployed(t, newSpec(t, "v1", twoWaves, setWeight(20)))
+	s.manualChecks = true
+	s.step(apply(newSpec(t, "v2", twoWaves, setWeight(20))))
+	got := rollout.Archive(s.r, s.now.Add(time.Second))
+	if len(rollout.PendingChecks(got)) != 0 {
+		t.Fatalf("archived with pending runs: %v", rollout.PendingChecks(got))
+	}
+	run := got.GetStatus().GetChecks()[0]
+	if len(run.GetResults()) != 1 || run.GetResults()[0].GetPassed() || run.GetResults()[0].GetName() != "not finished" {
+		t.Errorf("archived run %v", run)
+	}
+	if len(rollout.PendingChecks(s.r)) != 1 {
+		t.Error("Archive modified its input")
+	}
+}

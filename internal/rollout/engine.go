@@ -1063,5 +1063,10 @@ func Archive(r *cutoverv1.Rollout, now time.Time) *cutoverv1.Rollout {
 	st.EndTime = timestamppb.New(now)
 	st.Message = "superseded by a newer apply"
 	m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_SUPERSEDED, "", st.GetMessage())
+	for _, run := range PendingChecks(out) { // their results would land nowhere
+		run.EndTime = timestamppb.New(now)
+		run.Results = append(run.Results, &cutoverv1.CheckResult{Name: "not finished", Kind: "builtin",
+			Message: "a newer apply superseded the rollout while its checks ran", StartTime: timestamppb.New(now)})
+	}
 	return out
 }
