@@ -58,7 +58,9 @@ type Config struct {
 	// MaxInstances bounds the app instances the local runtime's dry runs
 	// let this agent plan for, across all apps (0: no bound).
 	MaxInstances int
-	Logger       *slog.Logger
+	// AllowCommandHooks lets rollouts' command hooks run on this agent.
+	AllowCommandHooks bool
+	Logger            *slog.Logger
 }
 
 // Capabilities the agent announces, per runtime.
@@ -111,7 +113,8 @@ func Run(ctx context.Context, cfg Config) error {
 	out := reconcile.NewOutbox()
 	rec := reconcile.New(rt, db, out, cfg.Logger.With("component", "reconciler")).
 		WithSampleInterval(cfg.SampleInterval).WithPrometheus(cfg.PrometheusURL).WithPlacer(placer)
-	tasks := task.New(ctx, task.Config{Cluster: cfg.Cluster, DryRunner: dry, Apps: rec, Log: cfg.Logger.With("component", "task")})
+	tasks := task.New(ctx, task.Config{Cluster: cfg.Cluster, DryRunner: dry, Apps: rec,
+		AllowCommands: cfg.AllowCommandHooks, Log: cfg.Logger.With("component", "task")})
 	defer func() {
 		cancel() // kills running commands
 		tasks.Wait()

@@ -46,7 +46,7 @@ func newTasks(t *testing.T) *task.Runner {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	ctx, cancel := context.WithCancel(context.Background())
-	r := task.New(ctx, task.Config{Cluster: "eu-1", DryRunner: local.New(db, t.TempDir(), slog.New(slog.DiscardHandler)).WithMaxInstances(1)})
+	r := task.New(ctx, task.Config{Cluster: "eu-1", AllowCommands: true, DryRunner: local.New(db, t.TempDir(), slog.New(slog.DiscardHandler)).WithMaxInstances(1)})
 	t.Cleanup(func() {
 		cancel()
 		r.Wait()

@@ -40,6 +40,10 @@ func (r *Runner) command(ctx context.Context, t *cutoverv1.RunTask, hook *cutove
 	start := time.Now()
 	res := &cutoverv1.CheckResult{Kind: KindCommand, Cluster: r.cfg.Cluster, StartTime: timestamppb.New(start), Attempts: 1}
 	defer func() { res.DurationMillis = time.Since(start).Milliseconds() }()
+	if !r.cfg.AllowCommands {
+		res.Message = "command hooks are off on this agent: start it with --allow-command-hooks to run them"
+		return res
+	}
 	path, err := exec.LookPath(hook.GetCommand())
 	if err != nil {
 		res.Message = fmt.Sprintf("command %q not found", hook.GetCommand())
@@ -95,11 +99,20 @@ func exitMessage(ps *os.ProcessState) string {
 	return fmt.Sprintf("exit code %d", ps.ExitCode())
 }
 
-// env is the agent's environment, then the task's, then the hook's, then
-// what the agent knows (CUTOVER_CLUSTER, ENDPOINT, PREVIEW); a later value
-// replaces an earlier one of the same name.
+// inherited are the only variables of the agent's own environment a
+// command gets: never its credentials.
+var inherited = []string{"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR", "SHELL"}
+
+// env is a few of the agent's variables (inherited), then the task's,
+// then the hook's, then what the agent knows (CUTOVER_CLUSTER, ENDPOINT,
+// PREVIEW); a later value replaces an earlier one of the same name.
 func (r *Runner) env(t *cutoverv1.RunTask, hook *cutoverv1.CommandHook) []string {
-	env := os.Environ()
+	var env []string
+	for _, k := range inherited {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
 	for _, m := range []map[string]string{t.GetEnv(), hook.GetEnv()} {
 		for _, k := range sortedKeys(m) {
 			env = append(env, k+"="+m[k])

@@ -39,6 +39,9 @@ type Config struct {
 	DryRunner runtime.DryRunner
 	// Apps tells about the agent's apps.
 	Apps Apps
+	// AllowCommands lets command hooks run; without it they fail, saying
+	// how to allow them (cutover-agent --allow-command-hooks).
+	AllowCommands bool
 	// Keep is how many finished results are kept (default DefaultKeep).
 	Keep int
 	// Log receives one line per task started and finished.

@@ -43,7 +43,7 @@ func (a apps) Endpoints(app string) (string, string) {
 func newRunner(t *testing.T, a task.Apps) *task.Runner {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := task.New(ctx, task.Config{Cluster: "c1", Apps: a})
+	r := task.New(ctx, task.Config{Cluster: "c1", Apps: a, AllowCommands: true})
 	t.Cleanup(func() {
 		cancel()
 		r.Wait()
@@ -184,7 +184,8 @@ func TestCommandEnvironment(t *testing.T) {
 		}
 		return "127.0.0.1:8080", "127.0.0.1:8081"
 	}})
-	t.Setenv("CUTOVER_TEST_AGENT_ENV", "inherited")
+	t.Setenv("CUTOVER_TEST_AGENT_ENV", "not passed on")
+	t.Setenv("LANG", "C.UTF-8")
 	tk := sh("env", "env", "")
 	tk.Env = map[string]string{"CUTOVER_ROLLOUT": "api", "CUTOVER_REVISION": "v2", "CUTOVER_PHASE": "preRollout", "CUTOVER_CLUSTER": "forged"}
 	tk.GetCommand().Env = map[string]string{"FOO": "bar", "CUTOVER_PHASE": "from-hook"}
@@ -199,7 +200,7 @@ func TestCommandEnvironment(t *testing.T) {
 	want := map[string]string{
 		"CUTOVER_CLUSTER": "c1", "ENDPOINT": "127.0.0.1:8080", "PREVIEW": "127.0.0.1:8081",
 		"CUTOVER_ROLLOUT": "api", "CUTOVER_REVISION": "v2", "CUTOVER_PHASE": "from-hook",
-		"FOO": "bar", "CUTOVER_TEST_AGENT_ENV": "inherited",
+		"FOO": "bar", "CUTOVER_TEST_AGENT_ENV": "", "LANG": "C.UTF-8",
 	}
 	for k, v := range want {
 		if env[k] != v {
@@ -249,7 +250,7 @@ func TestRepeatedIDRunsOnce(t *testing.T) {
 func TestKeepsTheLastResults(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r := task.New(ctx, task.Config{Cluster: "c1", Keep: 2})
+	r := task.New(ctx, task.Config{Cluster: "c1", Keep: 2, AllowCommands: true})
 	defer r.Wait()
 	runs := filepath.Join(t.TempDir(), "runs")
 	hook := func(id string) *cutoverv1.RunTask { return sh(id, fmt.Sprintf("echo %s >> %s", id, runs), "") }
@@ -267,5 +268,29 @@ func TestKeepsTheLastResults(t *testing.T) {
 	}
 	if got := strings.Fields(string(data)); strings.Join(got, ",") != "a,b,c,a" {
 		t.Errorf("runs %v, want a,b,c,a", got)
+	}
+}
+
+// Command hooks run only where the agent allows them, and never see the
+// agent's own credentials in their environment.
+func TestCommandHooksNeedTheAgentsConsent(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	off := task.New(ctx, task.Config{Cluster: "c1"})
+	t.Cleanup(func() {
+		cancel()
+		off.Wait()
+	})
+	off.Submit(sh("t-off", "echo ran", "5s"))
+	got := result(t, off).GetResults()[0]
+	if got.GetPassed() || !strings.Contains(got.GetMessage(), "--allow-command-hooks") || got.GetOutput() != "" {
+		t.Errorf("with hooks off: %v", got)
+	}
+
+	t.Setenv("CUTOVER_AGENT_SECRET", "s3cret")
+	on := newRunner(t, apps{})
+	on.Submit(sh("t-env", `echo "secret=$CUTOVER_AGENT_SECRET path=${PATH:+set}"`, "5s"))
+	got = result(t, on).GetResults()[0]
+	if !got.GetPassed() || !strings.Contains(got.GetOutput(), "secret= path=set") {
+		t.Errorf("environment: %v", got)
 	}
 }

@@ -124,7 +124,7 @@ func (x *Runner) dryRun(ctx context.Context, r *cutoverv1.Rollout, run *cutoverv
 	ctx, cancel := context.WithTimeout(ctx, dryRunTimeout)
 	defer cancel()
 	task := &cutoverv1.RunTask{
-		Id:      taskID(r, run, "dry-run", 1),
+		Id:      taskID(r, run, "builtin:dry-run", 1),
 		App:     r.GetName(),
 		Task:    &cutoverv1.RunTask_DryRun{DryRun: rollout.DryRun(r, cluster, r.GetSpec().GetPreflight().GetRequirePinned())},
 		Timeout: dryRunTimeout.String(),
@@ -173,7 +173,7 @@ func (x *Runner) command(ctx context.Context, r *cutoverv1.Rollout, run *cutover
 		}
 		actx, cancel := context.WithTimeout(ctx, timeout+deliveryGrace)
 		res, err := x.agents.RunTask(actx, cluster, &cutoverv1.RunTask{
-			Id:      taskID(r, run, h.GetName(), attempt),
+			Id:      taskID(r, run, "hook:"+h.GetName(), attempt),
 			App:     r.GetName(),
 			Task:    &cutoverv1.RunTask_Command{Command: h.GetCommand()},
 			Timeout: timeout.String(),

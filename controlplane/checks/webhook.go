@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"regexp"
 	"time"
 
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
@@ -57,7 +59,7 @@ func (x *Runner) webhook(ctx context.Context, r *cutoverv1.Rollout, run *cutover
 	attempt := 1
 	for ; ; attempt++ {
 		var passed bool
-		passed, msg, output = x.call(ctx, h, body, timeout, taskID(r, run, h.GetName(), 1))
+		passed, msg, output = x.call(ctx, h, body, timeout, taskID(r, run, "hook:"+h.GetName(), 1))
 		if passed {
 			res := x.result(h.GetName(), KindHTTP, "", start, true, msg, output)
 			res.Attempts = int32(attempt)
@@ -93,18 +95,21 @@ func (x *Runner) call(ctx context.Context, h *cutoverv1.Hook, body []byte, timeo
 	req.Header.Set("User-Agent", "cutover-hook")
 	req.Header.Set("Idempotency-Key", key)
 	for k, v := range h.GetHttp().GetHeaders() {
-		req.Header.Set(k, v)
+		req.Header.Set(k, secretRef.ReplaceAllStringFunc(v, func(ref string) string {
+			return os.Getenv(ref[2 : len(ref)-1])
+		}))
 	}
+	shown := redact(h.GetHttp().GetUrl())
 	resp, err := x.client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			return false, fmt.Sprintf("%s %s: no answer within %s", method, h.GetHttp().GetUrl(), timeout), ""
+			return false, fmt.Sprintf("%s %s: no answer within %s", method, shown, timeout), ""
 		}
 		var ue *url.Error
 		if errors.As(err, &ue) {
-			err = ue.Err // net/http repeats the method and URL
+			err = ue.Err // net/http repeats the method and the whole URL
 		}
-		return false, fmt.Sprintf("%s %s: %v", method, h.GetHttp().GetUrl(), err), ""
+		return false, fmt.Sprintf("%s %s: %v", method, shown, err), ""
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -112,8 +117,25 @@ func (x *Runner) call(ctx context.Context, h *cutoverv1.Hook, body []byte, timeo
 		return false, fmt.Sprintf("read answer: %v", err), tail(out)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return false, fmt.Sprintf("%s %s: answer not complete within %s", method, h.GetHttp().GetUrl(), timeout), tail(out)
+		return false, fmt.Sprintf("%s %s: answer not complete within %s", method, shown, timeout), tail(out)
 	}
 	msg := fmt.Sprintf("HTTP %d", resp.StatusCode)
 	return resp.StatusCode >= 200 && resp.StatusCode < 300, msg, tail(out)
+}
+
+// secretRef is a reference to the control plane's environment in a header
+// value, e.g. "Bearer ${CUTOVER_HOOK_SCAN_TOKEN}": secrets stay out of the
+// stored spec. Only names starting CUTOVER_HOOK_ are read, so a spec can
+// never send the control plane's other variables anywhere.
+var secretRef = regexp.MustCompile(`\$\{CUTOVER_HOOK_[A-Z0-9_]+\}`)
+
+// redact is a hook's URL as results, logs and the audit trail show it:
+// without credentials or query, which may carry tokens.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
 }

@@ -123,7 +123,7 @@ func TestWebhook(t *testing.T) {
 		p.Step != 1 || p.AppliedBy != "alice" || p.SHA256 != strings.Repeat("a", 64) || p.Hook != "scan" {
 		t.Errorf("payload %+v", p)
 	}
-	if seen.auth != "Bearer s3cret" || seen.ct != "application/json" || seen.key != "shop/7/preTrafficShift wave 0 step 1/scan/1" {
+	if seen.auth != "Bearer s3cret" || seen.ct != "application/json" || seen.key != "shop/7/preTrafficShift wave 0 step 1/hook:scan/1" {
 		t.Errorf("headers: %+v", seen)
 	}
 }
@@ -153,4 +153,31 @@ func TestPreflightNeedsConnectedAgents(t *testing.T) {
 
 func httpAction(url string, headers map[string]string) *cutoverv1.Hook_Http {
 	return &cutoverv1.Hook_Http{Http: &cutoverv1.HTTPHook{Url: url, Headers: headers}}
+}
+
+// Secrets stay out of the spec and out of what results show: header
+// values may name CUTOVER_HOOK_ variables of the control plane's
+// environment (and no others), and URLs lose credentials and query.
+func TestWebhookSecrets(t *testing.T) {
+	t.Setenv("CUTOVER_HOOK_SCAN_TOKEN", "t0ken")
+	t.Setenv("OTHER_SECRET", "leak")
+	var got atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.Header.Get("Authorization") + "|" + r.Header.Get("X-Other"))
+		w.WriteHeader(http.StatusForbidden)
+	}))
+	defer srv.Close()
+	runner := checks.New(noAgents{}, srv.Client(), time.Now, slog.New(slog.DiscardHandler))
+	u := strings.Replace(srv.URL, "http://", "http://user:pw@", 1) + "/scan?key=abc"
+	r, run := hookRollout(&cutoverv1.Hook{Name: "scan", Action: httpAction(u, map[string]string{
+		"Authorization": "Bearer ${CUTOVER_HOOK_SCAN_TOKEN}", "X-Other": "${OTHER_SECRET}"})})
+	runner.Run(t.Context(), r, run)
+	if h := got.Load(); h != "Bearer t0ken|${OTHER_SECRET}" {
+		t.Errorf("headers sent: %v", h)
+	}
+	r, run = hookRollout(&cutoverv1.Hook{Name: "scan", Timeout: "100ms", Action: httpAction("http://user:pw@127.0.0.1:1/x?key=abc", nil)})
+	res := runner.Run(t.Context(), r, run)[0]
+	if strings.Contains(res.GetMessage(), "pw") || strings.Contains(res.GetMessage(), "abc") || !strings.Contains(res.GetMessage(), "http://127.0.0.1:1/x") {
+		t.Errorf("message %q", res.GetMessage())
+	}
 }

@@ -4,47 +4,79 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 	"github.com/cutover-dev/cutover/internal/rollout"
 )
 
 // startChecks starts every check run of r that waits for results and is
-// not running yet. Each reports back as a ChecksDone event. After a
-// restart the runs still pending are started again: hooks must tolerate
-// running twice (HTTP hooks get an Idempotency-Key; agents answer a
-// resent command from the result they kept).
+// not running yet, and stops the runs of r's app that nothing waits for
+// any longer (the rollout aborted, was promoted past them, or was
+// replaced). Each run reports back as a ChecksDone event. After a restart
+// the runs still pending are started again: hooks must tolerate running
+// twice (HTTP hooks get an Idempotency-Key; an agent that ran a command
+// answers a resend from the result it kept).
 func (c *Controller) startChecks(ctx context.Context, r *cutoverv1.Rollout) {
 	if r == nil || c.checker == nil {
 		return
 	}
+	pending := map[string]*cutoverv1.CheckRun{}
 	for _, run := range rollout.PendingChecks(r) {
-		key := checkKey(r, run)
-		c.mu.Lock()
-		if c.checking[key] {
-			c.mu.Unlock()
+		pending[checkKey(r, run)] = run
+	}
+	prefix := r.GetName() + "/"
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, cancel := range c.checking {
+		if strings.HasPrefix(key, prefix) && pending[key] == nil {
+			cancel()
+			delete(c.checking, key)
+		}
+	}
+	for key, run := range pending {
+		if c.checking[key] != nil {
 			continue
 		}
-		c.checking[key] = true
+		rctx, cancel := context.WithCancel(ctx)
+		c.checking[key] = cancel
 		c.running.Add(1)
-		c.mu.Unlock()
 		go func() {
 			defer c.running.Done()
-			defer func() {
-				c.mu.Lock()
+			defer cancel()
+			c.runChecks(rctx, r, run)
+			c.mu.Lock()
+			if c.checking[key] != nil {
 				delete(c.checking, key)
-				c.mu.Unlock()
-			}()
-			c.log.Info("running checks", "rollout", r.GetName(), "checks", run.GetId())
-			results := c.checker.Run(ctx, r, run)
-			if ctx.Err() != nil {
-				return // shutting down: the run stays pending and starts again
 			}
-			ev := rollout.ChecksDone{RolloutNumber: r.GetStatus().GetRolloutNumber(), ID: run.GetId(), Results: results}
-			if _, _, err := c.Do(ctx, r.GetName(), ev); err != nil && !errors.Is(err, rollout.ErrUnknownCheckRun) {
-				c.log.Error("record check results", "rollout", r.GetName(), "checks", run.GetId(), "err", err)
-			}
+			c.mu.Unlock()
 		}()
+	}
+}
+
+// runChecks runs one check run and records its results, retrying the
+// record with backoff: a run whose results were lost would hold the
+// rollout in Checking until the next event.
+func (c *Controller) runChecks(ctx context.Context, r *cutoverv1.Rollout, run *cutoverv1.CheckRun) {
+	c.log.Info("running checks", "rollout", r.GetName(), "checks", run.GetId())
+	results := c.checker.Run(ctx, r, run)
+	ev := rollout.ChecksDone{RolloutNumber: r.GetStatus().GetRolloutNumber(), ID: run.GetId(), Results: results}
+	for backoff := 100 * time.Millisecond; ctx.Err() == nil; backoff = min(2*backoff, 10*time.Second) {
+		_, _, err := c.Do(ctx, r.GetName(), ev)
+		if err == nil || errors.Is(err, rollout.ErrUnknownCheckRun) || errors.Is(err, ErrNotFound) {
+			return // recorded, or nothing waits for it any longer
+		}
+		if ctx.Err() != nil {
+			return // cancelled, or shutting down: a pending run starts again
+		}
+		c.log.Error("record check results", "rollout", r.GetName(), "checks", run.GetId(), "err", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
 	}
 }
 

@@ -47,6 +47,9 @@ func (h *Hub) RunTask(ctx context.Context, cluster string, t *cutoverv1.RunTask)
 		if len(h.tasks[cluster]) == 0 {
 			delete(h.tasks, cluster)
 		}
+		if s := h.sessions[cluster]; s != nil {
+			delete(s.tasks, t.GetId()) // asked for again, it is sent again
+		}
 		h.mu.Unlock()
 	}()
 	select {

@@ -275,6 +275,8 @@ func shadowFirst(s *cutoverv1.RolloutSpec) string {
 			return ""
 		case *cutoverv1.CanaryStep_SetWeight:
 			return fmt.Sprintf("the first traffic step must be a shadow step, not setWeight (spec.strategy.canary.steps[%d])", i)
+		case *cutoverv1.CanaryStep_SetHeaderRoute: // matching live requests reach the new build
+			return fmt.Sprintf("the first traffic step must be a shadow step, not setHeaderRoute (spec.strategy.canary.steps[%d])", i)
 		}
 	}
 	return "no shadow step before traffic moves (spec.strategy.canary.steps)"

@@ -137,6 +137,11 @@ func TestResolve(t *testing.T) {
 				"window fast: no critical latency gate"},
 		},
 		{
+			name: "shadow first: a header route comes first",
+			app:  "strict-2", spec: "urgency: critical\nstrategy: {canary: {steps: [{setHeaderRoute: {header: X-Canary, value: always}}, {shadow: {mirrorPercent: 50, duration: 60s}}, {setWeight: 100}]}}\n",
+			wantErr: []string{"window only-canary: the first traffic step must be a shadow step, not setHeaderRoute (spec.strategy.canary.steps[0])"},
+		},
+		{
 			name: "a window without spans admits at any time",
 			app:  "strict-3", spec: "urgency: critical\n" + shadowCanary,
 			check: func(t *testing.T, _, out *cutoverv1.RolloutSpec) {

@@ -301,12 +301,13 @@ func (m *machine) groupNames() []string {
 	return out
 }
 
-// carryPreflight keeps the passed pre-flight of the rollout a re-apply
-// replaces when what it checked is unchanged (the same revision, targets,
-// checks and policy; steps or gates edited), so editing a rollout in
-// progress does not withdraw its traffic to check the same artifact again.
+// carryPreflight keeps the passed pre-flight of the rollout in progress a
+// re-apply replaces when what it checked is unchanged (the same revision,
+// targets, checks, policy and dry runs; steps or gates edited), so editing
+// a rollout in progress does not withdraw its traffic to check the same
+// artifact again.
 func (m *machine) carryPreflight(old *cutoverv1.Rollout) {
-	if old == nil || old.GetStatus().GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED {
+	if old == nil || Terminal(old.GetStatus().GetPhase()) {
 		return
 	}
 	prev := (&machine{r: old}).checkRun(CheckPreflight)
@@ -317,6 +318,13 @@ func (m *machine) carryPreflight(old *cutoverv1.Rollout) {
 	if !proto.Equal(a.GetRevision(), b.GetRevision()) || !proto.Equal(a.GetTargets(), b.GetTargets()) ||
 		!proto.Equal(a.GetPreflight(), b.GetPreflight()) || a.GetPolicy() != b.GetPolicy() {
 		return
+	}
+	// What each agent's dry run checked (listen addresses, capacity for
+	// the strategy, Kubernetes objects) must be the same too.
+	for _, c := range m.allClusters() {
+		if !proto.Equal(DryRun(old, c, a.GetPreflight().GetRequirePinned()), DryRun(m.r, c, b.GetPreflight().GetRequirePinned())) {
+			return
+		}
 	}
 	run := proto.Clone(prev).(*cutoverv1.CheckRun)
 	st := m.st()
@@ -364,5 +372,20 @@ func DryRun(r *cutoverv1.Rollout, cluster string, requirePinned bool) *cutoverv1
 	if rolling := s.GetStrategy().GetRolling(); rolling != nil && cp.GetStableRevision() != nil {
 		extra = int32(spec.BatchSize(rolling, int(n)))
 	}
-	return &cutoverv1.DryRun{Desired: d, ExtraInstances: extra, RequirePinned: requirePinned}
+	return &cutoverv1.DryRun{Desired: d, ExtraInstances: extra, RequirePinned: requirePinned, Revision: s.GetRevision()}
+}
+
+// closeChecks ends the pending runs of the given phases with one result,
+// "not finished", that says why: nothing waits for them any longer, and
+// whoever runs them stops (their results would be refused).
+func (m *machine) closeChecks(why string, phases ...string) {
+	for _, run := range m.st().GetChecks() {
+		if run.GetEndTime() != nil || !slices.Contains(phases, run.GetPhase()) {
+			continue
+		}
+		run.EndTime = timestamppb.New(m.now)
+		run.Results = append(run.Results, &cutoverv1.CheckResult{
+			Name: "not finished", Kind: "builtin", Message: why, StartTime: timestamppb.New(m.now),
+		})
+	}
 }

@@ -237,3 +237,41 @@ func TestArchiveClosesPendingChecks(t *testing.T) {
 		t.Error("Archive modified its input")
 	}
 }
+
+// An abort or a promote past a step ends the runs nothing waits for any
+// longer, so their hooks stop and their results are refused.
+func TestAbortAndPromoteCloseTheirRuns(t *testing.T) {
+	sp := func(rev string) *cutoverv1.RolloutSpec {
+		s := newSpec(t, rev, twoWaves, setWeight(20), setWeight(50))
+		s.Hooks = &cutoverv1.Hooks{PreTrafficShift: httpHook("smoke")}
+		return s
+	}
+	t.Run("abort during the pre-flight", func(t *testing.T) {
+		s := deployed(t, newSpec(t, "v1", twoWaves, setWeight(20)))
+		s.manualChecks = true
+		s.step(apply(sp("v2")))
+		s.step(rollout.Abort{Actor: "bob"})
+		if p := rollout.PendingChecks(s.r); len(p) != 0 {
+			t.Fatalf("pending after abort: %v", p)
+		}
+		if r := s.r.GetStatus().GetChecks()[0].GetResults(); len(r) != 1 || r[0].GetPassed() || !strings.Contains(r[0].GetMessage(), "aborted") {
+			t.Errorf("closed run: %v", r)
+		}
+		if _, err := s.try(rollout.ChecksDone{RolloutNumber: s.r.GetStatus().GetRolloutNumber(), ID: rollout.CheckPreflight}); !errors.Is(err, rollout.ErrUnknownCheckRun) {
+			t.Errorf("late results: %v", err)
+		}
+	})
+	t.Run("promote past a step whose hooks run", func(t *testing.T) {
+		s := deployed(t, newSpec(t, "v1", twoWaves, setWeight(20)))
+		s.manualChecks = true
+		s.step(apply(sp("v2")))
+		s.answer(s.pending(), "")
+		s.answer(s.pending(), "") // before 20%
+		s.converge("eu-1")
+		before50 := s.pending()
+		s.step(rollout.Promote{Actor: "bob"}) // skips setWeight 50: the promotion's hooks run now
+		if id := s.pending(); id == before50 || !strings.Contains(id, "step 2") {
+			t.Fatalf("pending %s after the promote, want only the promotion's run", id)
+		}
+	})
+}

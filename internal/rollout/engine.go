@@ -351,6 +351,9 @@ func (m *machine) observe(e Observe) error {
 
 func (m *machine) promote(full bool, actor string) {
 	st := m.st()
+	// Hooks of the step or promotion the operator moves past are not
+	// waited for: the boundary they guarded is gone.
+	m.closeChecks("promoted past by an operator before they finished", CheckPreTrafficShift, CheckPostPromotion)
 	if st.GetBakeUntil() != nil {
 		st.BakeUntil = timestamppb.New(m.now) // a promote ends the bake
 	}
@@ -383,6 +386,7 @@ func (m *machine) abort(reason, actor string) {
 			m.refresh(cp, before)
 		}
 	}
+	m.closeChecks("the rollout was aborted before they finished", CheckPreflight, CheckPreRollout, CheckPreTrafficShift, CheckPostPromotion)
 	st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED
 	st.PauseReason = cutoverv1.PauseReason_PAUSE_REASON_UNSPECIFIED
 	st.EndTime = timestamppb.New(m.now)
@@ -1053,20 +1057,19 @@ func describeStep(s *cutoverv1.CanaryStep) string {
 // same app replaces it: one still in progress ends Superseded.
 func Archive(r *cutoverv1.Rollout, now time.Time) *cutoverv1.Rollout {
 	out := proto.Clone(r).(*cutoverv1.Rollout)
+	m := &machine{r: out, now: now}
+	// Their results would land nowhere: on-abort hooks of an aborted
+	// rollout that is retried, checks of one superseded.
+	m.closeChecks("a newer rollout of the app replaced this one before they finished",
+		CheckPreflight, CheckPreRollout, CheckPreTrafficShift, CheckPostPromotion, CheckOnAbort)
 	if Terminal(out.GetStatus().GetPhase()) {
 		return out
 	}
-	m := &machine{r: out, now: now}
 	st := m.st()
 	st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_SUPERSEDED
 	st.PauseReason = cutoverv1.PauseReason_PAUSE_REASON_UNSPECIFIED
 	st.EndTime = timestamppb.New(now)
 	st.Message = "superseded by a newer apply"
 	m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_SUPERSEDED, "", st.GetMessage())
-	for _, run := range PendingChecks(out) { // their results would land nowhere
-		run.EndTime = timestamppb.New(now)
-		run.Results = append(run.Results, &cutoverv1.CheckResult{Name: "not finished", Kind: "builtin",
-			Message: "a newer apply superseded the rollout while its checks ran", StartTime: timestamppb.New(now)})
-	}
 	return out
 }

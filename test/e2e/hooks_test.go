@@ -70,6 +70,14 @@ func TestHooksGateTheRollout(t *testing.T) {
 	f := newTwoRegions(t)
 	ctx := f.ctx()
 	recv := newHookService(t)
+	for _, r := range regions { // command hooks run only where an agent allows them
+		if err := f.env.Agents[r.Cluster].Stop(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.env.StartAgentWith(ctx, r.Cluster, r.Region, "--runtime", "local", "--allow-command-hooks"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	f.deploy(ctx, "v1")
 
 	// 1. Pre-rollout command hooks pass in both clusters; the webhook

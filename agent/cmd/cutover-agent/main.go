@@ -42,6 +42,7 @@ func run() error {
 	heartbeat := fs.Duration("heartbeat", time.Second, "interval between heartbeats")
 	sampleEvery := fs.Duration("sample-interval", 100*time.Millisecond, "how often traffic is sampled for the gates (at least 10ms)")
 	maxInstances := fs.Int("max-instances", 0, "local runtime: app instances this agent may run across all apps, as pre-flight dry runs check (0: unlimited)")
+	allowCommands := fs.Bool("allow-command-hooks", false, "run the command hooks of rollouts (spec.hooks ... command) on this host; off, they fail the rollout")
 	promURL := fs.String("prometheus-url", "", "Prometheus server for apps whose spec.metrics.prometheus names no address, e.g. http://127.0.0.1:9090")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -96,6 +97,7 @@ func run() error {
 		KubeQPS:             float32(*kubeQPS),
 		KubeBurst:           *kubeBurst,
 		MaxInstances:        *maxInstances,
+		AllowCommandHooks:   *allowCommands,
 		Logger:              log,
 	})
 }

@@ -42,7 +42,7 @@ func (p *Placer) DryRun(ctx context.Context, cluster string, dr *cutoverv1.DryRu
 		out = append(out, runtime.Check(cluster, name, start, msg, err))
 	}
 	check(CheckSpecAccepted, func() (string, error) { return p.specAccepted(ctx, d, k) })
-	check(CheckPinned, func() (string, error) { return pinned(d, dr.GetRequirePinned()) })
+	check(CheckPinned, func() (string, error) { return pinned(d, dr.GetRevision(), dr.GetRequirePinned()) })
 	check(CheckCapacity, func() (string, error) { return p.capacity(ctx, d, k, dr.GetExtraInstances()) })
 	return out
 }
@@ -67,17 +67,24 @@ func (p *Placer) specAccepted(ctx context.Context, d *cutoverv1.DesiredApp, k sp
 	return fmt.Sprintf("the API server accepts %s (server-side apply, dryRun=All)", strings.Join(a.written, ", ")), nil
 }
 
-// pinned checks that every revision's image runs by digest.
-func pinned(d *cutoverv1.DesiredApp, required bool) (string, error) {
+// pinned checks that the revision under test (without one: every
+// revision) runs its image by digest.
+func pinned(d *cutoverv1.DesiredApp, under *cutoverv1.Revision, required bool) (string, error) {
 	var oks, fails []string
 	seen := map[string]bool{}
+	revs := make([]*cutoverv1.Revision, 0, len(d.GetRevisions()))
 	for _, dr := range d.GetRevisions() {
-		rev := dr.GetRevision()
+		revs = append(revs, dr.GetRevision())
+	}
+	if under != nil {
+		revs = []*cutoverv1.Revision{under} // the stable revision already runs
+	}
+	for _, rev := range revs {
 		if seen[runtime.RevisionKey(rev)] {
 			continue
 		}
 		seen[runtime.RevisionKey(rev)] = true
-		img, sum := rev.GetImage(), strings.ToLower(rev.GetSha256())
+		img, sum := rev.GetImage(), strings.ToLower(imageSha256(rev))
 		fail := func(format string, args ...any) {
 			fails = append(fails, fmt.Sprintf("revision %s: ", rev.GetName())+fmt.Sprintf(format, args...))
 		}

@@ -192,4 +192,8 @@ func TestImagePinnedBySha256(t *testing.T) {
 			t.Errorf("Image(%s, %q) = %s, want %s", tc.image, tc.sha, got, tc.want)
 		}
 	}
+	// With a command too, sha256 is the local binary's: the image runs as given.
+	if got := Image(&cutoverv1.Revision{Image: "example/web:1", Command: "./web", Sha256: sum}); got != "example/web:1" {
+		t.Errorf("Image of a mixed revision = %s, want the image as given", got)
+	}
 }

@@ -43,6 +43,9 @@ var _ runtime.DryRunner = (*Runtime)(nil)
 func (rt *Runtime) DryRun(ctx context.Context, cluster string, dr *cutoverv1.DryRun, held runtime.Held) []*cutoverv1.CheckResult {
 	d := dr.GetDesired()
 	revs := distinctRevisions(d)
+	if r := dr.GetRevision(); r != nil {
+		revs = []*cutoverv1.Revision{r} // the stable revision already runs
+	}
 	var out []*cutoverv1.CheckResult
 	check := func(name string, f func() (string, error)) {
 		start := time.Now()

@@ -177,3 +177,21 @@ func TestDryRunListen(t *testing.T) {
 		_ = ln.Close()
 	}
 }
+
+// Only the revision under test is checked: an unpinned (or since removed)
+// stable binary does not fail a pinned new one under requirePinned.
+func TestDryRunChecksTheRevisionUnderTest(t *testing.T) {
+	rt := newFixture(t).rt
+	path, digest := script(t, "exit 0")
+	stable := &cutoverv1.Revision{Name: "v1", Command: filepath.Join(t.TempDir(), "gone")}
+	next := &cutoverv1.Revision{Name: "v2", Command: path, Sha256: digest}
+	dr := dryRun(stable, "", 2, true)
+	dr.Desired.Revisions = append(dr.Desired.Revisions, &cutoverv1.DesiredRevision{Track: cutoverv1.Track_TRACK_CANARY, Revision: next})
+	dr.Revision = next
+	got := rt.DryRun(context.Background(), "c1", dr, runtime.Held{})
+	for _, name := range []string{local.CheckPinned, local.CheckArtifact} {
+		if r := result(t, got, name); !r.GetPassed() || strings.Contains(r.GetMessage(), "v1") {
+			t.Errorf("%s: passed %v, message %q; want v2 alone checked", name, r.GetPassed(), r.GetMessage())
+		}
+	}
+}

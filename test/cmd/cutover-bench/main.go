@@ -11,6 +11,9 @@
 //	  under --rate requests/s through a real agent's proxy (100 ms
 //	  sampling), the time from the first failed request the canary served
 //	  to the first moment the proxy sends it nothing.
+//	preflight_p50_ms, preflight_p99_ms: over the same rollouts, the
+//	  pre-flight (agent connected, the agent's dry run) from the apply to
+//	  its results being recorded.
 //	false_rollbacks: of --canaries good canaries with the same noise as
 //	  stable, how many a gate rolled back (or paused).
 package main
@@ -69,13 +72,18 @@ func run() error {
 	}
 	fmt.Printf("sample_ingest_per_sec %.0f samples/s (%d agents)\n", ingest, *agents)
 	if *trials > 0 {
-		ds, err := gateReaction(ctx, *trials, *rate)
+		ds, pre, err := gateReaction(ctx, *trials, *rate)
 		if err != nil {
 			return fmt.Errorf("gate reaction: %w", err)
 		}
 		slices.Sort(ds)
 		fmt.Printf("gate_reaction_p50_ms %.1f ms\n", float64(quantile(ds, 0.5))/float64(time.Millisecond))
 		fmt.Printf("gate_reaction_p99_ms %.1f ms (%d trials, %d req/s)\n", float64(quantile(ds, 0.99))/float64(time.Millisecond), len(ds), *rate)
+		if len(pre) > 0 {
+			slices.Sort(pre)
+			fmt.Printf("preflight_p50_ms %.1f ms\n", float64(quantile(pre, 0.5))/float64(time.Millisecond))
+			fmt.Printf("preflight_p99_ms %.1f ms (%d rollouts)\n", float64(quantile(pre, 0.99))/float64(time.Millisecond), len(pre))
+		}
 	}
 	if *canaries > 0 {
 		n, err := falseRollbacks(ctx, *canaries, *rate)

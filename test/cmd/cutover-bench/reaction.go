@@ -96,55 +96,63 @@ func (r *rig) wait(ctx context.Context, what string, cond func(*cutoverv1.Rollou
 // turns every one of its answers into a 500. It returns, per trial, the
 // time from the first failed request the canary served to the first
 // request sent after the last one the proxy routed to the canary.
-func gateReaction(ctx context.Context, trials, rate int) ([]time.Duration, error) {
+//
+// It also returns each trial's pre-flight: from the apply to the
+// results of every agent's dry run being recorded.
+func gateReaction(ctx context.Context, trials, rate int) (reaction, preflight []time.Duration, err error) {
 	dir, err := os.MkdirTemp("", "cutover-bench-reaction-")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer os.RemoveAll(dir)
 	r, err := newRig(ctx, dir, "fast", rate)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer r.close()
 	if err := r.apply(ctx, r.manifest("s0", nil, nil, "setWeight: 20")); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := r.wait(ctx, "stable", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	go r.load.run(ctx)
-	var out []time.Duration
 	for i := range trials {
 		rev := fmt.Sprintf("c%03d", i)
 		bad := filepath.Join(dir, "bad-"+rev)
 		if err := r.apply(ctx, r.manifest(rev, reactionGates, []string{"--error-file", bad}, "setWeight: 20", "pause: {}")); err != nil {
-			return nil, fmt.Errorf("trial %d: %w", i, err)
+			return nil, nil, fmt.Errorf("trial %d: %w", i, err)
 		}
-		if _, err := r.wait(ctx, rev+" at 20%", harness.AtStepSettled(0, 1)); err != nil {
-			return nil, fmt.Errorf("trial %d: %w", i, err)
+		at, err := r.wait(ctx, rev+" at 20%", harness.AtStepSettled(0, 1))
+		if err != nil {
+			return nil, nil, fmt.Errorf("trial %d: %w", i, err)
+		}
+		for _, run := range at.GetStatus().GetChecks() {
+			if run.GetPhase() == "preflight" && run.GetEndTime() != nil {
+				preflight = append(preflight, run.GetEndTime().AsTime().Sub(run.GetStartTime().AsTime()))
+			}
 		}
 		// Healthy canary traffic first, so the gate has a full window.
 		start := time.Now()
 		if err := harness.Poll(ctx, 20*time.Millisecond, rev+" serving", func() (bool, error) {
 			return r.load.served(rev, start) >= 200, nil
 		}); err != nil {
-			return nil, fmt.Errorf("trial %d: %w", i, err)
+			return nil, nil, fmt.Errorf("trial %d: %w", i, err)
 		}
 		if err := os.WriteFile(bad, nil, 0o644); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if _, err := r.wait(ctx, rev+" aborted", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED)); err != nil {
-			return nil, fmt.Errorf("trial %d: %w", i, err)
+			return nil, nil, fmt.Errorf("trial %d: %w", i, err)
 		}
 		time.Sleep(200 * time.Millisecond) // requests in flight at the switch are answered
 		d, err := r.load.reaction(rev, start)
 		if err != nil {
-			return nil, fmt.Errorf("trial %d: %w", i, err)
+			return nil, nil, fmt.Errorf("trial %d: %w", i, err)
 		}
-		out = append(out, d)
+		reaction = append(reaction, d)
 	}
-	return out, nil
+	return reaction, preflight, nil
 }
 
 // falseRollbacks runs good canaries, with the same noise as stable, through

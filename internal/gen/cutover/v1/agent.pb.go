@@ -569,6 +569,9 @@ type DryRun struct {
 	ExtraInstances int32 `protobuf:"varint,2,opt,name=extra_instances,json=extraInstances,proto3" json:"extra_instances,omitempty"`
 	// Fail when the artifact is not pinned to a digest.
 	RequirePinned bool `protobuf:"varint,3,opt,name=require_pinned,json=requirePinned,proto3" json:"require_pinned,omitempty"`
+	// The revision under test: the artifact and pinned checks look at it
+	// alone (the stable revision already runs).
+	Revision      *Revision `protobuf:"bytes,4,opt,name=revision,proto3" json:"revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -622,6 +625,13 @@ func (x *DryRun) GetRequirePinned() bool {
 		return x.RequirePinned
 	}
 	return false
+}
+
+func (x *DryRun) GetRevision() *Revision {
+	if x != nil {
+		return x.Revision
+	}
+	return nil
 }
 
 // TaskResult is the outcome of a RunTask.
@@ -1333,11 +1343,12 @@ const file_cutover_v1_agent_proto_rawDesc = "" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x06\n" +
-	"\x04task\"\x8a\x01\n" +
+	"\x04task\"\xbc\x01\n" +
 	"\x06DryRun\x120\n" +
 	"\adesired\x18\x01 \x01(\v2\x16.cutover.v1.DesiredAppR\adesired\x12'\n" +
 	"\x0fextra_instances\x18\x02 \x01(\x05R\x0eextraInstances\x12%\n" +
-	"\x0erequire_pinned\x18\x03 \x01(\bR\rrequirePinned\"O\n" +
+	"\x0erequire_pinned\x18\x03 \x01(\bR\rrequirePinned\x120\n" +
+	"\brevision\x18\x04 \x01(\v2\x14.cutover.v1.RevisionR\brevision\"O\n" +
 	"\n" +
 	"TaskResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
@@ -1436,13 +1447,13 @@ var file_cutover_v1_agent_proto_goTypes = []any{
 	(Track)(0),                    // 16: cutover.v1.Track
 	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
 	(*CommandHook)(nil),           // 18: cutover.v1.CommandHook
-	(*CheckResult)(nil),           // 19: cutover.v1.CheckResult
-	(*Gate)(nil),                  // 20: cutover.v1.Gate
-	(*MetricsSource)(nil),         // 21: cutover.v1.MetricsSource
-	(*SmokeCheck)(nil),            // 22: cutover.v1.SmokeCheck
-	(*KubernetesSpec)(nil),        // 23: cutover.v1.KubernetesSpec
-	(*HeaderRoute)(nil),           // 24: cutover.v1.HeaderRoute
-	(*Revision)(nil),              // 25: cutover.v1.Revision
+	(*Revision)(nil),              // 19: cutover.v1.Revision
+	(*CheckResult)(nil),           // 20: cutover.v1.CheckResult
+	(*Gate)(nil),                  // 21: cutover.v1.Gate
+	(*MetricsSource)(nil),         // 22: cutover.v1.MetricsSource
+	(*SmokeCheck)(nil),            // 23: cutover.v1.SmokeCheck
+	(*KubernetesSpec)(nil),        // 24: cutover.v1.KubernetesSpec
+	(*HeaderRoute)(nil),           // 25: cutover.v1.HeaderRoute
 	(*ObservedRevision)(nil),      // 26: cutover.v1.ObservedRevision
 }
 var file_cutover_v1_agent_proto_depIdxs = []int32{
@@ -1460,29 +1471,30 @@ var file_cutover_v1_agent_proto_depIdxs = []int32{
 	18, // 11: cutover.v1.RunTask.command:type_name -> cutover.v1.CommandHook
 	14, // 12: cutover.v1.RunTask.env:type_name -> cutover.v1.RunTask.EnvEntry
 	10, // 13: cutover.v1.DryRun.desired:type_name -> cutover.v1.DesiredApp
-	19, // 14: cutover.v1.TaskResult.results:type_name -> cutover.v1.CheckResult
-	15, // 15: cutover.v1.Hello.labels:type_name -> cutover.v1.Hello.LabelsEntry
-	8,  // 16: cutover.v1.Hello.apps:type_name -> cutover.v1.AppGeneration
-	13, // 17: cutover.v1.Hello.running:type_name -> cutover.v1.ObservedApp
-	17, // 18: cutover.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	12, // 19: cutover.v1.DesiredApp.revisions:type_name -> cutover.v1.DesiredRevision
-	11, // 20: cutover.v1.DesiredApp.header_routes:type_name -> cutover.v1.TrackRoute
-	20, // 21: cutover.v1.DesiredApp.guard_gates:type_name -> cutover.v1.Gate
-	21, // 22: cutover.v1.DesiredApp.metrics:type_name -> cutover.v1.MetricsSource
-	22, // 23: cutover.v1.DesiredApp.smoke_checks:type_name -> cutover.v1.SmokeCheck
-	23, // 24: cutover.v1.DesiredApp.kubernetes:type_name -> cutover.v1.KubernetesSpec
-	24, // 25: cutover.v1.TrackRoute.match:type_name -> cutover.v1.HeaderRoute
-	16, // 26: cutover.v1.TrackRoute.track:type_name -> cutover.v1.Track
-	16, // 27: cutover.v1.DesiredRevision.track:type_name -> cutover.v1.Track
-	25, // 28: cutover.v1.DesiredRevision.revision:type_name -> cutover.v1.Revision
-	26, // 29: cutover.v1.ObservedApp.revisions:type_name -> cutover.v1.ObservedRevision
-	0,  // 30: cutover.v1.AgentService.Connect:input_type -> cutover.v1.ConnectRequest
-	3,  // 31: cutover.v1.AgentService.Connect:output_type -> cutover.v1.ConnectResponse
-	31, // [31:32] is the sub-list for method output_type
-	30, // [30:31] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	19, // 14: cutover.v1.DryRun.revision:type_name -> cutover.v1.Revision
+	20, // 15: cutover.v1.TaskResult.results:type_name -> cutover.v1.CheckResult
+	15, // 16: cutover.v1.Hello.labels:type_name -> cutover.v1.Hello.LabelsEntry
+	8,  // 17: cutover.v1.Hello.apps:type_name -> cutover.v1.AppGeneration
+	13, // 18: cutover.v1.Hello.running:type_name -> cutover.v1.ObservedApp
+	17, // 19: cutover.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	12, // 20: cutover.v1.DesiredApp.revisions:type_name -> cutover.v1.DesiredRevision
+	11, // 21: cutover.v1.DesiredApp.header_routes:type_name -> cutover.v1.TrackRoute
+	21, // 22: cutover.v1.DesiredApp.guard_gates:type_name -> cutover.v1.Gate
+	22, // 23: cutover.v1.DesiredApp.metrics:type_name -> cutover.v1.MetricsSource
+	23, // 24: cutover.v1.DesiredApp.smoke_checks:type_name -> cutover.v1.SmokeCheck
+	24, // 25: cutover.v1.DesiredApp.kubernetes:type_name -> cutover.v1.KubernetesSpec
+	25, // 26: cutover.v1.TrackRoute.match:type_name -> cutover.v1.HeaderRoute
+	16, // 27: cutover.v1.TrackRoute.track:type_name -> cutover.v1.Track
+	16, // 28: cutover.v1.DesiredRevision.track:type_name -> cutover.v1.Track
+	19, // 29: cutover.v1.DesiredRevision.revision:type_name -> cutover.v1.Revision
+	26, // 30: cutover.v1.ObservedApp.revisions:type_name -> cutover.v1.ObservedRevision
+	0,  // 31: cutover.v1.AgentService.Connect:input_type -> cutover.v1.ConnectRequest
+	3,  // 32: cutover.v1.AgentService.Connect:output_type -> cutover.v1.ConnectResponse
+	32, // [32:33] is the sub-list for method output_type
+	31, // [31:32] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_cutover_v1_agent_proto_init() }
