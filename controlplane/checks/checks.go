@@ -195,8 +195,8 @@ func (x *Runner) command(ctx context.Context, r *cutoverv1.Rollout, run *cutover
 			last.Name, last.Kind, last.Cluster = h.GetName(), KindCommand, cluster
 		}
 		last.Attempts = int32(attempt)
-		if last.GetPassed() {
-			break
+		if last.GetPassed() || err != nil {
+			break // unanswered, the attempt may still run: another would overlap it
 		}
 	}
 	last.StartTime = timestamppb.New(start)

@@ -22,6 +22,10 @@ const (
 	CheckOnAbort         = "onAbort"
 )
 
+// passedOutput bounds the output kept of a passed check or hook; a failed
+// one keeps what its runner kept (4 KiB).
+const passedOutput = 512
+
 // ErrUnknownCheckRun is returned for results of a check run the rollout
 // is not waiting for.
 var ErrUnknownCheckRun = errors.New("no such check run in progress")
@@ -136,7 +140,13 @@ func (m *machine) checksDone(e ChecksDone) error {
 		return fmt.Errorf("checks %q: %w", e.ID, ErrUnknownCheckRun)
 	}
 	for _, r := range e.Results {
-		run.Results = append(run.Results, proto.Clone(r).(*cutoverv1.CheckResult))
+		c := proto.Clone(r).(*cutoverv1.CheckResult)
+		if o := c.GetOutput(); c.GetPassed() && len(o) > passedOutput {
+			// The status is rewritten and watched whole: across many
+			// clusters and steps, what passed keeps only its last lines.
+			c.Output = strings.ToValidUTF8(o[len(o)-passedOutput:], "")
+		}
+		run.Results = append(run.Results, c)
 	}
 	run.EndTime = timestamppb.New(m.now)
 	what := CheckPhaseName(run.GetPhase())

@@ -275,3 +275,38 @@ func TestAbortAndPromoteCloseTheirRuns(t *testing.T) {
 		}
 	})
 }
+
+// What passed keeps only the end of its output; a failure keeps it all.
+func TestPassedOutputIsTrimmed(t *testing.T) {
+	s := deployed(t, newSpec(t, "v1", twoWaves, setWeight(20)))
+	s.manualChecks = true
+	s.step(apply(newSpec(t, "v2", twoWaves, setWeight(20))))
+	long := strings.Repeat("x", 3000) + "END"
+	s.step(rollout.ChecksDone{RolloutNumber: s.r.GetStatus().GetRolloutNumber(), ID: rollout.CheckPreflight, Results: []*cutoverv1.CheckResult{
+		{Name: "a", Passed: true, Output: long}, {Name: "b", Passed: false, Output: long}}})
+	rs := s.r.GetStatus().GetChecks()[0].GetResults()
+	if o := rs[0].GetOutput(); len(o) != 512 || !strings.HasSuffix(o, "END") {
+		t.Errorf("passed output kept %d bytes", len(o))
+	}
+	if rs[1].GetOutput() != long {
+		t.Errorf("failed output kept %d bytes, want all %d", len(rs[1].GetOutput()), len(long))
+	}
+}
+
+// Break-glass approvals take the roles the rollout's approval names (its
+// policy's), not any approver's.
+func TestBreakGlassUsesTheApprovalRoles(t *testing.T) {
+	s := newSim(t)
+	sp := newSpec(t, "v1", [][]string{{"eu-1"}}, setWeight(20))
+	sp.Window = &cutoverv1.DeploymentWindow{Allow: []*cutoverv1.WindowSpan{{Start: "20:00", End: "21:00"}}}
+	sp.Urgency, sp.BreakGlassReason = "critical", "outage"
+	sp.Approval = &cutoverv1.ApprovalStep{Required: 1, Roles: []string{"admin"}}
+	s.step(rollout.Apply{Name: app, Spec: sp, Actor: "alice"})
+	s.step(rollout.Approve{Actor: "bob", Roles: []string{"admin"}}) // the start approval
+	if p := showPhase(s.r.GetStatus()); p != "waitingforapproval" || !strings.Contains(s.r.GetStatus().GetMessage(), "break-glass") {
+		t.Fatalf("%s: %s", p, s.r.GetStatus().GetMessage())
+	}
+	if _, err := s.try(rollout.Approve{Actor: "carol", Roles: []string{"approver"}}); !errors.Is(err, rollout.ErrApprovalRefused) {
+		t.Errorf("an approver's break-glass approval: %v, want refused (admin only)", err)
+	}
+}

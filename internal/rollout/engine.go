@@ -476,7 +476,7 @@ func (m *machine) windowClosed() bool {
 	}
 	st := m.st()
 	if s := m.r.GetSpec(); s.GetUrgency() == spec.UrgencyCritical && s.GetBreakGlassReason() != "" {
-		return m.awaitApproval(breakGlassGate, breakGlassApproval,
+		return m.awaitApproval(breakGlassGate, m.breakGlassApproval(),
 			fmt.Sprintf("break-glass outside the deployment window (%s): %s", why, s.GetBreakGlassReason()))
 	}
 	st.Phase = cutoverv1.RolloutPhase_ROLLOUT_PHASE_WAITING_FOR_WINDOW
@@ -496,8 +496,12 @@ const (
 	breakGlassGate = "break-glass"
 )
 
-// breakGlassApproval is what running outside the window takes.
-var breakGlassApproval = &cutoverv1.ApprovalStep{Required: 2}
+// breakGlassApproval is what running outside the window takes: two
+// people, with the roles the rollout's own approval names (its policy's),
+// or the default approver roles.
+func (m *machine) breakGlassApproval() *cutoverv1.ApprovalStep {
+	return &cutoverv1.ApprovalStep{Required: 2, Roles: m.r.GetSpec().GetApproval().GetRoles()}
+}
 
 // awaitStartApproval holds the first group of the first wave until the
 // spec's approval is given.
@@ -558,7 +562,7 @@ func (m *machine) pendingApproval() (string, *cutoverv1.ApprovalStep) {
 		if _, closed := w.Closed(m.now); closed && m.r.GetSpec().GetUrgency() == spec.UrgencyCritical && m.r.GetSpec().GetBreakGlassReason() != "" {
 			if a := m.r.GetSpec().GetApproval(); a == nil || st.GetCurrentWave() != 0 || st.GetCurrentGroup() != 0 || !st.GetGroupPending() ||
 				len(m.approvalsOf(startGate)) >= int(max(a.GetRequired(), 1)) {
-				return breakGlassGate, breakGlassApproval
+				return breakGlassGate, m.breakGlassApproval()
 			}
 		}
 	}
