@@ -145,8 +145,11 @@ func applyAndWait(ctx context.Context, c cutoverv1.RolloutServiceClient, m strin
 		if err != nil {
 			return err
 		}
-		if r.GetRollout().GetStatus().GetPhase() == phase {
+		switch p := r.GetRollout().GetStatus().GetPhase(); p {
+		case phase:
 			return nil
+		case cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED:
+			return fmt.Errorf("rollout aborted: %s", r.GetRollout().GetStatus().GetMessage())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -179,6 +182,10 @@ func connect(ctx context.Context, conn *grpc.ClientConn, cluster string) (*agent
 			if d := msg.GetDesired(); d != nil {
 				_ = a.send(&cutoverv1.ConnectRequest{Payload: &cutoverv1.ConnectRequest_Observed{Observed: &cutoverv1.ObservedApp{
 					App: d.GetApp(), ObservedGeneration: d.GetGeneration(), Converged: true}}})
+			}
+			if t := msg.GetTask(); t != nil { // the pre-flight's dry run: nothing to check here
+				_ = a.send(&cutoverv1.ConnectRequest{Payload: &cutoverv1.ConnectRequest_TaskResult{TaskResult: &cutoverv1.TaskResult{
+					Id: t.GetId(), Results: []*cutoverv1.CheckResult{{Name: "simulated", Passed: true, Message: "a simulated agent runs nothing"}}}}})
 			}
 		}
 	}()
