@@ -379,6 +379,7 @@ func TestBadFlagsFailNamingTheFlag(t *testing.T) {
 		{[]string{"--timeout", "0s", "clusters"}, `--timeout: must be positive, got 0s`},
 		{[]string{"apply"}, `required flag(s) "filename" not set`},
 		{[]string{"gett", "rollouts"}, `unknown command "gett" for "cutover"`},
+		{[]string{"get", "demo"}, `unknown resource type "demo": use "get rollout NAME" or "get rollouts"`},
 		{[]string{"clusters", "--bogus"}, `unknown flag: --bogus`},
 	}
 	for _, tt := range tests {

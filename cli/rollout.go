@@ -75,6 +75,13 @@ func newGetCommand(o *options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get",
 		Short: "Show rollouts",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return fmt.Errorf("unknown resource type %q: use \"get rollout NAME\" or \"get rollouts\"", args[0])
+		},
 	}
 	cmd.AddCommand(newGetRolloutsCommand(o), newGetRolloutCommand(o))
 	return cmd

@@ -125,6 +125,23 @@ func TestHooksGateTheRollout(t *testing.T) {
 		t.Errorf("abort message %q", msg)
 	}
 	neverServed(t, r, "v3")
+	// The first failure is in history, with the service's answer.
+	hist, err := f.env.Rollouts.ListRolloutHistory(ctx, &cutoverv1.ListRolloutHistoryRequest{Name: "demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v2 *cutoverv1.Rollout
+	for _, h := range hist.GetRollouts() {
+		if h.GetSpec().GetRevision().GetName() == "v2" {
+			v2 = h
+		}
+	}
+	if s := results(v2, "preTrafficShift"); len(s) != 1 || s[0].GetPassed() || !strings.Contains(s[0].GetOutput(), "checkout returned 502") {
+		t.Errorf("v2 in history: %v", s)
+	}
+	if out := f.cli(ctx, "get", "rollout", "demo"); !strings.Contains(out, "slow: POST "+recv.URL+"/slow: no answer within 300ms") {
+		t.Errorf("cutover get demo shows no failed hook:\n%s", out)
+	}
 
 	// 3. The first wave is promoted; its post-promotion command fails:
 	// the rollout aborts, us-east returns to v1, and the on-abort hook
