@@ -70,6 +70,9 @@ func writeSummary(w io.Writer, r *cutoverv1.Rollout, now time.Time) error {
 	tw := newTable(w)
 	fmt.Fprintf(tw, "Name:\t%s\n", r.GetName())
 	fmt.Fprintf(tw, "Revision:\t%s\n", orNone(r.GetSpec().GetRevision().GetName()))
+	if p := r.GetSpec().GetPolicy(); p != "" {
+		fmt.Fprintf(tw, "Policy:\t%s\n", p)
+	}
 	fmt.Fprintf(tw, "Phase:\t%s\n", phaseLabel(st))
 	fmt.Fprintf(tw, "Message:\t%s\n", orNone(st.GetMessage()))
 	fmt.Fprintf(tw, "Wave:\t%s\n", waveLabel(r))

@@ -179,7 +179,7 @@ func TestGolden(t *testing.T) {
 
 // The detail view lists every check run, with the failed results.
 func TestDetailListsChecks(t *testing.T) {
-	r := &cutoverv1.Rollout{Name: "shop", Spec: &cutoverv1.RolloutSpec{Revision: &cutoverv1.Revision{Name: "v2"}}, Status: &cutoverv1.RolloutStatus{
+	r := &cutoverv1.Rollout{Name: "shop", Spec: &cutoverv1.RolloutSpec{Revision: &cutoverv1.Revision{Name: "v2"}, Policy: "banking"}, Status: &cutoverv1.RolloutStatus{
 		Checks: []*cutoverv1.CheckRun{
 			{Id: "preflight", EndTime: timestamppb.Now(), Results: []*cutoverv1.CheckResult{{Name: "agent connected", Passed: true}}},
 			{Id: "preTrafficShift wave 0 step 0", EndTime: timestamppb.Now(), Results: []*cutoverv1.CheckResult{
@@ -192,6 +192,7 @@ func TestDetailListsChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
+		"Policy:     banking\n",
 		"  preflight                                passed  1 result\n",
 		"  preTrafficShift wave 0 step 0            failed  2 results\n    smoke in eu-1: exit code 3\n",
 		"  onAbort                                  running 0 results\n",

@@ -57,6 +57,8 @@ var headlines = map[string]string{
 	"window.open":               "🟢 Deployment window open",
 	"approval.approve":          "👍 Rollout approved",
 	"approval.reject":           "👎 Rollout rejected",
+	audit.ActionChecksPassed:    "🧪 Checks passed",
+	audit.ActionChecksFailed:    "🧯 Checks failed",
 }
 
 // slackBody encodes r for a Slack-compatible sink, e.g.
