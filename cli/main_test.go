@@ -163,6 +163,7 @@ func TestApplySendsManifestVerbatim(t *testing.T) {
 		{"changed from file", true, []string{"apply", "-f", file}, "", "rollout/web configured\n"},
 		{"unchanged from file", false, []string{"apply", "--filename", file}, "", "rollout/web unchanged\n"},
 		{"changed from stdin", true, []string{"apply", "-f", "-"}, manifest, "rollout/web configured\n"},
+		{"dry run", true, []string{"apply", "-f", file, "--dry-run"}, "", "rollout/web configured (dry run: nothing stored), policy banking\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,7 +171,14 @@ func TestApplySendsManifestVerbatim(t *testing.T) {
 			var got string
 			addr := serve(t, &fakeServer{apply: func(req *cutoverv1.ApplyRolloutRequest) (*cutoverv1.ApplyRolloutResponse, error) {
 				got = req.GetManifest()
-				return &cutoverv1.ApplyRolloutResponse{Rollout: &cutoverv1.Rollout{Name: "web"}, Changed: tt.changed}, nil
+				r := &cutoverv1.Rollout{Name: "web"}
+				if req.GetDryRun() != strings.Contains(tt.name, "dry run") {
+					return nil, status.Errorf(codes.InvalidArgument, "dry_run %t", req.GetDryRun())
+				}
+				if req.GetDryRun() {
+					r.Spec = &cutoverv1.RolloutSpec{Policy: "banking"}
+				}
+				return &cutoverv1.ApplyRolloutResponse{Rollout: r, Changed: tt.changed}, nil
 			}})
 			r := run(tt.stdin, append([]string{"--server", addr}, tt.args...)...)
 			wantOK(t, r)

@@ -17,6 +17,7 @@ import (
 
 func newApplyCommand(o *options) *cobra.Command {
 	var file string
+	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
 		Short: "Create or update a rollout from a manifest",
@@ -26,10 +27,11 @@ func newApplyCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return o.apply(cmd.Context(), manifest)
+			return o.apply(cmd.Context(), manifest, dryRun)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "manifest file, or - for standard input")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only check the manifest: print the rollout it would make (its policy applied; -o yaml shows the whole spec) and store nothing")
 	_ = cmd.MarkFlagRequired("filename")
 	return cmd
 }
@@ -51,10 +53,10 @@ func readManifest(file string, stdin io.Reader) (string, error) {
 	return string(b), nil
 }
 
-func (o *options) apply(ctx context.Context, manifest string) error {
+func (o *options) apply(ctx context.Context, manifest string, dryRun bool) error {
 	var resp *cutoverv1.ApplyRolloutResponse
 	err := o.call(ctx, func(ctx context.Context, cc grpc.ClientConnInterface) (err error) {
-		req := &cutoverv1.ApplyRolloutRequest{Manifest: manifest}
+		req := &cutoverv1.ApplyRolloutRequest{Manifest: manifest, DryRun: dryRun}
 		resp, err = cutoverv1.NewRolloutServiceClient(cc).ApplyRollout(ctx, req)
 		return err
 	})
@@ -64,6 +66,12 @@ func (o *options) apply(ctx context.Context, manifest string) error {
 	result := "unchanged"
 	if resp.GetChanged() {
 		result = "configured"
+	}
+	if dryRun {
+		result += " (dry run: nothing stored)"
+		if p := resp.GetRollout().GetSpec().GetPolicy(); p != "" {
+			result += ", policy " + p
+		}
 	}
 	return o.render(resp.GetRollout(), func(w io.Writer) error {
 		_, err := fmt.Fprintf(w, "rollout/%s %s\n", resp.GetRollout().GetName(), result)

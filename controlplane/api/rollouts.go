@@ -1,6 +1,8 @@
 package api
 
 import (
+	"time"
+
 	"context"
 	"slices"
 	"strings"
@@ -74,7 +76,16 @@ func (s *Rollouts) ApplyRollout(ctx context.Context, req *cutoverv1.ApplyRollout
 	if err := spec.CheckClusters(m.Spec, s.clusters.Known); err != nil {
 		return nil, toStatus(err)
 	}
-	r, changed, err := s.ctrl.Do(ctx, m.Name, rollout.Apply{Name: m.Name, Spec: m.Spec, Actor: actor(ctx)})
+	apply := rollout.Apply{Name: m.Name, Spec: m.Spec, Actor: actor(ctx)}
+	if req.GetDryRun() {
+		cur, _ := s.ctrl.Get(m.Name) // nil for a new app
+		res, err := rollout.Step(cur, apply, time.Now())
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		return &cutoverv1.ApplyRolloutResponse{Rollout: res.Rollout, Changed: res.Changed}, nil
+	}
+	r, changed, err := s.ctrl.Do(ctx, m.Name, apply)
 	if err != nil {
 		return nil, toStatus(err)
 	}

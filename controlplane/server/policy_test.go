@@ -122,6 +122,20 @@ func TestApplyResolvesPolicies(t *testing.T) {
 	connectAgent(ctx, t, conn, "us-east")
 	rollouts := cutoverv1.NewRolloutServiceClient(conn)
 
+	// A dry run shows what the policy makes of the spec and stores nothing.
+	dry, err := rollouts.ApplyRollout(ctx, &cutoverv1.ApplyRolloutRequest{DryRun: true,
+		Manifest: manifest("hft-pricer", "{canary: {steps: [{setWeight: 10}, {setWeight: 100}]}}")})
+	if err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	checkEffective(t, "dry run", dry.GetRollout().GetSpec())
+	if !dry.GetChanged() || dry.GetRollout().GetStatus().GetPhase() != cutoverv1.RolloutPhase_ROLLOUT_PHASE_CHECKING {
+		t.Errorf("dry run: changed %t phase %s, want a new rollout about to run its pre-flight", dry.GetChanged(), dry.GetRollout().GetStatus().GetPhase())
+	}
+	if _, err := rollouts.GetRollout(ctx, &cutoverv1.GetRolloutRequest{Name: "hft-pricer"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("after a dry run: %v, want NotFound", err)
+	}
+
 	resp, err := rollouts.ApplyRollout(ctx, &cutoverv1.ApplyRolloutRequest{
 		Manifest: manifest("hft-pricer", "{canary: {steps: [{setWeight: 10}, {setWeight: 100}]}}")})
 	if err != nil {

@@ -4058,7 +4058,11 @@ type ApplyRolloutRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The rollout manifest, YAML or JSON (apiVersion cutover.dev/v1, kind
 	// Rollout).
-	Manifest      string `protobuf:"bytes,1,opt,name=manifest,proto3" json:"manifest,omitempty"`
+	Manifest string `protobuf:"bytes,1,opt,name=manifest,proto3" json:"manifest,omitempty"`
+	// Check the manifest and return the rollout it would make (its release
+	// policy applied, defaults filled in, the first steps it would take)
+	// without storing or starting anything.
+	DryRun        bool `protobuf:"varint,2,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4100,10 +4104,17 @@ func (x *ApplyRolloutRequest) GetManifest() string {
 	return ""
 }
 
+func (x *ApplyRolloutRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 // ApplyRolloutResponse returns the stored rollout.
 type ApplyRolloutResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The rollout after the apply.
+	// The rollout after the apply (with dry_run: as it would be).
 	Rollout *Rollout `protobuf:"bytes,1,opt,name=rollout,proto3" json:"rollout,omitempty"`
 	// False when the spec was identical to the stored one.
 	Changed       bool `protobuf:"varint,2,opt,name=changed,proto3" json:"changed,omitempty"`
@@ -5737,9 +5748,10 @@ const file_cutover_v1_rollout_proto_rawDesc = "" +
 	"\x10canary_instances\x18\x0e \x01(\x05R\x0fcanaryInstances\x12\x14\n" +
 	"\x05group\x18\x0f \x01(\x05R\x05group\x12+\n" +
 	"\x11failures_forgiven\x18\x10 \x01(\x05R\x10failuresForgiven\x12%\n" +
-	"\x0emirror_percent\x18\x11 \x01(\x05R\rmirrorPercent\"1\n" +
+	"\x0emirror_percent\x18\x11 \x01(\x05R\rmirrorPercent\"J\n" +
 	"\x13ApplyRolloutRequest\x12\x1a\n" +
-	"\bmanifest\x18\x01 \x01(\tR\bmanifest\"_\n" +
+	"\bmanifest\x18\x01 \x01(\tR\bmanifest\x12\x17\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"_\n" +
 	"\x14ApplyRolloutResponse\x12-\n" +
 	"\arollout\x18\x01 \x01(\v2\x13.cutover.v1.RolloutR\arollout\x12\x18\n" +
 	"\achanged\x18\x02 \x01(\bR\achanged\"'\n" +
