@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc/credentials"
@@ -20,6 +21,7 @@ import (
 	"github.com/cutover-dev/cutover/agent/runtime/local"
 	"github.com/cutover-dev/cutover/agent/state"
 	"github.com/cutover-dev/cutover/agent/task"
+	"github.com/cutover-dev/cutover/internal/capability"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 	"github.com/cutover-dev/cutover/internal/pki"
 	"github.com/cutover-dev/cutover/internal/version"
@@ -67,6 +69,16 @@ type Config struct {
 var capabilities = map[string][]string{
 	"local":      {"canary", "blueGreen", "rolling", "shadow", "headerRouting", "mirroring", "smokeChecks"},
 	"kubernetes": {"canary", "blueGreen", "rolling", "smokeChecks", "httpRoute"},
+}
+
+// capabilitiesOf is what the agent's hello announces: its runtime's
+// features, dry runs, and command hooks when allowed.
+func capabilitiesOf(cfg Config) []string {
+	out := append(slices.Clone(capabilities[cfg.Runtime]), capability.DryRun)
+	if cfg.AllowCommandHooks {
+		out = append(out, capability.CommandHooks)
+	}
+	return out
 }
 
 // Run runs the agent until ctx ends, then stops its apps gracefully.
@@ -130,7 +142,7 @@ func Run(ctx context.Context, cfg Config) error {
 			Labels:       cfg.Labels,
 			Runtime:      cfg.Runtime,
 			AgentVersion: version.String(),
-			Capabilities: capabilities[cfg.Runtime],
+			Capabilities: capabilitiesOf(cfg),
 		},
 	}, rec, out, cfg.Logger.With("component", "link"))
 

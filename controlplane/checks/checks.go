@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/cutover-dev/cutover/internal/capability"
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
 	"github.com/cutover-dev/cutover/internal/rollout"
 	"github.com/cutover-dev/cutover/internal/spec"
@@ -41,6 +42,9 @@ const deliveryGrace = 10 * time.Second
 type Agents interface {
 	// Connected reports whether the cluster's agent holds its stream open.
 	Connected(cluster string) bool
+	// Capable reports whether the cluster's agent announced a capability
+	// (package capability) when it connected.
+	Capable(cluster, capability string) bool
 	// RunTask has the cluster's agent run a task once and returns its
 	// result, or an error when ctx ends first.
 	RunTask(ctx context.Context, cluster string, t *cutoverv1.RunTask) (*cutoverv1.TaskResult, error)
@@ -108,6 +112,11 @@ func (x *Runner) builtin(ctx context.Context, r *cutoverv1.Rollout, run *cutover
 				return
 			}
 			per[i] = []*cutoverv1.CheckResult{x.result("agent connected", KindBuiltin, cluster, start, true, "connected", "")}
+			if !x.agents.Capable(cluster, capability.DryRun) {
+				per[i] = append(per[i], x.result("dry run", KindBuiltin, cluster, start, false,
+					"the agent does not run dry runs: upgrade it to this control plane's version", ""))
+				return
+			}
 			per[i] = append(per[i], x.dryRun(ctx, r, run, cluster)...)
 		})
 	}
@@ -164,6 +173,10 @@ func (x *Runner) hook(ctx context.Context, r *cutoverv1.Rollout, run *cutoverv1.
 // command has one cluster's agent run a command hook, with its retries.
 func (x *Runner) command(ctx context.Context, r *cutoverv1.Rollout, run *cutoverv1.CheckRun, h *cutoverv1.Hook, cluster string) *cutoverv1.CheckResult {
 	start := x.now()
+	if !x.agents.Capable(cluster, capability.CommandHooks) {
+		return x.result(h.GetName(), KindCommand, cluster, start, false,
+			"the agent does not run command hooks: start it with --allow-command-hooks (and this build or later)", "")
+	}
 	timeout := spec.HookTimeout(h)
 	var last *cutoverv1.CheckResult
 	attempts := int(h.GetRetries()) + 1

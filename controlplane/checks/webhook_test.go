@@ -20,7 +20,8 @@ import (
 // noAgents is a control plane no agent has connected to.
 type noAgents struct{}
 
-func (noAgents) Connected(string) bool { return false }
+func (noAgents) Connected(string) bool       { return false }
+func (noAgents) Capable(string, string) bool { return false }
 func (noAgents) RunTask(ctx context.Context, _ string, _ *cutoverv1.RunTask) (*cutoverv1.TaskResult, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()

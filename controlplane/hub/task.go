@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
@@ -19,6 +20,14 @@ func (h *Hub) Connected(cluster string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.sessions[cluster] != nil
+}
+
+// Capable reports whether the cluster's agent announced a capability in
+// its last hello (see package capability).
+func (h *Hub) Capable(cluster, c string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Contains(h.clusters[cluster].GetCapabilities(), c)
 }
 
 // RunTask has the cluster's agent run t once and waits for its result, or

@@ -70,7 +70,18 @@ func TestHooksGateTheRollout(t *testing.T) {
 	f := newTwoRegions(t)
 	ctx := f.ctx()
 	recv := newHookService(t)
-	for _, r := range regions { // command hooks run only where an agent allows them
+	// Command hooks run only where an agent allows them: elsewhere they
+	// fail at once, saying how to allow them.
+	a := f.app("v1", "setWeight: 50")
+	a.Spec = hooksYAML(map[string]string{"preRollout": `{name: env, command: {command: "true"}}`})
+	if _, err := f.env.Apply(ctx, a.Manifest()); err != nil {
+		t.Fatal(err)
+	}
+	r := f.wait(ctx, "aborted: hooks not allowed", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED))
+	if msg := r.GetStatus().GetMessage(); !strings.Contains(msg, "env in us-east: the agent does not run command hooks: start it with --allow-command-hooks") {
+		t.Errorf("abort message %q", msg)
+	}
+	for _, r := range regions {
 		if err := f.env.Agents[r.Cluster].Stop(10 * time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +93,7 @@ func TestHooksGateTheRollout(t *testing.T) {
 
 	// 1. Pre-rollout command hooks pass in both clusters; the webhook
 	// before the first traffic shift answers 500: aborted, nothing moved.
-	a := f.app("v2", "setWeight: 50")
+	a = f.app("v2", "setWeight: 50")
 	a.Spec = hooksYAML(map[string]string{
 		"preRollout":      `{name: env, command: {command: sh, args: ["-c", "echo $CUTOVER_ROLLOUT $CUTOVER_REVISION $CUTOVER_PHASE $CUTOVER_CLUSTER $ENDPOINT"]}}`,
 		"preTrafficShift": fmt.Sprintf(`{name: smoke, retries: 1, http: {url: %q}}`, recv.URL+"/fail"),
@@ -90,7 +101,9 @@ func TestHooksGateTheRollout(t *testing.T) {
 	if _, err := f.env.Apply(ctx, a.Manifest()); err != nil {
 		t.Fatal(err)
 	}
-	r := f.wait(ctx, "aborted by the webhook", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED))
+	r = f.wait(ctx, "aborted by the webhook", func(r *cutoverv1.Rollout) bool {
+		return r.GetSpec().GetRevision().GetName() == "v2" && r.GetStatus().GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED
+	})
 	if msg := r.GetStatus().GetMessage(); !strings.Contains(msg, "pre-traffic-shift hooks failed: smoke: HTTP 500 (2 attempts)") {
 		t.Errorf("abort message %q", msg)
 	}
