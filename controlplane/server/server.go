@@ -37,6 +37,14 @@ const DBFile = "cutover.db"
 // maxStreams bounds the concurrent calls of one connection.
 const maxStreams = 1000
 
+// Policies are the release policies in force: a policy.Set, or a
+// policy.Live that a reload replaces.
+type Policies interface {
+	api.PolicyResolver
+	// Names lists the policies, for the log.
+	Names() []string
+}
+
 // Config configures a control plane.
 type Config struct {
 	// DataDir holds the bbolt file; created if missing.
@@ -56,7 +64,7 @@ type Config struct {
 	Notify notify.Config
 	// Policies are the release policies merged into every applied spec
 	// (nil: none; a spec naming spec.policy is then refused).
-	Policies *policy.Set
+	Policies Policies
 }
 
 // Run serves the control plane on the two listeners until ctx ends, then
@@ -137,6 +145,9 @@ func Run(ctx context.Context, cfg Config, grpcLn, httpLn net.Listener) error {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	)
+	if cfg.Policies == nil {
+		cfg.Policies = policy.NewLive(nil) // none: a spec naming spec.policy is refused
+	}
 	cutoverv1.RegisterRolloutServiceServer(gs, api.NewRollouts(ctrl, agents).WithPolicies(cfg.Policies))
 	cutoverv1.RegisterClusterServiceServer(gs, api.NewClusters(agents))
 	cutoverv1.RegisterAgentServiceServer(gs, agents)

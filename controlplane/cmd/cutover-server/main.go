@@ -83,6 +83,31 @@ func run() error {
 		_ = grpcLn.Close()
 		return fmt.Errorf("--http-listen: %w", err)
 	}
+	live := policy.NewLive(policies)
+	go reloadPolicies(ctx, live, policyFiles, log)
 	return server.Run(ctx, server.Config{DataDir: *dataDir, Logger: log, HistoryLimit: *historyLimit, Security: sec,
-		Notify: notifications, Policies: policies}, grpcLn, httpLn)
+		Notify: notifications, Policies: live}, grpcLn, httpLn)
+}
+
+// reloadPolicies loads the policy files again on every SIGHUP and puts
+// them in force; files that do not load leave the policies in force as
+// they are, and say why.
+func reloadPolicies(ctx context.Context, live *policy.Live, files []string, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		set, err := policy.Load(files...)
+		if err != nil {
+			log.Error("reload policies: keeping the policies in force", "err", err, "policies", live.Names())
+			continue
+		}
+		live.Store(set)
+		log.Info("policies reloaded", "policies", set.Names())
+	}
 }
