@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -31,10 +30,7 @@ var strategyNames = []string{"canary", "blueGreen", "rolling", "shadow"}
 // Urgencies a window may allow, most urgent first.
 var urgencyNames = []string{spec.UrgencyCritical, spec.UrgencyHigh, spec.UrgencyMedium, spec.UrgencyLow}
 
-var (
-	nameRE      = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-	separatorRE = regexp.MustCompile(`^---\s*(#.*)?$`)
-)
+var separatorRE = regexp.MustCompile(`^---\s*(#.*)?$`)
 
 // Set is a loaded, validated set of policies. The zero value and nil hold
 // none. A Set is never modified after Load, so it is safe for concurrent
@@ -213,32 +209,10 @@ func parseDocument(file string, doc int, v any) (*compiled, []FileError) {
 		c.add("", "must be a mapping with apiVersion, kind, metadata and spec")
 		return nil, c.list
 	}
-	if md, ok := top["metadata"].(map[string]any); ok {
-		if name, ok := md["name"].(string); ok && len(name) <= 63 && nameRE.MatchString(name) {
-			c.policy = name // name the policy in every message that follows
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(top)) {
-		switch k {
-		case "apiVersion":
-			if s, _ := top[k].(string); s != spec.APIVersion {
-				c.add(k, "must be %q, got %v", spec.APIVersion, top[k])
-			}
-		case "kind":
-			if s, _ := top[k].(string); s != Kind {
-				c.add(k, "must be %q, got %v", Kind, top[k])
-			}
-		case "metadata":
-			checkMetadata(c, top[k])
-		case "spec":
-		default:
-			c.add(k, "unknown field")
-		}
-	}
-	for _, k := range []string{"apiVersion", "kind", "metadata", "spec"} {
-		if _, ok := top[k]; !ok {
-			c.add(k, "is required")
-		}
+	name, err := spec.Envelope(top, Kind)
+	c.policy = name // name the policy in every message that follows
+	if err != nil {
+		c.addSpec("", err)
 	}
 	ps := &cutoverv1.PolicySpec{}
 	if raw, ok := top["spec"]; ok {
@@ -255,27 +229,6 @@ func parseDocument(file string, doc int, v any) (*compiled, []FileError) {
 		return nil, c.list
 	}
 	return out, nil
-}
-
-func checkMetadata(c *checker, v any) {
-	md, ok := v.(map[string]any)
-	if !ok {
-		c.add("metadata", "must be a mapping")
-		return
-	}
-	for _, k := range slices.Sorted(maps.Keys(md)) {
-		switch k {
-		case "name":
-			if s, _ := md[k].(string); len(s) > 63 || !nameRE.MatchString(s) {
-				c.add("metadata.name", "must be 1-63 lowercase letters, digits or '-', starting and ending with a letter or digit, got %v", md[k])
-			}
-		default:
-			c.add("metadata."+k, "unknown field")
-		}
-	}
-	if _, ok := md["name"]; !ok {
-		c.add("metadata.name", "is required")
-	}
 }
 
 // validate checks a decoded policy and prepares it for Resolve.

@@ -56,7 +56,7 @@ func TestLoadRefuses(t *testing.T) {
 			"  preflight: {checks: [{http: {url: 'http://127.0.0.1:9400/sox'}}]}\n  hooks: {preRollout: [{name: t, http: {url: 'ftp://x'}}]}\n"},
 			[]string{`p.yaml: policy p: spec.preflight.checks[0].name: is required`, `p.yaml: policy p: spec.hooks.preRollout[0].http.url: must be an absolute http or https URL`}},
 		{"envelope", map[string]string{"p.yaml": "apiVersion: cutover.dev/v2\nkind: Rollout\nmetadata: {name: P}\nspec: {apps: [x]}\nstatus: {}\n"},
-			[]string{`p.yaml: document 1: apiVersion: must be "cutover.dev/v1"`, `kind: must be "Policy", got Rollout`,
+			[]string{`p.yaml: document 1: apiVersion: must be "cutover.dev/v1"`, `kind: must be "Policy", got "Rollout"`,
 				`metadata.name: must be 1-63 lowercase letters`, `status: unknown field`}},
 		{"second document bad, named", map[string]string{"p.yaml": head + "---\n# two\n" + strings.Replace(head, "{name: p}", "{name: q}", 1) + "  holidays: [someday]\n"},
 			[]string{`p.yaml: policy q: spec.holidays[0]: must be a date YYYY-MM-DD, got "someday"`}},

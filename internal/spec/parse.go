@@ -52,29 +52,7 @@ func Parse(data []byte) (*Manifest, error) {
 	}
 
 	var c errs
-	m := &Manifest{}
-	for _, k := range sortedKeys(top) {
-		switch k {
-		case "apiVersion":
-			if v, _ := top[k].(string); v != APIVersion {
-				c.add("apiVersion", "must be %q, got %s", APIVersion, show(top[k]))
-			}
-		case "kind":
-			if v, _ := top[k].(string); v != Kind {
-				c.add("kind", "must be %q, got %s", Kind, show(top[k]))
-			}
-		case "metadata":
-			m.Name = parseMetadata(&c, top[k])
-		case "spec":
-		default:
-			c.add(k, "unknown field")
-		}
-	}
-	for _, k := range []string{"apiVersion", "kind", "metadata", "spec"} {
-		if _, ok := top[k]; !ok {
-			c.add(k, "is required")
-		}
-	}
+	m := &Manifest{Name: envelope(&c, top, Kind)}
 	rawSpec, hasSpec := top["spec"]
 	switch {
 	case hasSpec && rawSpec == nil:
@@ -102,6 +80,44 @@ func Parse(data []byte) (*Manifest, error) {
 	}
 	Default(m.Spec)
 	return m, nil
+}
+
+// Envelope checks the top level of a manifest of kind: apiVersion
+// cutover.dev/v1, the kind, metadata with only a valid name, and a spec,
+// nothing else. It returns the name ("" when it is not valid) and every
+// problem as Errors. Other manifest kinds, such as release policies, use
+// it so that their envelopes read exactly like a rollout's.
+func Envelope(top map[string]any, kind string) (string, error) {
+	var c errs
+	name := envelope(&c, top, kind)
+	return name, c.err()
+}
+
+func envelope(c *errs, top map[string]any, kind string) string {
+	var name string
+	for _, k := range sortedKeys(top) {
+		switch k {
+		case "apiVersion":
+			if v, _ := top[k].(string); v != APIVersion {
+				c.add("apiVersion", "must be %q, got %s", APIVersion, show(top[k]))
+			}
+		case "kind":
+			if v, _ := top[k].(string); v != kind {
+				c.add("kind", "must be %q, got %s", kind, show(top[k]))
+			}
+		case "metadata":
+			name = parseMetadata(c, top[k])
+		case "spec":
+		default:
+			c.add(k, "unknown field")
+		}
+	}
+	for _, k := range []string{"apiVersion", "kind", "metadata", "spec"} {
+		if _, ok := top[k]; !ok {
+			c.add(k, "is required")
+		}
+	}
+	return name
 }
 
 func parseMetadata(c *errs, v any) string {
