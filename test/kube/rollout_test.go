@@ -115,11 +115,14 @@ func newKEnv(t *testing.T) *kenv {
 	return k
 }
 
-func (k *kenv) startAgent() {
+// startAgent starts the cluster's agent with the kubernetes runtime and
+// any more flags.
+func (k *kenv) startAgent(flags ...string) {
 	k.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	if _, err := k.StartAgentWith(ctx, clusterName, "eu", "--runtime", "kubernetes", "--kubeconfig", k.kubeconfig, "--log-level", "debug"); err != nil {
+	args := append([]string{"--runtime", "kubernetes", "--kubeconfig", k.kubeconfig, "--log-level", "debug"}, flags...)
+	if _, err := k.StartAgentWith(ctx, clusterName, "eu", args...); err != nil {
 		k.t.Fatalf("start agent: %v", err)
 	}
 }
