@@ -310,3 +310,33 @@ func TestBreakGlassUsesTheApprovalRoles(t *testing.T) {
 		t.Errorf("an approver's break-glass approval: %v, want refused (admin only)", err)
 	}
 }
+
+// A promote that does not move past the boundary (the wave's promotion)
+// does not skip the hooks that guard it.
+func TestPromoteAtThePromotionStillWaitsForItsHooks(t *testing.T) {
+	s := deployed(t, newSpec(t, "v1", twoWaves, setWeight(20)))
+	s.manualChecks = true
+	sp := newSpec(t, "v2", twoWaves, setWeight(20))
+	sp.Hooks = &cutoverv1.Hooks{PreTrafficShift: httpHook("smoke"), PostPromotion: httpHook("verify")}
+	s.step(apply(sp))
+	s.answer(s.pending(), "") // pre-flight
+	s.answer(s.pending(), "") // before 20%
+	s.converge("eu-1")
+	promotion := s.pending()
+	s.step(rollout.Promote{Actor: "bob"})
+	if id := s.pending(); id != promotion {
+		t.Fatalf("pending %s after the promote, want still %s", id, promotion)
+	}
+	s.wants("eu-1", "stable:v1=80 canary:v2=20")
+	s.step(rollout.Promote{Full: true, Actor: "bob"})
+	if id := s.pending(); id != promotion {
+		t.Fatalf("pending %s after a full promote, want still %s", id, promotion)
+	}
+	s.answer(promotion, "")
+	s.converge("eu-1")
+	verify := s.pending() // the post-promotion hooks are not skipped either
+	s.step(rollout.Promote{Actor: "bob"})
+	if id := s.pending(); id != verify || !strings.HasPrefix(id, rollout.CheckPostPromotion) {
+		t.Fatalf("pending %s, want %s", id, verify)
+	}
+}

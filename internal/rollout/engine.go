@@ -351,9 +351,15 @@ func (m *machine) observe(e Observe) error {
 
 func (m *machine) promote(full bool, actor string) {
 	st := m.st()
-	// Hooks of the step or promotion the operator moves past are not
-	// waited for: the boundary they guarded is gone.
-	m.closeChecks("promoted past by an operator before they finished", CheckPreTrafficShift, CheckPostPromotion)
+	// Hooks of a step the operator moves past are not waited for: the
+	// boundary they guarded is gone. A promote that stays at the boundary
+	// (the wave's promotion) still waits for them.
+	step := st.GetCurrentStep()
+	defer func() {
+		if st.GetCurrentStep() != step {
+			m.closeChecks("promoted past by an operator before they finished", CheckPreTrafficShift)
+		}
+	}()
 	if st.GetBakeUntil() != nil {
 		st.BakeUntil = timestamppb.New(m.now) // a promote ends the bake
 	}
