@@ -64,6 +64,12 @@ func (s *Rollouts) ApplyRollout(ctx context.Context, req *cutoverv1.ApplyRollout
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	// Hook secrets go wherever a hook's URL points: only a platform team
+	// may send them, in a release policy or as an admin of the app.
+	if refs := spec.HookSecretRefs(m.Spec); len(refs) > 0 && !adminOf(ctx, m.Name) {
+		return nil, status.Errorf(codes.PermissionDenied,
+			"%s: only a release policy or an admin of %s may use the control plane's CUTOVER_HOOK_ secrets", refs[0], m.Name)
+	}
 	if s.policies != nil {
 		if m.Spec, err = s.policies.Resolve(m.Name, m.Spec); err != nil {
 			return nil, toStatus(err)
@@ -78,6 +84,11 @@ func (s *Rollouts) ApplyRollout(ctx context.Context, req *cutoverv1.ApplyRollout
 	}
 	apply := rollout.Apply{Name: m.Name, Spec: m.Spec, Actor: actor(ctx)}
 	if req.GetDryRun() {
+		select { // stored rollouts first, or an app that exists looks new
+		case <-s.ctrl.Loaded():
+		case <-ctx.Done():
+			return nil, toStatus(ctx.Err())
+		}
 		cur, _ := s.ctrl.Get(m.Name) // nil for a new app
 		res, err := rollout.Step(cur, apply, time.Now())
 		if err != nil {
@@ -176,6 +187,18 @@ func (s *Rollouts) RejectRollout(ctx context.Context, req *cutoverv1.RejectRollo
 		return nil, err
 	}
 	return &cutoverv1.RejectRolloutResponse{Rollout: r}, nil
+}
+
+// adminOf reports whether the caller holds the admin role on app; in the
+// open mode (no authentication) every caller does.
+func adminOf(ctx context.Context, app string) bool {
+	p, ok := auth.PrincipalFrom(ctx)
+	if !ok {
+		return true
+	}
+	return slices.ContainsFunc(p.Grants, func(g auth.Grant) bool {
+		return g.Role == auth.RoleAdmin && g.Allows(auth.PermDeploy, auth.Target{App: app})
+	})
 }
 
 // approverRoles are the caller's roles that may approve app; in the open

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"regexp"
 	"time"
 
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
@@ -95,9 +94,11 @@ func (x *Runner) call(ctx context.Context, h *cutoverv1.Hook, body []byte, timeo
 	req.Header.Set("User-Agent", "cutover-hook")
 	req.Header.Set("Idempotency-Key", key)
 	for k, v := range h.GetHttp().GetHeaders() {
-		req.Header.Set(k, secretRef.ReplaceAllStringFunc(v, func(ref string) string {
-			return os.Getenv(ref[2 : len(ref)-1])
-		}))
+		val, err := spec.ExpandHookSecrets(v, os.LookupEnv)
+		if err != nil {
+			return false, fmt.Sprintf("header %s: %v", k, err), ""
+		}
+		req.Header.Set(k, val)
 	}
 	shown := redact(h.GetHttp().GetUrl())
 	resp, err := x.client.Do(req)
@@ -122,12 +123,6 @@ func (x *Runner) call(ctx context.Context, h *cutoverv1.Hook, body []byte, timeo
 	msg := fmt.Sprintf("HTTP %d", resp.StatusCode)
 	return resp.StatusCode >= 200 && resp.StatusCode < 300, msg, tail(out)
 }
-
-// secretRef is a reference to the control plane's environment in a header
-// value, e.g. "Bearer ${CUTOVER_HOOK_SCAN_TOKEN}": secrets stay out of the
-// stored spec. Only names starting CUTOVER_HOOK_ are read, so a spec can
-// never send the control plane's other variables anywhere.
-var secretRef = regexp.MustCompile(`\$\{CUTOVER_HOOK_[A-Z0-9_]+\}`)
 
 // redact is a hook's URL as results, logs and the audit trail show it:
 // without credentials or query, which may carry tokens.

@@ -176,6 +176,10 @@ func TestWebhookSecrets(t *testing.T) {
 	if h := got.Load(); h != "Bearer t0ken|${OTHER_SECRET}" {
 		t.Errorf("headers sent: %v", h)
 	}
+	r, run = hookRollout(&cutoverv1.Hook{Name: "scan", Action: httpAction(srv.URL, map[string]string{"Authorization": "Bearer ${CUTOVER_HOOK_MISSING}"})})
+	if res := runner.Run(t.Context(), r, run)[0]; res.GetPassed() || res.GetMessage() != "header Authorization: CUTOVER_HOOK_MISSING is not set in the control plane's environment" {
+		t.Errorf("unset secret: %v", res)
+	}
 	r, run = hookRollout(&cutoverv1.Hook{Name: "scan", Timeout: "100ms", Action: httpAction("http://user:pw@127.0.0.1:1/x?key=abc", nil)})
 	res := runner.Run(t.Context(), r, run)[0]
 	if strings.Contains(res.GetMessage(), "pw") || strings.Contains(res.GetMessage(), "abc") || !strings.Contains(res.GetMessage(), "http://127.0.0.1:1/x") {

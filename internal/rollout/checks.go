@@ -107,6 +107,12 @@ func (m *machine) checkRun(id string) *cutoverv1.CheckRun {
 func (m *machine) awaitChecks(id, phase string, clusters []string) bool {
 	st := m.st()
 	run := m.checkRun(id)
+	for n := 2; run != nil && closedUnfinished(run); n++ {
+		// Closed without its results (its boundary was left, then came
+		// back): it must run again, under a new id.
+		id = fmt.Sprintf("%s #%d", strings.SplitN(id, " #", 2)[0], n)
+		run = m.checkRun(id)
+	}
 	if run == nil {
 		run = &cutoverv1.CheckRun{
 			Id:        id,
@@ -385,6 +391,15 @@ func DryRun(r *cutoverv1.Rollout, cluster string, requirePinned bool) *cutoverv1
 	return &cutoverv1.DryRun{Desired: d, ExtraInstances: extra, RequirePinned: requirePinned, Revision: s.GetRevision()}
 }
 
+// notFinished names the result closeChecks gives a run it ends.
+const notFinished = "not finished"
+
+// closedUnfinished reports whether closeChecks ended run.
+func closedUnfinished(run *cutoverv1.CheckRun) bool {
+	rs := run.GetResults()
+	return run.GetEndTime() != nil && len(rs) > 0 && rs[len(rs)-1].GetName() == notFinished
+}
+
 // closeChecks ends the pending runs of the given phases with one result,
 // "not finished", that says why: nothing waits for them any longer, and
 // whoever runs them stops (their results would be refused).
@@ -395,7 +410,7 @@ func (m *machine) closeChecks(why string, phases ...string) {
 		}
 		run.EndTime = timestamppb.New(m.now)
 		run.Results = append(run.Results, &cutoverv1.CheckResult{
-			Name: "not finished", Kind: "builtin", Message: why, StartTime: timestamppb.New(m.now),
+			Name: notFinished, Kind: "builtin", Message: why, StartTime: timestamppb.New(m.now),
 		})
 	}
 }

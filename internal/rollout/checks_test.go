@@ -340,3 +340,30 @@ func TestPromoteAtThePromotionStillWaitsForItsHooks(t *testing.T) {
 		t.Fatalf("pending %s, want %s", id, verify)
 	}
 }
+
+// A promote never opens a boundary whose hooks have not passed, also when
+// the steps are skipped (a new cluster's first deploy, a full promote).
+func TestPromoteNeverSkipsTheHooksOfASkippedStep(t *testing.T) {
+	s := deployed(t, newSpec(t, "v1", [][]string{{"eu-1"}}, setWeight(20)))
+	s.manualChecks = true
+	sp := newSpec(t, "v2", [][]string{{"eu-1"}, {"new-1"}}, setWeight(20))
+	sp.Hooks = &cutoverv1.Hooks{PreTrafficShift: httpHook("smoke")}
+	s.step(apply(sp))
+	s.answer(s.pending(), "") // pre-flight
+	s.answer(s.pending(), "") // before 20% in eu-1
+	s.converge("eu-1")
+	s.answer(s.pending(), "") // before eu-1's promotion
+	s.converge("eu-1")
+	newcomer := s.pending() // new-1 is a first deploy: straight to its promotion
+	for _, full := range []bool{false, true} {
+		s.step(rollout.Promote{Full: full, Actor: "bob"})
+		if id := s.pending(); id != newcomer {
+			t.Fatalf("promote (full %t): pending %s, want still %s", full, id, newcomer)
+		}
+		if d := rollout.Desired(s.r, s.progress("new-1")); len(d.GetRevisions()) != 0 {
+			t.Fatalf("promote (full %t) sent new-1 %s before its hook passed", full, showRevisions(d))
+		}
+	}
+	s.answer(newcomer, "")
+	s.wants("new-1", "stable:v2=100")
+}

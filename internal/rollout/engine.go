@@ -354,9 +354,9 @@ func (m *machine) promote(full bool, actor string) {
 	// Hooks of a step the operator moves past are not waited for: the
 	// boundary they guarded is gone. A promote that stays at the boundary
 	// (the wave's promotion) still waits for them.
-	step := st.GetCurrentStep()
+	step := m.effectiveStep() // what the boundary's hooks guard
 	defer func() {
-		if st.GetCurrentStep() != step {
+		if m.effectiveStep() != step {
 			m.closeChecks("promoted past by an operator before they finished", CheckPreTrafficShift)
 		}
 	}()
@@ -1068,10 +1068,11 @@ func describeStep(s *cutoverv1.CanaryStep) string {
 func Archive(r *cutoverv1.Rollout, now time.Time) *cutoverv1.Rollout {
 	out := proto.Clone(r).(*cutoverv1.Rollout)
 	m := &machine{r: out, now: now}
-	// Their results would land nowhere: on-abort hooks of an aborted
-	// rollout that is retried, checks of one superseded.
+	// Their results would land nowhere: checks of a rollout superseded.
+	// On-abort hooks (cleanup) are left to finish; their results are
+	// refused, but they did their work.
 	m.closeChecks("a newer rollout of the app replaced this one before they finished",
-		CheckPreflight, CheckPreRollout, CheckPreTrafficShift, CheckPostPromotion, CheckOnAbort)
+		CheckPreflight, CheckPreRollout, CheckPreTrafficShift, CheckPostPromotion)
 	if Terminal(out.GetStatus().GetPhase()) {
 		return out
 	}

@@ -2,9 +2,11 @@ package spec
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	cutoverv1 "github.com/cutover-dev/cutover/internal/gen/cutover/v1"
@@ -105,4 +107,55 @@ func checkCommandHook(c *errs, path string, h *cutoverv1.CommandHook) {
 			c.add(path+".env", "%q is not a valid environment variable name", k)
 		}
 	}
+}
+
+// hookSecretRE is a reference to the control plane's environment in a
+// hook's header value, e.g. "Bearer ${CUTOVER_HOOK_SCAN_TOKEN}". Only
+// names starting CUTOVER_HOOK_ are references.
+var hookSecretRE = regexp.MustCompile(`\$\{CUTOVER_HOOK_[A-Z0-9_]+\}`)
+
+// HookSecretRefs lists the header fields of the spec's hooks and
+// pre-flight checks that reference the control plane's hook secrets, as
+// field paths.
+func HookSecretRefs(s *cutoverv1.RolloutSpec) []string {
+	var out []string
+	lists := []struct {
+		path  string
+		hooks []*cutoverv1.Hook
+	}{
+		{"spec.preflight.checks", s.GetPreflight().GetChecks()},
+		{"spec.hooks.preRollout", s.GetHooks().GetPreRollout()},
+		{"spec.hooks.preTrafficShift", s.GetHooks().GetPreTrafficShift()},
+		{"spec.hooks.postPromotion", s.GetHooks().GetPostPromotion()},
+		{"spec.hooks.onAbort", s.GetHooks().GetOnAbort()},
+	}
+	for _, l := range lists {
+		for i, h := range l.hooks {
+			for _, k := range slices.Sorted(maps.Keys(h.GetHttp().GetHeaders())) {
+				if hookSecretRE.MatchString(h.GetHttp().GetHeaders()[k]) {
+					out = append(out, fmt.Sprintf("%s[%d].http.headers.%s", l.path, i, k))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// ExpandHookSecrets replaces the hook-secret references in a header value
+// with their values from lookup (os.LookupEnv); a reference to a variable
+// that is not set is an error naming it.
+func ExpandHookSecrets(v string, lookup func(string) (string, bool)) (string, error) {
+	var missing []string
+	out := hookSecretRE.ReplaceAllStringFunc(v, func(ref string) string {
+		name := ref[2 : len(ref)-1]
+		val, ok := lookup(name)
+		if !ok {
+			missing = append(missing, name)
+		}
+		return val
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("%s is not set in the control plane's environment", strings.Join(missing, ", "))
+	}
+	return out, nil
 }

@@ -73,6 +73,11 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	// Caught from now on: a reload right after start must not end the
+	// process (SIGHUP's default).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	grpcLn, err := net.Listen("tcp", *grpcAddr)
 	if err != nil {
@@ -84,7 +89,7 @@ func run() error {
 		return fmt.Errorf("--http-listen: %w", err)
 	}
 	live := policy.NewLive(policies)
-	go reloadPolicies(ctx, live, policyFiles, log)
+	go reloadPolicies(ctx, hup, live, policyFiles, log)
 	return server.Run(ctx, server.Config{DataDir: *dataDir, Logger: log, HistoryLimit: *historyLimit, Security: sec,
 		Notify: notifications, Policies: live}, grpcLn, httpLn)
 }
@@ -92,10 +97,7 @@ func run() error {
 // reloadPolicies loads the policy files again on every SIGHUP and puts
 // them in force; files that do not load leave the policies in force as
 // they are, and say why.
-func reloadPolicies(ctx context.Context, live *policy.Live, files []string, log *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+func reloadPolicies(ctx context.Context, hup <-chan os.Signal, live *policy.Live, files []string, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
