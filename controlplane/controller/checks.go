@@ -29,27 +29,31 @@ func (c *Controller) startChecks(ctx context.Context, r *cutoverv1.Rollout) {
 	prefix := r.GetName() + "/"
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for key, cancel := range c.checking {
-		if strings.HasPrefix(key, prefix) && pending[key] == nil {
-			cancel()
-			delete(c.checking, key)
+	for key, ch := range c.checking {
+		if !strings.HasPrefix(key, prefix) || pending[key] != nil {
+			continue
 		}
+		// On-abort hooks of an earlier rollout (a retry or a new apply
+		// replaced it) are cleanup: they run to the end.
+		if ch.phase == rollout.CheckOnAbort && ch.number < r.GetStatus().GetRolloutNumber() {
+			continue
+		}
+		ch.cancel()
+		delete(c.checking, key)
 	}
 	for key, run := range pending {
-		if c.checking[key] != nil {
+		if c.checking[key].cancel != nil {
 			continue
 		}
 		rctx, cancel := context.WithCancel(ctx)
-		c.checking[key] = cancel
+		c.checking[key] = checking{cancel: cancel, number: r.GetStatus().GetRolloutNumber(), phase: run.GetPhase()}
 		c.running.Add(1)
 		go func() {
 			defer c.running.Done()
 			defer cancel()
 			c.runChecks(rctx, r, run)
 			c.mu.Lock()
-			if c.checking[key] != nil {
-				delete(c.checking, key)
-			}
+			delete(c.checking, key)
 			c.mu.Unlock()
 		}()
 	}
@@ -78,6 +82,13 @@ func (c *Controller) runChecks(ctx context.Context, r *cutoverv1.Rollout, run *c
 			t.Stop()
 		}
 	}
+}
+
+// checking is a check run in progress.
+type checking struct {
+	cancel context.CancelFunc
+	number int64  // the rollout's number
+	phase  string // the run's phase
 }
 
 func checkKey(r *cutoverv1.Rollout, run *cutoverv1.CheckRun) string {

@@ -77,7 +77,7 @@ type Controller struct {
 	gates       *gates
 	evals       *evaluations
 	checker     Checker
-	checking    map[string]context.CancelFunc // check runs in progress, by checkKey
+	checking    map[string]checking // check runs in progress, by checkKey
 }
 
 // supervisorQueue bounds the events waiting for one rollout's supervisor.
@@ -111,7 +111,7 @@ func New(store Store, pub Publisher, now func() time.Time, log *slog.Logger) *Co
 		loaded:      make(chan struct{}),
 		gates:       newGates(),
 		evals:       newEvaluations(),
-		checking:    map[string]context.CancelFunc{},
+		checking:    map[string]checking{},
 	}
 }
 

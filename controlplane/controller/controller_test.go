@@ -121,7 +121,13 @@ func (passingChecker) Run(_ context.Context, _ *cutoverv1.Rollout, run *cutoverv
 // ends) and waits for it to load.
 func start(t *testing.T, db controller.Store, pub controller.Publisher, now func() time.Time) (*controller.Controller, func()) {
 	t.Helper()
-	c := controller.New(db, pub, now, slog.New(slog.DiscardHandler)).WithChecker(passingChecker{})
+	return startWith(t, db, pub, now, passingChecker{})
+}
+
+// startWith is start with another checker.
+func startWith(t *testing.T, db controller.Store, pub controller.Publisher, now func() time.Time, ch controller.Checker) (*controller.Controller, func()) {
+	t.Helper()
+	c := controller.New(db, pub, now, slog.New(slog.DiscardHandler)).WithChecker(ch)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
