@@ -127,7 +127,7 @@ func stepDetail(r *cutoverv1.Rollout, now time.Time) string {
 	st := r.GetStatus()
 	label := stepLabel(r)
 	if i := int(st.GetCurrentStep()); i >= 0 && i < len(steps) {
-		action := stepAction(steps[i])
+		action := rollout.DescribeStep(steps[i])
 		if r.GetSpec().GetStrategy().GetBlueGreen() != nil {
 			switch {
 			case steps[i].GetSetWeight() == 0 && steps[i].GetPause() == nil && steps[i].GetAnalysis() == nil:
@@ -146,31 +146,6 @@ func stepDetail(r *cutoverv1.Rollout, now time.Time) string {
 		label += ", started " + ago(st.GetStepStartTime(), now)
 	}
 	return label
-}
-
-func stepAction(s *cutoverv1.CanaryStep) string {
-	switch s.GetStep().(type) {
-	case *cutoverv1.CanaryStep_SetWeight:
-		return fmt.Sprintf("setWeight %d", s.GetSetWeight())
-	case *cutoverv1.CanaryStep_Pause:
-		if d := s.GetPause().GetDuration(); d != "" {
-			return "pause " + d
-		}
-		return "pause until promoted"
-	case *cutoverv1.CanaryStep_SetCanaryScale:
-		return fmt.Sprintf("setCanaryScale %d", s.GetSetCanaryScale().GetInstances())
-	case *cutoverv1.CanaryStep_Analysis:
-		return "analysis " + s.GetAnalysis().GetWindow()
-	case *cutoverv1.CanaryStep_SetHeaderRoute:
-		h := s.GetSetHeaderRoute()
-		return fmt.Sprintf("setHeaderRoute %s: %s", h.GetHeader(), h.GetValue())
-	case *cutoverv1.CanaryStep_Shadow:
-		if d := s.GetShadow().GetDuration(); d != "" {
-			return fmt.Sprintf("shadow %d%% for %s", s.GetShadow().GetMirrorPercent(), d)
-		}
-		return fmt.Sprintf("shadow %d%% until promoted", s.GetShadow().GetMirrorPercent())
-	}
-	return "unknown step"
 }
 
 func terminal(p cutoverv1.RolloutPhase) bool {

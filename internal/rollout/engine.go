@@ -814,7 +814,7 @@ func (m *machine) failure(wave []*cutoverv1.ClusterProgress) string {
 func (m *machine) nextStep() {
 	st := m.st()
 	if steps := m.steps(); int(st.GetCurrentStep()) < len(steps) {
-		m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_STEP_COMPLETED, "", describeStep(steps[st.GetCurrentStep()]))
+		m.record(cutoverv1.TimelineEventType_TIMELINE_EVENT_TYPE_STEP_COMPLETED, "", DescribeStep(steps[st.GetCurrentStep()]))
 	}
 	st.CurrentStep++
 	st.StepStartTime = timestamppb.New(m.now)
@@ -1042,7 +1042,9 @@ func converged(wave []*cutoverv1.ClusterProgress) bool {
 	return true
 }
 
-func describeStep(s *cutoverv1.CanaryStep) string {
+// DescribeStep is a canary step in a few words, as the timeline, the CLI
+// and the history show it, e.g. "setWeight 20" or "shadow 100% for 60s".
+func DescribeStep(s *cutoverv1.CanaryStep) string {
 	switch x := s.GetStep().(type) {
 	case *cutoverv1.CanaryStep_SetWeight:
 		return fmt.Sprintf("setWeight %d", x.SetWeight)
@@ -1059,6 +1061,8 @@ func describeStep(s *cutoverv1.CanaryStep) string {
 		return "analysis " + x.Analysis.GetWindow()
 	case *cutoverv1.CanaryStep_Shadow:
 		return describeShadow(x.Shadow)
+	case *cutoverv1.CanaryStep_Approval:
+		return fmt.Sprintf("approval by %d", max(x.Approval.GetRequired(), 1))
 	}
 	return "step"
 }
