@@ -355,7 +355,7 @@ func (w *worker) sample() {
 		}
 	}
 	var out []*cutoverv1.Sample
-	for _, rev := range sortedKeys(cur) {
+	for _, rev := range slices.Sorted(maps.Keys(cur)) {
 		c, prev := cur[rev], w.counters[rev]
 		if c.Requests < prev.Requests || c.Errors < prev.Errors { // the source restarted
 			prev = metrics.Counters{}
@@ -402,7 +402,7 @@ func (w *worker) noteErrors() {
 	if msg == "" {
 		msg = w.sourceErr
 	}
-	for _, id := range sortedKeys(w.startErr) {
+	for _, id := range slices.Sorted(maps.Keys(w.startErr)) {
 		if msg == "" {
 			msg = w.startErr[id]
 		}
@@ -499,7 +499,7 @@ func (w *worker) route() {
 		w.inForce = want
 	}
 	var routes []proxy.Route
-	for _, key := range sortedKeys(w.inForce) {
+	for _, key := range slices.Sorted(maps.Keys(w.inForce)) {
 		if wt := w.inForce[key]; wt > 0 {
 			routes = append(routes, proxy.Route{Revision: w.revName(key), Weight: int(wt), Backends: ready[key]})
 		}
@@ -559,7 +559,7 @@ func (w *worker) retire() []runtime.Instance {
 	}
 	floor := wantTotal - int(w.desired.GetMaxUnavailable())
 	var victims []runtime.Instance
-	for _, key := range sortedKeys(w.slots) {
+	for _, key := range slices.Sorted(maps.Keys(w.slots)) {
 		slots := w.slots[key]
 		for _, idx := range sortedIdx(slots) {
 			in := slots[idx]
@@ -655,7 +655,7 @@ func (w *worker) report() {
 	if w.main.px != nil {
 		stats = w.main.px.Stats()
 	}
-	for _, key := range sortedKeys(keys) {
+	for _, key := range slices.Sorted(maps.Keys(keys)) {
 		ready := 0
 		for _, in := range w.slots[key] {
 			if in.Ready() {
@@ -811,14 +811,5 @@ func sortedIdx(m map[int]runtime.Instance) []int {
 		out = append(out, k)
 	}
 	sort.Ints(out)
-	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"slices"
@@ -114,7 +115,7 @@ func (r *Runner) env(t *cutoverv1.RunTask, hook *cutoverv1.CommandHook) []string
 		}
 	}
 	for _, m := range []map[string]string{t.GetEnv(), hook.GetEnv()} {
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			env = append(env, k+"="+m[k])
 		}
 	}
@@ -129,15 +130,6 @@ func (r *Runner) env(t *cutoverv1.RunTask, hook *cutoverv1.CommandHook) []string
 		}
 	}
 	return env
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // tail keeps the last limit bytes written to it. Safe for concurrent use.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -156,7 +157,7 @@ func parseConfig(p *problems, doc any) Config {
 		return Config{}
 	}
 	var cfg Config
-	for _, k := range sortedKeys(top) {
+	for _, k := range slices.Sorted(maps.Keys(top)) {
 		if k != "sinks" {
 			p.add(k, "unknown field")
 		}
@@ -201,7 +202,7 @@ func parseSink(p *problems, at string, v any) (Sink, bool) {
 		return Sink{}, false
 	}
 	s := Sink{Timeout: DefaultTimeout, MaxAttempts: DefaultMaxAttempts}
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		fp := at + "." + k
 		switch k {
 		case "name":
@@ -243,15 +244,6 @@ func parseSink(p *problems, at string, v any) (Sink, bool) {
 		p.add(at+".url", "must be an http or https URL")
 	}
 	return s, true
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func str(p *problems, at string, v any) string {
@@ -377,7 +369,7 @@ func headers(p *problems, at string, v any) map[string]string {
 		return nil
 	}
 	out := make(map[string]string, len(m))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		hp := at + "." + k
 		s, ok := m[k].(string)
 		name := http.CanonicalHeaderKey(k)

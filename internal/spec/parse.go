@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -95,7 +96,7 @@ func Envelope(top map[string]any, kind string) (string, error) {
 
 func envelope(c *errs, top map[string]any, kind string) string {
 	var name string
-	for _, k := range sortedKeys(top) {
+	for _, k := range slices.Sorted(maps.Keys(top)) {
 		switch k {
 		case "apiVersion":
 			if v, _ := top[k].(string); v != APIVersion {
@@ -127,7 +128,7 @@ func parseMetadata(c *errs, v any) string {
 		return ""
 	}
 	var name string
-	for _, k := range sortedKeys(md) {
+	for _, k := range slices.Sorted(maps.Keys(md)) {
 		switch k {
 		case "name":
 			s, ok := md[k].(string)
@@ -162,7 +163,7 @@ func checkMessage(c *errs, path string, v any, md protoreflect.MessageDescriptor
 	}
 	oneofs := map[protoreflect.FullName]string{}
 	fields := map[protoreflect.FieldNumber]string{}
-	for _, k := range sortedKeys(obj) {
+	for _, k := range slices.Sorted(maps.Keys(obj)) {
 		fd := md.Fields().ByJSONName(k)
 		if fd == nil {
 			fd = md.Fields().ByTextName(k)
@@ -199,7 +200,7 @@ func checkField(c *errs, path string, v any, fd protoreflect.FieldDescriptor) {
 			}
 			return
 		}
-		for _, k := range sortedKeys(obj) {
+		for _, k := range slices.Sorted(maps.Keys(obj)) {
 			checkValue(c, path+"."+k, obj[k], fd.MapValue())
 		}
 	case fd.IsList():
@@ -263,15 +264,6 @@ func join(path, k string) string {
 		return k
 	}
 	return path + "." + k
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func show(v any) string {

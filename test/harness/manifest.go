@@ -2,7 +2,8 @@ package harness
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -89,7 +90,7 @@ func (a App) Manifest() string {
 	}
 	if len(a.Env) > 0 {
 		w("    env:")
-		for _, k := range sortedKeys(a.Env) {
+		for _, k := range slices.Sorted(maps.Keys(a.Env)) {
 			w("      %s: %q", k, a.Env[k])
 		}
 	}
@@ -99,7 +100,7 @@ func (a App) Manifest() string {
 		ready = "20s"
 	}
 	w("    readyTimeout: %s", ready)
-	clusters := sortedKeys(a.Listen)
+	clusters := slices.Sorted(maps.Keys(a.Listen))
 	w("  endpoint:")
 	w("    listen: %q", a.Listen[clusters[0]])
 	w("    listenOverrides:")
@@ -185,13 +186,4 @@ func quoteAll(ss []string) string {
 		q[i] = fmt.Sprintf("%q", s)
 	}
 	return strings.Join(q, ", ")
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
