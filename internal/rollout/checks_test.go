@@ -367,3 +367,35 @@ func TestPromoteNeverSkipsTheHooksOfASkippedStep(t *testing.T) {
 	s.answer(newcomer, "")
 	s.wants("new-1", "stable:v2=100")
 }
+
+// What each agent's dry run is asked to check: the new revision in the
+// app's desired state, and the room the strategy needs beside what runs
+// (blue-green and canary: a full second set; rolling: one batch).
+func TestDryRunAsksForTheRoomTheStrategyNeeds(t *testing.T) {
+	waves := [][]string{{"eu-1"}}
+	bg := blueGreenSpec(t, "v2", waves, 0) // revision(): 2 instances
+	s := deployed(t, newSpec(t, "v1", waves, setWeight(20)))
+	s.step(apply(bg))
+	dr := rollout.DryRun(s.r, "eu-1", true)
+	if dr.GetExtraInstances() != 2 || !dr.GetRequirePinned() || dr.GetRevision().GetName() != "v2" || dr.GetDesired().GetPreviewListen() == "" {
+		t.Errorf("blue-green dry run: extra %d pinned %t revision %s preview %q", dr.GetExtraInstances(), dr.GetRequirePinned(),
+			dr.GetRevision().GetName(), dr.GetDesired().GetPreviewListen())
+	}
+	if got := showRevisions(dr.GetDesired()); !strings.Contains(got, "v1") || !strings.Contains(got, "v2") {
+		t.Errorf("blue-green dry run desires %s, want both revisions", got)
+	}
+
+	rolling := newSpec(t, "v3", waves, setWeight(100))
+	rolling.Strategy = &cutoverv1.Strategy{Strategy: &cutoverv1.Strategy_Rolling{Rolling: &cutoverv1.RollingStrategy{BatchSize: "1"}}}
+	s.step(apply(rolling))
+	if dr := rollout.DryRun(s.r, "eu-1", false); dr.GetExtraInstances() != 1 {
+		t.Errorf("rolling dry run: extra %d, want one batch", dr.GetExtraInstances())
+	}
+
+	first := newSim(t)
+	first.step(apply(newSpec(t, "v1", waves, setWeight(20))))
+	dr = rollout.DryRun(first.r, "eu-1", false)
+	if dr.GetExtraInstances() != 2 || showRevisions(dr.GetDesired()) != "stable:v1=100" {
+		t.Errorf("first deploy dry run: extra %d desires %s", dr.GetExtraInstances(), showRevisions(dr.GetDesired()))
+	}
+}

@@ -119,3 +119,40 @@ func TestPreflightNeedsEveryAgentConnected(t *testing.T) {
 	f.wait(ctx, "healthy after the retry", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY))
 	f.expectShare(ctx, "eu-west", "v2", 1, 0)
 }
+
+// Capacity depends on the strategy: with room for 3 instances per agent
+// and 2 of v1 running, a blue-green (a full second set) fails the
+// pre-flight and moves nothing, while a rolling update one instance at a
+// time fits and completes.
+func TestPreflightCapacityForTheStrategy(t *testing.T) {
+	f := newTwoRegions(t)
+	ctx := f.ctx()
+	for _, r := range regions {
+		if err := f.env.Agents[r.Cluster].Stop(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.env.StartAgentWith(ctx, r.Cluster, r.Region, "--runtime", "local", "--max-instances", "3"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.deploy(ctx, "v1")
+	bg, _ := f.blueGreen("v2", 0, 0)
+	if _, err := f.env.Apply(ctx, bg.Manifest()); err != nil {
+		t.Fatal(err)
+	}
+	r := f.wait(ctx, "aborted by the pre-flight", harness.InPhase(cutoverv1.RolloutPhase_ROLLOUT_PHASE_ABORTED))
+	if msg := r.GetStatus().GetMessage(); !strings.Contains(msg, "capacity in us-east: ") || !strings.Contains(msg, "2 running + 2 more") {
+		t.Errorf("abort message %q", msg)
+	}
+	neverServed(t, r, "v2")
+
+	rolling := f.app("v3")
+	rolling.Rolling = &harness.Rolling{BatchSize: "1"}
+	if _, err := f.env.Apply(ctx, rolling.Manifest()); err != nil {
+		t.Fatal(err)
+	}
+	f.wait(ctx, "v3 healthy", func(r *cutoverv1.Rollout) bool {
+		return r.GetSpec().GetRevision().GetName() == "v3" && r.GetStatus().GetPhase() == cutoverv1.RolloutPhase_ROLLOUT_PHASE_HEALTHY
+	})
+	f.expectShare(ctx, "eu-west", "v3", 1, 0)
+}
