@@ -195,6 +195,7 @@ func (c *Controller) supervise(ctx context.Context, name string, q chan request)
 	timer := time.NewTimer(0) // a first tick re-evaluates after a restart
 	defer timer.Stop()
 	var wake time.Time
+	checked := false // the check runs of the rollout as loaded are started
 	for {
 		var req request
 		select {
@@ -208,7 +209,13 @@ func (c *Controller) supervise(ctx context.Context, name string, q chan request)
 		if rep.err == nil {
 			wake = rep.wake
 		}
-		c.startChecks(ctx, rep.r)
+		// Check runs start and stop only with a change of the rollout (and
+		// once after a restart): most events, agents' reports, change
+		// nothing and skip the controller's lock here.
+		if rep.changed || !checked {
+			c.startChecks(ctx, rep.r)
+			checked = rep.r != nil
+		}
 		if req.reply != nil {
 			req.reply <- rep
 		}
